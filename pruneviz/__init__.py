@@ -1,0 +1,23 @@
+"""pruneviz: learn neural-network pruning by seeing it.
+
+The pipeline of the lecture, one module per stage:
+granularity (which weights go together) -> criteria (how important) -> selection (how many) -> Pruner (masks).
+"""
+from . import data, zoo
+from .criteria import Criterion, get_criterion, register
+from .device import default_device
+from .evaluation import evaluate
+from .granularity import get_granularity
+from .interop import from_torch_prune, to_torch_prune
+from .metrics import count_parameters, latency, layer_macs, layer_sparsity, macs, size_bytes, sparsity
+from .pruner import Pruner
+from .tensor import prune_tensor, tensor_mask
+from .training import train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Criterion", "Pruner", "count_parameters", "data", "default_device", "evaluate", "from_torch_prune",
+    "get_criterion", "get_granularity", "latency", "layer_macs", "layer_sparsity", "macs", "prune_tensor",
+    "register", "size_bytes", "sparsity", "tensor_mask", "to_torch_prune", "train", "zoo",
+]

@@ -1,0 +1,30 @@
+"""Accuracy of a model on a data set, on the model's own device."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .data import Data, batches
+from .device import model_device
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: Data, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, targets) over all of ``data``, in eval mode; the model's train/eval mode is left as it was."""
+    was_training = model.training
+    model.eval()
+    device = model_device(model)
+    try:
+        logits, targets = [], []
+        for x, y in batches(data, batch_size, device):
+            logits.append(model(x.to(next(model.parameters()).dtype)))
+            targets.append(y)
+    finally:
+        model.train(was_training)
+    return torch.cat(logits), torch.cat(targets)
+
+
+def evaluate(model: nn.Module, data: Data, batch_size: int = 1024) -> float:
+    """Top-1 accuracy in [0, 1]."""
+    logits, targets = predict(model, data, batch_size)
+    return float((logits.argmax(1) == targets).float().mean())

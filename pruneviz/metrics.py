@@ -1,0 +1,110 @@
+"""What pruning changed: zeros, parameters, bytes, MACs, and measured latency.
+
+Zeros in a dense tensor make a model neither smaller on disk nor faster on a CPU: ``size_bytes(sparse=True)``
+and ``macs(sparse=True)`` say what a sparse format or sparse hardware could save; ``latency`` says what a
+dense kernel really does.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .device import model_device, synchronize
+from .graph import prunable_layers
+
+
+def layer_sparsity(model: nn.Module) -> dict[str, float]:
+    """Fraction of exact zeros in the weight of each Linear and Conv layer."""
+    return {name: float((m.weight == 0).float().mean()) for name, m in prunable_layers(model).items()}
+
+
+def sparsity(model: nn.Module) -> float:
+    """Fraction of exact zeros over the weights of all Linear and Conv layers."""
+    layers = prunable_layers(model).values()
+    total = sum(m.weight.numel() for m in layers)
+    zeros = sum(int((m.weight == 0).sum()) for m in layers)
+    return zeros / total if total else 0.0
+
+
+def count_parameters(model: nn.Module, nonzero: bool = False) -> int:
+    """All parameters, or only the nonzero ones."""
+    if nonzero:
+        return sum(int(torch.count_nonzero(p)) for p in model.parameters())
+    return sum(p.numel() for p in model.parameters())
+
+
+def size_bytes(model: nn.Module, sparse: bool = False) -> int:
+    """Bytes of the parameters; ``sparse=True`` counts only nonzero values (as the lecture's lab does,
+    leaving out the index overhead a real sparse format adds)."""
+    return sum((int(torch.count_nonzero(p)) if sparse else p.numel()) * p.element_size()
+               for p in model.parameters())
+
+
+def _example_input(example: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    param = next(model.parameters())
+    return example.to(param.device, param.dtype)
+
+
+@torch.no_grad()
+def layer_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
+    """Dense multiply-accumulates of each Linear and Conv layer for one forward pass of ``example``.
+
+    Counted by torch.utils.flop_counter (FLOPs / 2) rather than by formulas of our own.
+    """
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    try:
+        with counter:
+            model(_example_input(example, model))
+    finally:
+        model.train(was_training)
+    counts = counter.get_flop_counts()
+    out = {}
+    for name in prunable_layers(model):
+        key = f"{type(model).__name__}.{name}"
+        out[name] = int(sum(counts.get(key, {}).values())) // 2
+    return out
+
+
+def macs(model: nn.Module, example: torch.Tensor, sparse: bool = False) -> int:
+    """Multiply-accumulates of one forward pass; ``sparse=True`` scales each layer by its weight density,
+    the MACs a sparse kernel could skip (dense hardware still does them all)."""
+    per_layer = layer_macs(model, example)
+    if not sparse:
+        return sum(per_layer.values())
+    density = {name: 1.0 - s for name, s in layer_sparsity(model).items()}
+    return round(sum(m * density[name] for name, m in per_layer.items()))
+
+
+@torch.no_grad()
+def latency(model: nn.Module, example: torch.Tensor, warmup: int = 10, runs: int = 50) -> float:
+    """Median milliseconds of one forward pass on ``example`` after ``warmup`` untimed runs."""
+    was_training = model.training
+    model.eval()
+    x = _example_input(example, model)
+    device = model_device(model)
+    times = []
+    try:
+        for i in range(warmup + runs):
+            synchronize(device)
+            start = time.perf_counter()
+            model(x)
+            synchronize(device)
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1e3)
+    finally:
+        model.train(was_training)
+    return statistics.median(times)
+
+
+def summary(model: nn.Module, example: torch.Tensor) -> dict[str, float]:
+    """One dict of the numbers a readout shows: sparsity, parameters, bytes, MACs."""
+    return {"sparsity": sparsity(model), "parameters": count_parameters(model),
+            "nonzero_parameters": count_parameters(model, nonzero=True),
+            "dense_bytes": size_bytes(model), "sparse_bytes": size_bytes(model, sparse=True),
+            "macs": macs(model, example), "sparse_macs": macs(model, example, sparse=True)}

@@ -1,0 +1,80 @@
+"""Selection: how many groups go, per layer or over the whole model.
+
+Scores are sorted once (stable, so ties keep index order); a new ratio is then a prefix of that order.
+That is what keeps a slider fast and the masks nested: what is kept at a higher ratio is kept at every lower one.
+"""
+from __future__ import annotations
+
+import torch
+
+from .granularity import Granularity
+
+SCOPES = ("local", "global")
+
+
+def _stable_order(scores: torch.Tensor, tiers: torch.Tensor | None) -> torch.Tensor:
+    """Flat indices from least to most important: by tier first (if any), then score, then index."""
+    order = torch.sort(scores.reshape(-1), stable=True).indices
+    if tiers is not None:
+        order = order[torch.sort(tiers.reshape(-1)[order], stable=True).indices]
+    return order
+
+
+def _count(ratio: float, n: int) -> int:
+    # Python's round, as torch.nn.utils.prune and the lecture's lab count: k = round(ratio * n)
+    return min(n, round(ratio * n))
+
+
+class LocalSelector:
+    """Per layer: the ``round(ratio x groups)`` least important groups of each layer go."""
+
+    def __init__(self, scores: dict[str, torch.Tensor], granularity: Granularity):
+        self.shapes = {name: s.shape for name, s in scores.items()}
+        self.orders = {name: _stable_order(s, granularity.tiers(s)) for name, s in scores.items()}
+
+    def group_masks(self, ratios: dict[str, float]) -> dict[str, torch.Tensor]:
+        masks = {}
+        for name, order in self.orders.items():
+            mask = torch.ones(order.numel(), dtype=torch.bool, device=order.device)
+            mask[order[:_count(ratios.get(name, 0.0), order.numel())]] = False
+            masks[name] = mask.reshape(self.shapes[name])
+        return masks
+
+
+class GlobalSelector:
+    """One threshold over all layers: groups of every layer in one order, pruned until the ratio of weights."""
+
+    def __init__(self, scores: dict[str, torch.Tensor], granularity: Granularity,
+                 group_sizes: dict[str, int]):
+        self.names = list(scores)
+        self.shapes = {name: s.shape for name, s in scores.items()}
+        flat = [s.reshape(-1) for s in scores.values()]
+        device = flat[0].device
+        tiers = [granularity.tiers(s) for s in scores.values()]
+        all_tiers = None if tiers[0] is None else torch.cat([t.reshape(-1) for t in tiers])
+        all_scores = torch.cat([f.to(device, torch.float64) for f in flat])
+        self.order = _stable_order(all_scores, all_tiers)
+        self.counts = [f.numel() for f in flat]
+        sizes = torch.cat([torch.full((f.numel(),), group_sizes[n], dtype=torch.float64, device=device)
+                           for n, f in zip(self.names, flat)])
+        self.uniform = len(set(group_sizes.values())) == 1
+        self.cum_weights = torch.cumsum(sizes[self.order], 0)  # weights pruned after the first k groups
+
+    def _k(self, ratio: float) -> int:
+        n = self.order.numel()
+        if self.uniform:
+            return _count(ratio, n)
+        target = ratio * float(self.cum_weights[-1])
+        k = int(torch.searchsorted(self.cum_weights, torch.tensor(target, dtype=torch.float64,
+                                                                   device=self.cum_weights.device), right=True))
+        # k groups undershoot (or hit) the target; k + 1 may be closer
+        below = float(self.cum_weights[k - 1]) if k else 0.0
+        if k < n and float(self.cum_weights[k]) - target < target - below:
+            k += 1
+        return k
+
+    def group_masks(self, ratio: float) -> dict[str, torch.Tensor]:
+        mask = torch.ones(self.order.numel(), dtype=torch.bool, device=self.order.device)
+        mask[self.order[:self._k(ratio)]] = False
+        return {name: part.reshape(self.shapes[name])
+                for name, part in zip(self.names, torch.split(mask, self.counts))}
