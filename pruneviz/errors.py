@@ -13,7 +13,9 @@ def unknown_choice(kind: str, given: object, valid: Iterable[str]) -> ValueError
 
 def check_ratio(ratio: object, what: str = "sparsity") -> float:
     """A pruning ratio is a real number in [0, 1]; anything else (NaN, bool, 1.5) is refused."""
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+    if isinstance(ratio, bool):
+        raise ValueError(f"{what} must be a number in [0, 1], got {ratio!r}")
+    if not isinstance(ratio, (int, float)):
         try:  # numpy and 0-d torch scalars
             ratio = float(ratio)  # type: ignore[arg-type]
         except (TypeError, ValueError):
