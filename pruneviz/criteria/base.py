@@ -1,4 +1,4 @@
-"""Criteria: how important each weight (or each group of weights) is.
+"""The criterion interface and the registry the Pruner finds criteria in by name.
 
 A criterion turns a model's layers into scores: low score = pruned first. Two kinds plug into the Pruner:
 
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import unknown_choice
-from .granularity import Granularity
-from .graph import LayerInfo
+from ..errors import unknown_choice
+from ..granularity import Granularity
+from ..graph import LayerInfo
 
 Scores = dict[str, torch.Tensor]
 
@@ -56,44 +56,6 @@ class ElementCriterion(Criterion):
                     for name, info in layers.items()}
 
 
-@dataclass
-class Magnitude(ElementCriterion):
-    """|w|: small weights matter least (Han et al. 2015). Groups: sum |w|, the lecture's row-wise importance."""
-
-    name = "magnitude"
-    description = "L1 magnitude: |w| per weight, sum |w| per group"
-
-    def element_scores(self, weight):
-        return weight.abs()
-
-
-@dataclass
-class L2Magnitude(Magnitude):
-    """The L2 norm of each group, sqrt(sum w^2); element-wise it ranks like |w|."""
-
-    name = "l2"
-    norm = "l2"
-    description = "L2 magnitude: sqrt(sum w^2) per group"
-
-
-@dataclass
-class Random(Criterion):
-    """Uniform random scores per group: the baseline every criterion has to beat. Seeded, so repeatable."""
-
-    name = "random"
-    description = "random scores (baseline), seeded"
-    seed: int = 0
-
-    def scores(self, model, layers, granularity, data=None):
-        gen = torch.Generator().manual_seed(self.seed)
-        out = {}
-        for name, info in layers.items():
-            weight = info.module.weight
-            shape = granularity.group_shape(weight.shape)
-            out[name] = torch.rand(shape, generator=gen, dtype=torch.float64).to(weight.device, weight.dtype)
-        return out
-
-
 REGISTRY: dict[str, Callable[..., Criterion]] = {}
 
 
@@ -101,10 +63,6 @@ def register(factory: Callable[..., Criterion], name: str | None = None) -> Call
     """Make a criterion available by name to the Pruner and the widgets."""
     REGISTRY[name or factory.name] = factory
     return factory
-
-
-for _factory in (Magnitude, L2Magnitude, Random):
-    register(_factory)
 
 
 def get_criterion(name: str | Criterion, **options) -> Criterion:
