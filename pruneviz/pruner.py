@@ -35,11 +35,17 @@ class Pruner:
 
     def __init__(self, model: nn.Module, criterion: str | Criterion = "magnitude",
                  granularity: str | Granularity = "element", scope: str = "local", *, data: object = None,
-                 layers: Iterable[str] | None = None, **criterion_options):
+                 layers: Iterable[str] | None = None, max_layer_sparsity: float | None = None,
+                 **criterion_options):
         self.granularity = get_granularity(granularity)
         self.criterion = get_criterion(criterion, **criterion_options)
         if scope not in SCOPES:
             raise unknown_choice("scope", scope, SCOPES)
+        if max_layer_sparsity is not None:
+            if scope != "global":
+                raise ValueError("max_layer_sparsity guards scope='global' (a local ratio is already per layer)")
+            max_layer_sparsity = check_ratio(max_layer_sparsity, "max_layer_sparsity")
+        self.max_layer_sparsity = max_layer_sparsity
         self._check_combination(data)
         self.model = model
         self.scope = scope
@@ -130,7 +136,7 @@ class Pruner:
         self.scores = {name: s.detach() for name, s in scores.items()}
         if self.scope == "global":
             sizes = {name: self.layers[name].weight.numel() // max(1, s.numel()) for name, s in scores.items()}
-            self._selector = GlobalSelector(self.scores, self.granularity, sizes)
+            self._selector = GlobalSelector(self.scores, self.granularity, sizes, self.max_layer_sparsity)
         else:
             self._selector = LocalSelector(self.scores, self.granularity)
 
@@ -255,6 +261,7 @@ class Pruner:
         """Everything to rebuild this pruner on the same model: tensors, strings and floats only,
         so ``torch.load(..., weights_only=True)`` reads it."""
         return {"criterion": self.criterion.name, "granularity": self.granularity.name, "scope": self.scope,
+                "max_layer_sparsity": self.max_layer_sparsity,
                 "layers": list(self.layers), "ratios": dict(self.ratios), "masks": dict(self.masks),
                 "scores": dict(self.scores), "dense": dict(self._dense)}
 
@@ -265,6 +272,7 @@ class Pruner:
         self.granularity = get_granularity(state["granularity"])
         self.criterion = get_criterion(state["criterion"])
         self.scope, self.model, self.data = state["scope"], model, None
+        self.max_layer_sparsity = state.get("max_layer_sparsity")
         self.graph = build_graph(model)
         self.skipped = {}
         missing = [n for n in state["layers"] if n not in self.graph.layers]
@@ -278,8 +286,8 @@ class Pruner:
         self.ratios = dict(state["ratios"])
         self.scores = {k: v.to(device) for k, v in state["scores"].items()}
         sizes = {n: self.layers[n].weight.numel() // max(1, s.numel()) for n, s in self.scores.items()}
-        self._selector = (GlobalSelector(self.scores, self.granularity, sizes) if self.scope == "global"
-                          else LocalSelector(self.scores, self.granularity))
+        self._selector = (GlobalSelector(self.scores, self.granularity, sizes, self.max_layer_sparsity)
+                          if self.scope == "global" else LocalSelector(self.scores, self.granularity))
         self._write()
         return self
 

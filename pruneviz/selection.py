@@ -42,10 +42,15 @@ class LocalSelector:
 
 
 class GlobalSelector:
-    """One threshold over all layers: groups of every layer in one order, pruned until the ratio of weights."""
+    """One threshold over all layers: groups of every layer in one order, pruned until the ratio of weights.
+
+    Scores of different layers live on different scales, so one threshold can empty a whole layer (and cut the
+    network). ``max_layer_sparsity`` guards against that: no layer loses more than that fraction of its groups;
+    past what the guard allows, the model stays at the guard's maximum sparsity.
+    """
 
     def __init__(self, scores: dict[str, torch.Tensor], granularity: Granularity,
-                 group_sizes: dict[str, int]):
+                 group_sizes: dict[str, int], max_layer_sparsity: float | None = None):
         self.names = list(scores)
         self.shapes = {name: s.shape for name, s in scores.items()}
         flat = [s.reshape(-1) for s in scores.values()]
@@ -55,16 +60,33 @@ class GlobalSelector:
         all_scores = torch.cat([f.to(device, torch.float64) for f in flat])
         self.order = _stable_order(all_scores, all_tiers)
         self.counts = [f.numel() for f in flat]
+        if max_layer_sparsity is not None:
+            self.order = self._guarded(self.order, max_layer_sparsity)
         sizes = torch.cat([torch.full((f.numel(),), group_sizes[n], dtype=torch.float64, device=device)
                            for n, f in zip(self.names, flat)])
-        self.uniform = len(set(group_sizes.values())) == 1
+        self.total_weights = float(sizes.sum())
+        self.uniform = len(set(group_sizes.values())) == 1 and max_layer_sparsity is None
         self.cum_weights = torch.cumsum(sizes[self.order], 0)  # weights pruned after the first k groups
+
+    def _guarded(self, order: torch.Tensor, cap: float) -> torch.Tensor:
+        """The order without each layer's groups beyond its cap: those are never pruned."""
+        device = order.device
+        counts = torch.tensor(self.counts, device=device)
+        layer_of = torch.repeat_interleave(torch.arange(len(self.counts), device=device), counts)[order]
+        by_layer = torch.sort(layer_of, stable=True).indices  # positions in `order`, grouped by layer
+        starts = torch.cumsum(counts, 0) - counts
+        rank = torch.empty_like(order)
+        rank[by_layer] = torch.arange(order.numel(), device=device) - starts[layer_of[by_layer]]
+        caps = torch.tensor([_count(cap, c) for c in self.counts], device=device)
+        return order[rank < caps[layer_of]]
 
     def _k(self, ratio: float) -> int:
         n = self.order.numel()
+        if n == 0:
+            return 0
         if self.uniform:
             return _count(ratio, n)
-        target = ratio * float(self.cum_weights[-1])
+        target = ratio * self.total_weights
         k = int(torch.searchsorted(self.cum_weights, torch.tensor(target, dtype=torch.float64,
                                                                    device=self.cum_weights.device), right=True))
         # k groups undershoot (or hit) the target; k + 1 may be closer
@@ -74,7 +96,7 @@ class GlobalSelector:
         return k
 
     def group_masks(self, ratio: float) -> dict[str, torch.Tensor]:
-        mask = torch.ones(self.order.numel(), dtype=torch.bool, device=self.order.device)
+        mask = torch.ones(sum(self.counts), dtype=torch.bool, device=self.order.device)
         mask[self.order[:self._k(ratio)]] = False
         return {name: part.reshape(self.shapes[name])
                 for name, part in zip(self.names, torch.split(mask, self.counts))}

@@ -144,3 +144,28 @@ def test_deepcopy_of_pruned_model_and_pruner():
     pruner_clone = copy.deepcopy(pruner)
     pruner_clone.restore()
     assert pruner.sparsity() > 0.69  # the original is untouched by its copy's restore
+
+
+@settings(max_examples=25, deadline=None)
+@given(granularity=st.sampled_from(["element", "channel", "kernel"]), cap=st.floats(0.1, 1.0),
+       pair=st.tuples(ratios, ratios))
+def test_global_guard_caps_every_layer_and_stays_nested(granularity, cap, pair):
+    low, high = sorted(pair)
+    pruner = Pruner(small_cnn(), "magnitude", granularity, "global", max_layer_sparsity=cap)
+    kept_low = {n: m.clone() for n, m in pruner.prune(low).group_masks().items()}
+    for name, kept in pruner.prune(high).group_masks().items():
+        assert int((~kept).sum()) <= round(cap * kept.numel()), name
+        assert bool((kept <= kept_low[name]).all()), name
+
+
+def test_global_channel_pruning_empties_a_layer_without_the_guard():
+    # the pain users report: one threshold over layers of different scales cuts the network
+    pruner = Pruner(small_cnn(), granularity="channel", scope="global").prune(0.3)
+    assert max(pruner.layer_sparsity().values()) == 1.0
+    guarded = Pruner(small_cnn(), granularity="channel", scope="global", max_layer_sparsity=0.8).prune(0.3)
+    assert max(guarded.layer_sparsity().values()) <= 0.8
+
+
+def test_guard_needs_global_scope():
+    with pytest.raises(ValueError, match="scope='global'"):
+        Pruner(small_cnn(), max_layer_sparsity=0.5)
