@@ -1,0 +1,154 @@
+"""Curves over sparsity or training steps: accuracy vs sparsity, per-layer sensitivity, pruning schedules.
+
+Sparsity and accuracy are fractions in [0, 1] in the kit's data; the axes show them in percent.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
+
+from .base import axes, percent_axis, register
+from .theme import ACCENT, PALETTE
+
+Curve = tuple[Sequence[float], Sequence[float]]
+
+
+class AccuracyCurves:
+    """The artists of accuracy-vs-sparsity curves: one line per label and a marker at the current point."""
+
+    def __init__(self, ax: Axes):
+        self.ax = ax
+        self.lines: dict[str, Line2D] = {}
+        (self.current,) = ax.plot([], [], marker="o", markersize=9, linestyle="none", markerfacecolor="none",
+                                  markeredgewidth=2.2, color=ACCENT, label="current", zorder=5)
+        ax.set_xlabel("sparsity (% of weights pruned)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_xlim(-2, 102)
+        ax.set_ylim(-2, 102)
+        percent_axis(ax, "x")
+        percent_axis(ax, "y")
+        register(ax, self)
+
+    def set_curve(self, label: str, sparsities: Sequence[float], accuracies: Sequence[float]) -> Line2D:
+        """Add the curve ``label`` (or move it, if it is there already)."""
+        x = 100.0 * np.asarray(sparsities, dtype=float)
+        y = 100.0 * np.asarray(accuracies, dtype=float)
+        if label in self.lines:
+            self.lines[label].set_data(x, y)
+        else:
+            color = PALETTE[len(self.lines) % len(PALETTE)]
+            (self.lines[label],) = self.ax.plot(x, y, marker=".", markersize=5, linewidth=1.5, color=color,
+                                                label=label)
+            self.ax.legend(loc="lower left", fontsize="small", frameon=False)
+        return self.lines[label]
+
+    def set_current(self, sparsity: float | None, accuracy: float | None = None) -> None:
+        """Mark the current (sparsity, accuracy); None hides the marker."""
+        if sparsity is None or accuracy is None:
+            self.current.set_data([], [])
+        else:
+            self.current.set_data([100.0 * sparsity], [100.0 * accuracy])
+
+    @property
+    def current_point(self) -> tuple[float, float] | None:
+        """The marked point as fractions (sparsity, accuracy), or None."""
+        x, y = self.current.get_data()
+        return (float(x[0]) / 100.0, float(y[0]) / 100.0) if len(x) else None
+
+
+def _curves_from(data, hue: str | None, x: str, y: str) -> dict[str, Curve]:
+    if isinstance(data, Mapping):
+        return {str(k): (v[0], v[1]) for k, v in data.items()}
+    if hasattr(data, "groupby"):  # a pandas DataFrame
+        missing = [c for c in (x, y) + ((hue,) if hue else ()) if c not in data.columns]
+        if missing:
+            raise ValueError(f"the DataFrame has no column {missing[0]!r}; it has {list(data.columns)}")
+        if hue is None:
+            frame = data.sort_values(x)
+            return {y: (frame[x].to_numpy(), frame[y].to_numpy())}
+        return {str(k): (g.sort_values(x)[x].to_numpy(), g.sort_values(x)[y].to_numpy())
+                for k, g in data.groupby(hue, sort=False)}
+    raise TypeError(f"curves must be a dict {{label: (sparsities, accuracies)}} or a DataFrame, "
+                    f"got {type(data).__name__}")
+
+
+def accuracy_curve(curves, *, hue: str | None = None, current: tuple[float, float] | None = None,
+                   title: str | None = None, ax: Axes | None = None) -> Axes:
+    """Accuracy vs sparsity, several criteria or granularities on one Axes, the current point marked.
+
+    Args:
+        curves: ``{label: (sparsities, accuracies)}`` (fractions), or a DataFrame with columns ``sparsity``,
+            ``accuracy`` and ``hue`` (e.g. hue="criterion").
+        current: (sparsity, accuracy) to mark.
+    """
+    ax = axes(ax)
+    plot = AccuracyCurves(ax)
+    for label, (xs, ys) in _curves_from(curves, hue, "sparsity", "accuracy").items():
+        plot.set_curve(label, xs, ys)
+    if current is not None:
+        plot.set_current(*current)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def sensitivity_curves(scan, *, floor: float | None = None, title: str | None = None,
+                       ax: Axes | None = None) -> Axes:
+    """Accuracy of the model when one layer at a time is pruned, one curve per layer (a sensitivity scan).
+
+    Args:
+        scan: a DataFrame with columns ``layer``, ``sparsity``, ``accuracy`` (fractions), as
+            ``pruneviz``'s sensitivity scan gives it; sparsity 0 rows give the dense accuracy.
+        floor: an accuracy floor to draw (e.g. dense accuracy minus the loss you accept).
+    """
+    ax = axes(ax)
+    lines = {}
+    for i, (layer, (xs, ys)) in enumerate(_curves_from(scan, "layer", "sparsity", "accuracy").items()):
+        (lines[layer],) = ax.plot(100 * np.asarray(xs, float), 100 * np.asarray(ys, float), marker="o",
+                                  markersize=3.5, linewidth=1.4, color=PALETTE[i % len(PALETTE)], label=layer)
+    if floor is not None:
+        lines["floor"] = ax.axhline(100 * floor, color=ACCENT, linestyle="--", linewidth=1.2, label="accuracy floor")
+    ax.set_xlabel("sparsity of the layer (% of its weights pruned)")
+    ax.set_ylabel("model accuracy (%)")
+    percent_axis(ax, "x")
+    percent_axis(ax, "y")
+    ax.legend(title="pruned layer", fontsize="small", title_fontsize="small", frameon=False,
+              loc="lower left", ncol=2 if len(lines) > 6 else 1)
+    if title:
+        ax.set_title(title)
+    register(ax, lines)
+    return ax
+
+
+def schedule_curve(schedules, *, current_step: int | None = None, title: str | None = None,
+                   ax: Axes | None = None) -> Axes:
+    """Target sparsity over training steps for one schedule or several (``{label: schedule}``).
+
+    A schedule is any object with ``.points() -> (steps, sparsities)``; sparsity holds between steps, so the
+    curve is drawn as steps.
+    """
+    ax = axes(ax)
+    items = schedules.items() if isinstance(schedules, Mapping) else [(type(schedules).__name__, schedules)]
+    lines = {}
+    for i, (label, schedule) in enumerate(items):
+        if not hasattr(schedule, "points"):
+            raise TypeError(f"a schedule needs a .points() method returning (steps, sparsities); "
+                            f"{label!r} is a {type(schedule).__name__}")
+        steps, sparsities = schedule.points()
+        (lines[label],) = ax.plot(list(steps), 100 * np.asarray(sparsities, float), drawstyle="steps-post",
+                                  marker="o", markersize=3.5, linewidth=1.6, color=PALETTE[i % len(PALETTE)],
+                                  label=str(label))
+    if current_step is not None:
+        lines["current"] = ax.axvline(current_step, color=ACCENT, linestyle="--", linewidth=1.2, label="now")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("target sparsity (% of weights pruned)")
+    ax.set_ylim(-2, 102)
+    percent_axis(ax, "y")
+    ax.legend(fontsize="small", frameon=False, loc="lower right")
+    if title:
+        ax.set_title(title)
+    register(ax, lines)
+    return ax

@@ -1,0 +1,164 @@
+"""Per-channel and per-layer views: APoZ per channel, BatchNorm gamma, parameters / MACs / sparsity per layer."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.axes import Axes
+from matplotlib.patches import Patch
+from torch import nn
+
+from ..graph import NORMS, prunable_layers
+from ..metrics import layer_macs
+from .base import axes, percent_axis, register, to_numpy
+from .theme import ACCENT, DENSE, MUTED, PALETTE, PRUNED
+
+
+def _per_layer(values, what: str) -> dict[str, np.ndarray]:
+    if isinstance(values, Mapping):
+        return {str(k): to_numpy(v).astype(float).ravel() for k, v in values.items()}
+    if isinstance(values, (torch.Tensor, np.ndarray)):
+        return {"": to_numpy(values).astype(float).ravel()}
+    raise TypeError(f"{what} must be a tensor (one value per channel) or a dict {{layer: tensor}}, "
+                    f"got {type(values).__name__}")
+
+
+def apoz_bars(apoz, *, pruned=None, title: str | None = None, ax: Axes | None = None) -> Axes:
+    """Average percentage of zeros (APoZ) of each channel's ReLU output, one bar per channel.
+
+    Args:
+        apoz: per-channel APoZ in [0, 1]: a tensor for one layer or ``{layer: tensor}`` (layers side by side).
+        pruned: the channels to show as pruned (bool, same structure); high APoZ = pruned first.
+    """
+    ax = axes(ax)
+    layers = _per_layer(apoz, "apoz")
+    marks = _per_layer(pruned, "pruned") if pruned is not None else {}
+    start, bars, centers = 0, {}, []
+    for i, (name, values) in enumerate(layers.items()):
+        x = np.arange(start, start + len(values))
+        color = np.tile(np.array(PALETTE[i % len(PALETTE)]), (len(values), 1))
+        if name in marks:
+            color[marks[name].astype(bool)] = MUTED
+        bars[name] = ax.bar(x, 100 * values, width=0.85, color=color)
+        centers.append((x.mean() if len(x) else start, name))
+        start += len(values) + 2
+    ax.set_xlabel("channel" + (" (grouped by layer)" if len(layers) > 1 else ""))
+    ax.set_ylabel("APoZ (% zero activations)")
+    ax.set_ylim(0, 100)
+    percent_axis(ax, "y")
+    handles = [Patch(color=PALETTE[i % len(PALETTE)], label=name) for i, name in enumerate(layers) if name]
+    if marks:
+        handles.append(Patch(color=MUTED, label="pruned"))
+    if handles:
+        ax.legend(handles=handles, fontsize="small", frameon=False, loc="upper right")
+    if title:
+        ax.set_title(title)
+    register(ax, bars)
+    return ax
+
+
+def batchnorm_gammas(model: nn.Module) -> dict[str, torch.Tensor]:
+    """|gamma| of every BatchNorm layer of a model: the scaling criterion's channel importance."""
+    return {name: m.weight.detach().abs() for name, m in model.named_modules()
+            if isinstance(m, NORMS) and m.weight is not None}
+
+
+def gamma_distribution(source, *, threshold: float | None = None, bins: int = 40, title: str | None = None,
+                       ax: Axes | None = None) -> Axes:
+    """Distribution of BatchNorm scale factors |gamma| (network slimming pushes many toward 0).
+
+    Args:
+        source: a model (all its BatchNorm layers) or ``{layer: gamma tensor}``.
+        threshold: the |gamma| below which channels are pruned, marked as a line.
+    """
+    ax = axes(ax)
+    gammas = batchnorm_gammas(source) if isinstance(source, nn.Module) else source
+    layers = _per_layer({k: np.abs(to_numpy(v)) for k, v in gammas.items()}, "gammas")
+    if not layers:
+        raise ValueError("no BatchNorm layer to plot")
+    top = max(float(v.max()) for v in layers.values() if v.size) or 1.0
+    edges = np.linspace(0.0, top * 1.0001, bins + 1)
+    handles = {}
+    for i, (name, values) in enumerate(layers.items()):
+        counts = np.histogram(values, edges)[0]
+        handles[name] = ax.stairs(counts, edges, fill=True, alpha=0.5, color=PALETTE[i % len(PALETTE)], label=name)
+    if threshold is not None:
+        handles["threshold"] = ax.axvline(threshold, color=ACCENT, linestyle="--", linewidth=1.2, label="threshold")
+    ax.set_xlabel("|γ| (BatchNorm scale factor)")
+    ax.set_ylabel("number of channels")
+    ax.legend(fontsize="small", frameon=False, loc="upper right")
+    if title:
+        ax.set_title(title)
+    register(ax, handles)
+    return ax
+
+
+def layer_table(model: nn.Module, example: torch.Tensor, dense: nn.Module | None = None) -> pd.DataFrame:
+    """Per Linear/Conv layer: parameters (weight + bias), nonzero ones, MACs dense and sparse, sparsity.
+
+    ``example`` is one input batch for counting MACs (torch.utils.flop_counter). Zeros in ``model`` are what
+    pruning removed; ``dense`` (optional) is the unpruned model, for a physically smaller pruned model whose
+    layers have fewer parameters than the original: then dense columns come from it.
+    """
+    rows = []
+    pruned_macs = layer_macs(model, example)
+    dense_layers = prunable_layers(dense) if dense is not None else None
+    dense_macs = layer_macs(dense, example) if dense is not None else pruned_macs
+    for name, module in prunable_layers(model).items():
+        params = [p for p in (module.weight, getattr(module, "bias", None)) if p is not None]
+        nonzero = sum(int(torch.count_nonzero(p)) for p in params)
+        ref = dense_layers[name] if dense_layers is not None and name in dense_layers else module
+        total = sum(p.numel() for p in (ref.weight, getattr(ref, "bias", None)) if p is not None)
+        density = float(torch.count_nonzero(module.weight)) / ref.weight.numel()
+        rows.append({"layer": name, "parameters": total, "nonzero_parameters": nonzero,
+                     "macs": dense_macs.get(name, 0), "sparse_macs": round(pruned_macs.get(name, 0) * density),
+                     "sparsity": 1.0 - density})
+    return pd.DataFrame(rows, columns=["layer", "parameters", "nonzero_parameters", "macs", "sparse_macs",
+                                       "sparsity"])
+
+
+_MEASURES = {"parameters": ("parameters", "nonzero_parameters", "parameters"),
+             "macs": ("macs", "sparse_macs", "multiply-accumulates per image")}
+
+
+def layer_bars(table: pd.DataFrame, *, measure: str = "parameters", log: bool = False, title: str | None = None,
+               ax: Axes | None = None) -> Axes:
+    """Dense vs pruned bars per layer, for parameters or MACs (from :func:`layer_table`)."""
+    if measure not in _MEASURES:
+        raise ValueError(f"unknown measure {measure!r}; valid choices: {', '.join(map(repr, _MEASURES))}")
+    dense_col, pruned_col, unit = _MEASURES[measure]
+    ax = axes(ax)
+    x = np.arange(len(table))
+    bars = {"dense": ax.bar(x - 0.2, table[dense_col], width=0.4, color=DENSE, label="dense"),
+            "pruned": ax.bar(x + 0.2, table[pruned_col], width=0.4, color=PRUNED, label="pruned (nonzero)")}
+    ax.set_xticks(x, table["layer"], rotation=30, ha="right")
+    ax.set_xlabel("layer")
+    ax.set_ylabel(f"{unit}" + (" (log)" if log else ""))
+    if log:
+        ax.set_yscale("log")
+    ax.legend(fontsize="small", frameon=False)
+    if title:
+        ax.set_title(title)
+    register(ax, bars)
+    return ax
+
+
+def sparsity_bars(sparsities, *, title: str | None = None, ax: Axes | None = None) -> Axes:
+    """Sparsity of each layer: a ``{layer: fraction}`` dict (e.g. ``pruner.layer_sparsity()``) or a
+    :func:`layer_table`."""
+    if hasattr(sparsities, "columns"):
+        sparsities = dict(zip(sparsities["layer"], sparsities["sparsity"]))
+    ax = axes(ax)
+    names = list(sparsities)
+    bars = ax.bar(np.arange(len(names)), [100 * float(sparsities[n]) for n in names], color=PRUNED, width=0.7)
+    ax.set_xticks(np.arange(len(names)), names, rotation=30, ha="right")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("sparsity (% of weights pruned)")
+    ax.set_ylim(0, 100)
+    percent_axis(ax, "y")
+    if title:
+        ax.set_title(title)
+    register(ax, bars)
+    return ax
