@@ -1,0 +1,269 @@
+"""Drive JupyterLab in headless Chromium: the server, the browser, a notebook page, and process hygiene.
+
+Facts this relies on were measured on these machines (see the shared browser-testing notes): Debian's chromium
+driven by the Python playwright package through ``executable_path`` (never a downloaded browser), JupyterLab
+4.6 selectors, and orphaned Chromium processes that nobody reaps unless the test process does.
+"""
+from __future__ import annotations
+
+import ctypes
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# Debian's package puts the real binary here; /usr/bin/chromium is a wrapper script that adds flags and warns.
+CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "chromium", "chromium-browser", "google-chrome")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-quic", "--disable-sync"]
+
+# Settings that keep the page still and complete: no news pop-up over the notebook, every cell in the DOM.
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+}
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def find_chromium() -> str | None:
+    """The Chromium binary to drive: $PRUNEVIZ_CHROMIUM, else Debian's real binary, else one on the PATH."""
+    for candidate in (os.environ.get("PRUNEVIZ_CHROMIUM"), *CHROMIUM_CANDIDATES):
+        if not candidate:
+            continue
+        path = candidate if os.path.isabs(candidate) else shutil.which(candidate)
+        if path and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+# --- processes --------------------------------------------------------------------------------------------
+
+def _children(pid: int) -> dict[int, str]:
+    """{child pid: state letter} of the processes whose parent is ``pid``, read from /proc."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # the command name may hold spaces and parentheses: the fields after the last ")" are fixed
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid:
+            out[int(entry.name)] = fields[0]
+    return out
+
+
+class Subreaper:
+    """Make this process the reaper of orphans of its descendants, and end and reap them on ``close``.
+
+    Chromium leaves helper processes behind when its parent goes; on these machines PID 1 does not reap them.
+    Only children that appeared after ``open`` are touched: they are the orphans of what the tests started.
+    """
+
+    def __init__(self) -> None:
+        self._before: set[int] = set()
+        self.enabled = False
+
+    def open(self) -> None:
+        self._before = set(_children(os.getpid()))
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.enabled = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+    def close(self, grace: float = 3.0) -> list[int]:
+        """Terminate and reap the children that appeared since ``open``; returns their pids."""
+        me = os.getpid()
+        new = [pid for pid in _children(me) if pid not in self._before]
+        for pid in new:
+            _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(p in _children(me) for p in new):
+            _reap(new)
+            time.sleep(0.05)
+        for pid in new:
+            if pid in _children(me):
+                _signal(pid, signal.SIGKILL)
+        _reap(new, block=True)
+        if self.enabled:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+        return new
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(pids: list[int], block: bool = False) -> None:
+    for pid in pids:
+        try:
+            os.waitpid(pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            pass
+
+
+# --- the server -------------------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Lab:
+    """A running JupyterLab serving ``root`` at ``url`` (token off, loopback only)."""
+    url: str
+    root: Path
+    process: subprocess.Popen
+    log: Path
+
+    @classmethod
+    def start(cls, home: Path, timeout: float = 60.0) -> "Lab":
+        """Start JupyterLab with every config, runtime, data and settings directory under ``home``."""
+        root = home / "notebooks"
+        settings = home / "lab-settings"
+        for name in ("notebooks", "config", "runtime", "data", "workspaces"):
+            (home / name).mkdir(parents=True, exist_ok=True)
+        for plugin, values in LAB_SETTINGS.items():
+            package, name = plugin.rsplit("/", 1)
+            path = settings / package / f"{name}.jupyterlab-settings"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(values))
+        env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+                   JUPYTER_DATA_DIR=str(home / "data"), JUPYTERLAB_SETTINGS_DIR=str(settings),
+                   JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"), JUPYTER_PLATFORM_DIRS="1")
+        port = _free_port()
+        log = home / "jupyterlab.log"
+        cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.port_retries=0",
+               "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password=",
+               "--allow-root", f"--ServerApp.root_dir={root}", "--LabApp.news_url=None"]
+        with log.open("wb") as out:
+            process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root,
+                                       start_new_session=True)
+        lab = cls(f"http://127.0.0.1:{port}", root, process, log)
+        lab._wait_ready(timeout)
+        return lab
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited with {self.process.returncode}:\n{self.log.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/status", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"JupyterLab did not answer within {timeout:.0f} s:\n{self.log.read_text()}")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM (the server shuts its kernels down with it), SIGKILL if it hangs."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+# --- pictures ---------------------------------------------------------------------------------------------
+
+def decode_png(data: bytes) -> np.ndarray:
+    """RGB(A) floats in [0, 1], shape [height, width, channels]."""
+    import matplotlib.image
+    return matplotlib.image.imread(io.BytesIO(data), format="png")
+
+
+def changed_fraction(a: bytes, b: bytes) -> float:
+    """Fraction of pixels that differ between two PNG screenshots (1.0 if their sizes differ)."""
+    x, y = decode_png(a), decode_png(b)
+    if x.shape != y.shape:
+        return 1.0
+    return float(np.any(np.abs(x - y) > 1e-3, axis=-1).mean())
+
+
+# --- a notebook in the page -------------------------------------------------------------------------------
+
+# True once every non-empty code cell shows "[n]:", or as soon as one shows an error (Run All stops there).
+_ALL_RAN_JS = """() => {
+  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+  if (!panel) return false;
+  if (panel.querySelector('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')) return true;
+  const cells = [...panel.querySelectorAll('.jp-Notebook .jp-CodeCell')];
+  return cells.length > 0 && cells.every(cell => {
+    const source = (cell.querySelector('.cm-content')?.textContent || '').trim();
+    const prompt = (cell.querySelector('.jp-InputPrompt')?.textContent || '').trim();
+    return !source || /^\\[\\d+\\]:$/.test(prompt);
+  });
+}"""
+
+
+class NotebookPage:
+    """One notebook opened in JupyterLab in a Playwright page: open, Run All, read errors, take pictures."""
+
+    def __init__(self, page, lab: Lab) -> None:
+        self.page = page
+        self.lab = lab
+
+    def open(self, name: str, timeout: float = 60.0) -> None:
+        """Open ``name`` (relative to the server's root) and wait until its kernel is idle."""
+        # ?reset: a fresh workspace, so notebooks opened by earlier tests do not come back as tabs
+        self.page.goto(f"{self.lab.url}/lab/tree/{name}?reset", timeout=timeout * 1e3)
+        self.panel.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=timeout * 1e3)
+        # The status bar names the kernel once one is attached; the toolbar says "idle" before that, and Run All
+        # pressed then does nothing.
+        self.page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\|\s*Idle")).first.wait_for(
+            timeout=timeout * 1e3)
+
+    def run_all(self, timeout: float = 90.0) -> None:
+        """Run > Run All Cells, then wait until every code cell ran (or one failed: raises with its text)."""
+        self.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        self.page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
+        self.page.wait_for_function(_ALL_RAN_JS, timeout=timeout * 1e3, polling=200)
+        errors = self.errors()
+        if errors:
+            raise AssertionError("a cell failed in the browser:\n" + "\n".join(errors))
+
+    @property
+    def panel(self):
+        """The notebook on show (other tabs stay in the DOM, hidden)."""
+        return self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+
+    def errors(self) -> list[str]:
+        return self.panel.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]'
+                                 ).all_inner_texts()
+
+    def settled_screenshot(self, locator, timeout: float = 20.0, pause: float = 0.25,
+                           differs_from: bytes | None = None) -> bytes:
+        """A screenshot of ``locator`` once two shots in a row agree (and, if given, differ from
+        ``differs_from``): inline figures are replaced on each update and ipympl redraws after a round trip."""
+        deadline = time.monotonic() + timeout
+        previous = locator.screenshot(animations="disabled")
+        while True:
+            time.sleep(pause)
+            shot = locator.screenshot(animations="disabled")
+            settled = changed_fraction(previous, shot) == 0.0
+            if settled and (differs_from is None or changed_fraction(differs_from, shot) > 0.0):
+                return shot
+            if time.monotonic() > deadline:
+                return shot  # the caller's assertion says what did not happen
+            previous = shot
