@@ -19,11 +19,12 @@ Curve = tuple[Sequence[float], Sequence[float]]
 class AccuracyCurves:
     """The artists of accuracy-vs-sparsity curves: one line per label and a marker at the current point."""
 
-    def __init__(self, ax: Axes):
+    def __init__(self, ax: Axes, *, current_label: str = "current"):
         self.ax = ax
         self.lines: dict[str, Line2D] = {}
+        self.markers: dict[str, Line2D] = {}  # the current point of each curve, when several are compared
         (self.current,) = ax.plot([], [], marker="o", markersize=9, linestyle="none", markerfacecolor="none",
-                                  markeredgewidth=2.2, color=ACCENT, label="current", zorder=5)
+                                  markeredgewidth=2.2, color=ACCENT, label=current_label, zorder=5)
         ax.set_xlabel("sparsity (% of weights pruned)")
         ax.set_ylabel("accuracy (%)")
         ax.set_xlim(-2, 102)
@@ -42,20 +43,30 @@ class AccuracyCurves:
             color = PALETTE[len(self.lines) % len(PALETTE)]
             (self.lines[label],) = self.ax.plot(x, y, marker=".", markersize=5, linewidth=1.5, color=color,
                                                 label=label)
-            self.ax.legend(loc="lower left", fontsize="small", frameon=False)
+            self.ax.legend(loc="lower left", fontsize="x-small", frameon=False)
         return self.lines[label]
 
-    def set_current(self, sparsity: float | None, accuracy: float | None = None) -> None:
-        """Mark the current (sparsity, accuracy); None hides the marker."""
+    def set_current(self, sparsity: float | None, accuracy: float | None = None, label: str | None = None) -> None:
+        """Mark the current (sparsity, accuracy); None hides the marker. With ``label``, the marker of that
+        curve (in its colour), for several curves each at its own current point."""
+        marker = self.current if label is None else self._marker(label)
         if sparsity is None or accuracy is None:
-            self.current.set_data([], [])
+            marker.set_data([], [])
         else:
-            self.current.set_data([100.0 * sparsity], [100.0 * accuracy])
+            marker.set_data([100.0 * sparsity], [100.0 * accuracy])
 
-    @property
-    def current_point(self) -> tuple[float, float] | None:
+    def _marker(self, label: str) -> Line2D:
+        if label not in self.markers:
+            color = self.lines[label].get_color() if label in self.lines else ACCENT
+            (self.markers[label],) = self.ax.plot([], [], marker="o", markersize=9, linestyle="none",
+                                                  markerfacecolor="none", markeredgewidth=2.2, color=color,
+                                                  zorder=5)
+        return self.markers[label]
+
+    def current_point(self, label: str | None = None) -> tuple[float, float] | None:
         """The marked point as fractions (sparsity, accuracy), or None."""
-        x, y = self.current.get_data()
+        marker = self.current if label is None else self.markers.get(label)
+        x, y = marker.get_data() if marker is not None else ([], [])
         return (float(x[0]) / 100.0, float(y[0]) / 100.0) if len(x) else None
 
 

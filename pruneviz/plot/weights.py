@@ -163,6 +163,7 @@ class MaskImage:
             raise ValueError(f"mask shape {keep.shape} does not match the weight's {self.shape}")
         values = keep.astype(np.float64) if self.show == "mask" else np.where(keep, self._weight, 0.0)
         data = np.ma.masked_invalid(kernel_grid(values, self.max_out, self.max_in))
+        self.cropped = data.shape != kernel_grid(values).shape
         old = self.image.get_array()
         self.image.set_data(data)
         if old is None or old.shape != data.shape:

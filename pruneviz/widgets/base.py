@@ -1,0 +1,59 @@
+"""What the kit's widgets share: errors shown in the widget, the default model and data."""
+from __future__ import annotations
+
+import html
+import traceback
+
+import ipywidgets as widgets
+
+
+class ErrorPanel:
+    """Shows what went wrong in a callback inside the widget (ipywidgets would hide it in a log).
+
+    A ValueError is the user's choice being refused (an invalid combination): its message is enough.
+    Anything else is a bug: type, message and traceback.
+    """
+
+    def __init__(self):
+        self.widget = widgets.HTML(value="")
+        self.widget.add_class("pruneviz-message")
+        self.errors: list[BaseException] = []
+
+    def clear(self) -> None:
+        self.widget.value = ""
+
+    def show(self, error: BaseException) -> None:
+        self.errors.append(error)
+        message = html.escape(str(error))
+        if isinstance(error, ValueError):
+            body = f"<b>Not possible:</b> {message}"
+        else:
+            trace = html.escape("".join(traceback.format_exception(error)))
+            body = (f"<b>{type(error).__name__}:</b> {message}"
+                    f"<details><summary>traceback</summary><pre>{trace}</pre></details>")
+        self.widget.value = f'<div class="pruneviz-error" style="color:#b35806">{body}</div>'
+
+    def guard(self, action, *args) -> bool:
+        """Run ``action(*args)``; on an exception show it here and return False."""
+        try:
+            action(*args)
+        except Exception as error:  # shown in the widget, kept in self.errors: a callback must not raise
+            self.show(error)
+            return False
+        self.clear()
+        return True
+
+
+def default_model_and_data(model, data, calibration):
+    """digits-cnn on the digits test set, calibrated on the training set, for whatever was not given."""
+    from .. import data as datasets
+    from .. import zoo
+
+    if model is None:
+        model = zoo.load("digits-cnn")
+    if data is None:
+        train, test = datasets.digits()
+        data = test
+        if calibration is None:
+            calibration = train
+    return model, data, calibration

@@ -1,0 +1,183 @@
+"""The explorer: one slider, the model re-pruned at every move, histogram, mask and accuracy moving at once."""
+from __future__ import annotations
+
+import html
+
+import ipywidgets as widgets
+from torch import nn
+
+from ..criteria import REGISTRY
+from ..data import Data
+from ..plot import AccuracyCurves, MaskImage, WeightHistogram
+from ..selection import SCOPES
+from .base import ErrorPanel, default_model_and_data
+from .figure import LiveFigure
+from .session import PruningSession, Readout, valid_granularities
+
+
+def _control(widget: widgets.Widget, css: str) -> widgets.Widget:
+    widget.add_class(css)
+    return widget
+
+
+class Explorer(widgets.VBox):
+    """The explorer's widget. Its controls are attributes, so a cell can move them as a user would:
+
+    >>> explorer = explore()
+    >>> explorer.sparsity.value = 0.8
+    >>> print(explorer.readout_text())
+
+    Attributes: sparsity, criterion, granularity, scope, layer, only_layer (controls); session (the engine);
+    histogram, mask, curves (plot updaters); figure (LiveFigure); errors (ErrorPanel).
+    """
+
+    def __init__(self, session: PruningSession, *, criterion: str = "magnitude", granularity: str = "element",
+                 scope: str = "local", sparsity: float = 0.0, layer: str | None = None, figure: str = "auto"):
+        self.session = session
+        model = session.model
+        self.errors = ErrorPanel()
+        criteria = list(REGISTRY)
+        if criterion not in criteria:
+            raise ValueError(f"unknown criterion {criterion!r}; valid choices: {', '.join(map(repr, criteria))}")
+        layers = session.layer_names
+        if layer is not None and layer not in layers:
+            raise ValueError(f"unknown layer {layer!r}; valid choices: {', '.join(map(repr, layers))}")
+        style = {"description_width": "80px"}
+        self.sparsity = _control(widgets.FloatSlider(value=sparsity, min=0.0, max=0.99, step=0.01,
+                                                     description="sparsity", readout_format=".2f",
+                                                     continuous_update=True, style=style,
+                                                     layout=widgets.Layout(width="420px")), "pruneviz-sparsity")
+        self.criterion = _control(widgets.Dropdown(options=criteria, value=criterion, description="criterion",
+                                                   style=style), "pruneviz-criterion")
+        self.granularity = _control(widgets.Dropdown(options=valid_granularities(model, criterion),
+                                                     description="granularity", style=style),
+                                    "pruneviz-granularity")
+        if granularity in self.granularity.options:
+            self.granularity.value = granularity
+        self.scope = _control(widgets.ToggleButtons(options=list(SCOPES), value=scope, description="scope",
+                                                    style={**style, "button_width": "70px"}), "pruneviz-scope")
+        self.layer = _control(widgets.Dropdown(options=layers, value=layer or layers[0], description="layer",
+                                               style=style), "pruneviz-layer")
+        self.only_layer = _control(widgets.Checkbox(value=False, description="prune only this layer",
+                                                    indent=False), "pruneviz-only-layer")
+        self.readout = _control(widgets.HTML(), "pruneviz-readout")
+
+        self.figure = LiveFigure((12.0, 3.4), mode=figure)
+        ax_hist, ax_mask, ax_curve = self.figure.subplots(1, 3, gridspec_kw={"width_ratios": [1.1, 1.0, 1.1]})
+        # a fixed layout (no tight/constrained layout): nothing moves or is measured again on a slider move
+        self.figure.figure.subplots_adjust(left=0.06, right=0.99, bottom=0.17, top=0.86, wspace=0.28)
+        self.histogram = WeightHistogram(ax_hist)
+        self.mask = MaskImage(ax_mask, max_out=32, max_in=32)
+        self.curves = AccuracyCurves(ax_curve)
+        ax_curve.set_title("accuracy on the test data")
+
+        controls = widgets.VBox([
+            widgets.HBox([self.sparsity, self.scope]),
+            widgets.HBox([self.criterion, self.granularity, self.layer, self.only_layer]),
+        ])
+        super().__init__([controls, self.figure.widget, self.readout, self.errors.widget])
+        self.add_class("pruneviz-explorer")
+
+        self._show_layer()
+        if not self.errors.guard(self._switch):
+            raise self.errors.errors[-1]  # the starting choice itself is invalid: say so at once
+        self._syncing = False
+        for control, action in ((self.sparsity, self._move), (self.only_layer, self._move),
+                                (self.criterion, self._criterion_changed), (self.granularity, self._switch),
+                                (self.scope, self._switch), (self.layer, self._layer_changed)):
+            control.observe(self._callback(action), "value")
+
+    def _callback(self, action):
+        def on_change(_change) -> None:
+            if not self._syncing:  # a control we are setting ourselves: one update at the end is enough
+                self.errors.guard(action)
+        return on_change
+
+    # -- callbacks ----------------------------------------------------------------------------------
+    def _target_layer(self) -> str | None:
+        return self.layer.value if self.only_layer.value else None
+
+    def _move(self) -> None:
+        """A slider move: re-prune from cached scores, evaluate, move the artists."""
+        self.session.set_ratio(self.sparsity.value, self._target_layer())
+        if self.session.layer is not None or self.only_layer.value:
+            self.curves.set_curve(self.session.curve_label(), *self.session.curve())
+        self._refresh()
+
+    def _criterion_changed(self) -> None:
+        options = valid_granularities(self.session.model, self.criterion.value)
+        current = self.granularity.value
+        self._syncing = True
+        try:
+            self.granularity.options = options
+            self.granularity.value = current if current in options else (options[0] if options else None)
+        finally:
+            self._syncing = False
+        self._switch()
+
+    def _switch(self) -> None:
+        """Another criterion, granularity or scope: its pruner (built once), its curve, the same ratio."""
+        if self.granularity.value is None:
+            raise ValueError(f"criterion {self.criterion.value!r} fits no layer of this model")
+        if self.scope.value == "global" and self.only_layer.value:
+            self._syncing = True  # one layer alone is a local choice: global scope has one threshold for all
+            self.only_layer.value = False
+            self._syncing = False
+        self.only_layer.disabled = self.scope.value == "global"
+        self.session.use(self.criterion.value, self.granularity.value, self.scope.value)
+        self.session.set_ratio(self.sparsity.value, self._target_layer())
+        self.curves.set_curve(self.session.curve_label(), *self.session.curve())
+        self._refresh()
+
+    def _layer_changed(self) -> None:
+        self._show_layer()
+        if self.only_layer.value:
+            self._move()
+        else:
+            self._refresh()
+
+    # -- drawing ------------------------------------------------------------------------------------
+    def _show_layer(self) -> None:
+        name = self.layer.value
+        weight = self.session.dense_weight(name)
+        self.histogram.set_dense(weight)
+        self.histogram.ax.set_title(f"weights of {name} {tuple(weight.shape)}")
+        self.mask.set_weight(weight)
+
+    def _refresh(self) -> None:
+        name = self.layer.value
+        mask = self.session.mask(name)
+        self.histogram.set_kept(mask, self.session.threshold(name))
+        self.mask.set_mask(mask)
+        kept = float(mask.float().mean())
+        shown = " (first 32 channels)" if self.mask.cropped else ""
+        self.mask.ax.set_title(f"mask of {name}{shown}\n{100 * (1 - kept):.1f} % pruned", fontsize=10)
+        state = self.session.readout()
+        self.last_readout = state
+        self.curves.set_current(self.session.ratio, state.accuracy)
+        self.readout.value = f"<code>{html.escape(state.text())}</code>"
+        self.figure.draw()
+
+    def readout_text(self) -> str:
+        """The readout as plain text (accuracy, sparsity, nonzero parameters, size, MACs)."""
+        return self.last_readout.text()
+
+    @property
+    def last_error(self) -> BaseException | None:
+        return self.errors.errors[-1] if self.errors.errors else None
+
+
+def explore(model: nn.Module | None = None, data: Data | None = None, *, calibration: Data | None = None,
+            criterion: str = "magnitude", granularity: str = "element", scope: str = "local",
+            sparsity: float = 0.0, layer: str | None = None, figure: str = "auto") -> Explorer:
+    """The pruning explorer for a model and its test data; with no arguments, digits-cnn on the digits test set.
+
+    The model is pruned in place as the slider moves (``explorer.session.restore()`` gives it back dense).
+    Criteria that need data (scaling, obd, apoz, regression) get ``calibration`` (default: ``data``; with no
+    arguments at all, the digits training set). ``figure``: 'auto' (ipympl under ``%matplotlib widget``, else
+    a PNG image), 'ipympl' or 'inline'.
+    """
+    model, data, calibration = default_model_and_data(model, data, calibration)
+    session = PruningSession(model, data, calibration=calibration)
+    return Explorer(session, criterion=criterion, granularity=granularity, scope=scope, sparsity=sparsity,
+                    layer=layer, figure=figure)
