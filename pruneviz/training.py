@@ -5,6 +5,7 @@ builds on them) and the masks are written again after it (so weight decay and Ad
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -43,21 +44,32 @@ def shuffled(data: Data, batch_size: int, generator: torch.Generator, device: to
 
 def train(model: nn.Module, data: Data, epochs: int = 30, *, optimizer: str | Callable = "adam",
           lr: float = 1e-3, batch_size: int = 64, seed: int = 0, pruner=None, progress: bool = True,
-          loss_fn: Callable | None = None, on_step: Callable[[], None] | None = None) -> list[float]:
+          loss_fn: Callable | None = None, on_step: Callable[[], None] | None = None,
+          steps: int | None = None) -> list[float]:
     """Train ``model`` in place on its device; returns the mean loss of each epoch.
 
     ``loss_fn(model, logits, targets)`` replaces cross-entropy (e.g. to add network slimming's L1 on gamma).
     ``on_step()`` runs after every optimizer step (e.g. to move an AGP schedule).
+    ``steps`` stops after that many optimizer steps instead (epochs then only bounds it; the last epoch's loss
+    is the mean over the steps it ran).
     """
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+        raise ValueError(f"steps must be a whole number >= 0 or None, got {steps!r}")
     device = model_device(model)
     dtype = next(model.parameters()).dtype
     opt = make_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad], lr)
     gen = torch.Generator().manual_seed(seed)
     losses = []
+    done = 0
+    if steps is not None:
+        per_epoch = max(1, math.ceil(len(as_tensors(data)[1]) / batch_size))
+        epochs = math.ceil(steps / per_epoch)
     model.train()
     for _ in tqdm(range(epochs), desc="training", disable=not progress, leave=False):
         total, count = 0.0, 0
         for x, y in shuffled(data, batch_size, gen, device):
+            if steps is not None and done == steps:
+                break
             logits = model(x.to(dtype))
             loss = loss_fn(model, logits, y) if loss_fn else nn.functional.cross_entropy(logits, y)
             opt.zero_grad(set_to_none=True)
@@ -67,10 +79,12 @@ def train(model: nn.Module, data: Data, epochs: int = 30, *, optimizer: str | Ca
             opt.step()
             if pruner is not None:
                 pruner.apply_masks()
+            done += 1
             if on_step is not None:
                 on_step()
             total += float(loss.detach()) * len(x)
             count += len(x)
-        losses.append(total / count)
+        if count:
+            losses.append(total / count)
     model.eval()
     return losses

@@ -1,0 +1,173 @@
+"""Pruning schedules: when to prune how much during fine-tuning, and a runner that follows one.
+
+A schedule maps a training step to a target sparsity. Three from the lecture:
+
+- :class:`OneShot`: prune to the target at once, then fine-tune (``finetune_steps=0``: prune only).
+- :class:`Iterative`: n rounds of prune + fine-tune, the sparsity rising linearly to the target (Han et al. 2015).
+- :class:`AGP`: automated gradual pruning (Zhu & Gupta 2017), a prune every ``every`` steps along the cubic
+  ramp  s_t = s_f + (s_i - s_f) (1 - (t - t0) / (n dt))^3  from s_i at t0 to s_f at t0 + n dt: fast while many
+  redundant weights remain, slow near the end where each weight matters.
+
+``schedule.points()`` gives (steps, sparsities) for every step, to plot; the fields are plain numbers a notebook
+slider can set. :func:`run_schedule` trains a model along a schedule with a :class:`Pruner` and returns a history.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .data import Data
+from .errors import check_ratio
+from .evaluation import evaluate
+from .finetune import DEFAULT_LR, OptimizerChoice, check_count, check_optimizer
+from .pruner import Pruner
+from .training import train
+
+
+class Schedule:
+    """Base class: a target sparsity for each training step 0..total_steps."""
+
+    @property
+    def total_steps(self) -> int:
+        raise NotImplementedError  # every schedule says how long it trains
+
+    def sparsity_at(self, step: int) -> float:
+        raise NotImplementedError  # every schedule says how sparse at each step
+
+    def points(self) -> tuple[list[int], list[float]]:
+        """(steps, sparsities) at every step from 0 to total_steps: a staircase when drawn as a line."""
+        steps = list(range(self.total_steps + 1))
+        return steps, [self.sparsity_at(t) for t in steps]
+
+    def prune_steps(self) -> list[int]:
+        """The steps at which the target changes, i.e. where the runner prunes."""
+        steps, values = self.points()
+        return [t for t, v, before in zip(steps, values, [None, *values]) if v != before]
+
+
+@dataclass
+class OneShot(Schedule):
+    """Prune to ``final`` at step 0, then fine-tune ``finetune_steps`` steps (0: prune only)."""
+
+    final: float
+    finetune_steps: int = 0
+
+    def __post_init__(self):
+        self.final = check_ratio(self.final, "final sparsity")
+        check_count(self.finetune_steps, "finetune_steps")
+
+    @property
+    def total_steps(self) -> int:
+        return self.finetune_steps
+
+    def sparsity_at(self, step: int) -> float:
+        return self.final
+
+
+@dataclass
+class Iterative(Schedule):
+    """``iterations`` rounds: prune to final * k / iterations, fine-tune ``steps_per_iteration`` steps."""
+
+    final: float
+    iterations: int = 3
+    steps_per_iteration: int = 50
+
+    def __post_init__(self):
+        self.final = check_ratio(self.final, "final sparsity")
+        if check_count(self.iterations, "iterations") < 1:
+            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
+        check_count(self.steps_per_iteration, "steps_per_iteration")
+
+    @property
+    def total_steps(self) -> int:
+        return self.iterations * self.steps_per_iteration
+
+    def sparsity_at(self, step: int) -> float:
+        spi = max(1, self.steps_per_iteration)
+        return self.final * min(self.iterations, step // spi + 1) / self.iterations
+
+
+@dataclass
+class AGP(Schedule):
+    """Automated gradual pruning: ``prunes`` steps of the cubic ramp, one every ``every`` training steps from
+    ``start``, then ``finetune_steps`` more at ``final``. Dense before ``start``."""
+
+    final: float
+    initial: float = 0.0
+    start: int = 0
+    prunes: int = 10
+    every: int = 10
+    finetune_steps: int = 50
+
+    def __post_init__(self):
+        self.final = check_ratio(self.final, "final sparsity")
+        self.initial = check_ratio(self.initial, "initial sparsity")
+        if self.initial > self.final:
+            raise ValueError(f"initial sparsity {self.initial} is above final sparsity {self.final}: "
+                             "AGP only prunes more over time")
+        for name in ("start", "finetune_steps"):
+            check_count(getattr(self, name), name)
+        for name in ("prunes", "every"):
+            if check_count(getattr(self, name), name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def end(self) -> int:
+        """The step at which the final sparsity is reached: t0 + n dt."""
+        return self.start + self.prunes * self.every
+
+    @property
+    def total_steps(self) -> int:
+        return self.end + self.finetune_steps
+
+    def sparsity_at(self, step: int) -> float:
+        if step < self.start:
+            return 0.0
+        k = min(self.prunes, (step - self.start) // self.every)  # pruning happens every dt steps only
+        return self.final + (self.initial - self.final) * (1.0 - k / self.prunes) ** 3
+
+
+def run_schedule(schedule: Schedule, pruner: Pruner, data: Data, eval_data: Data | None = None, *,
+                 optimizer: OptimizerChoice = "sgd", lr: float | None = None, batch_size: int = 64, seed: int = 0,
+                 progress: bool = True) -> pd.DataFrame:
+    """Train ``pruner.model`` in place along ``schedule``; pruned weights stay exactly zero throughout.
+
+    At every step where the schedule's target changes the pruner scores the current (fine-tuned) weights again
+    (``Pruner.rescore``: weights pruned earlier are zero, score lowest and stay pruned) and prunes to the target.
+    Returns one row per prune and one at the end: step, sparsity (of the pruner's layers), accuracy on
+    ``eval_data`` (NaN without it), event ("prune" or "end").
+    """
+    if not isinstance(schedule, Schedule):
+        raise ValueError(f"schedule must be a OneShot, Iterative or AGP schedule, got {type(schedule).__name__}")
+    check_optimizer(optimizer)
+    if lr is None:
+        lr = DEFAULT_LR.get(optimizer, 1e-3) if isinstance(optimizer, str) else 1e-3
+    model = pruner.model
+    rows: list[dict] = []
+    state = {"step": 0, "target": None, "trained": False}
+
+    def record(event: str) -> None:
+        acc = evaluate(model, eval_data) if eval_data is not None else float("nan")
+        rows.append({"step": state["step"], "sparsity": pruner.sparsity(), "accuracy": acc, "event": event})
+
+    def follow() -> None:
+        target = schedule.sparsity_at(state["step"])
+        if target != state["target"]:
+            if state["trained"]:
+                pruner.rescore()
+            pruner.prune(target)
+            state["target"], state["trained"] = target, False
+            record("prune")
+
+    def on_step() -> None:
+        state["step"] += 1
+        state["trained"] = True
+        follow()
+
+    follow()
+    if schedule.total_steps:
+        train(model, data, optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed, pruner=pruner,
+              progress=progress, on_step=on_step, steps=schedule.total_steps)
+    record("end")
+    return pd.DataFrame(rows, columns=["step", "sparsity", "accuracy", "event"])
