@@ -1,0 +1,165 @@
+"""Depth pruning: remove whole residual blocks, ranked by how much the model misses each one.
+
+A residual block computes ``relu(x + f(x))``; replaced by the identity it passes ``x`` on unchanged (``x`` is
+already the output of a ReLU), so the rest of the network still fits. Only blocks whose skip connection is the
+identity (no downsample conv) keep their input's shape, so only those are removable. Fewer layers run one after
+another, which is why depth pruning speeds up small batches more than width pruning does at the same MACs.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+
+import pandas as pd
+import torch
+from torch import fx, nn
+
+from .data import Data, as_tensors
+from .errors import unknown_choice
+from .evaluation import predict
+from .metrics import count_parameters, latency, layer_macs, macs
+from .surgery import _ADDS, _ELEMENTWISE_FUNCS, _ELEMENTWISE_METHODS, channel_prunable_layers, compact
+from .training import train
+
+METRICS = ("accuracy", "output")
+
+
+def _is_identity_residual(module: nn.Module) -> bool:
+    """Does the module return ``x + f(x)`` (maybe through a ReLU) for its one input ``x``?"""
+    if type(module).__module__.startswith("torch.nn"):
+        return False  # torch's own containers and layers are not blocks with a skip
+    try:
+        graph = fx.symbolic_trace(module).graph
+    except Exception:  # a block fx cannot trace is not offered for removal
+        return False
+    inputs = [n for n in graph.nodes if n.op == "placeholder"]
+    if len(inputs) != 1:
+        return False
+    node = next(n for n in graph.nodes if n.op == "output").args[0]
+    while isinstance(node, fx.Node) and (node.target in _ELEMENTWISE_FUNCS or node.target in _ELEMENTWISE_METHODS
+                                         or (node.op == "call_module" and isinstance(
+                                             module.get_submodule(node.target), (nn.ReLU, nn.Identity)))):
+        node = node.args[0]
+    return (isinstance(node, fx.Node) and (node.target in _ADDS or node.target in ("add", "add_"))
+            and inputs[0] in node.args)
+
+
+def removable_blocks(model: nn.Module) -> list[str]:
+    """Names of the residual blocks with an identity skip: replacing one by ``nn.Identity`` keeps every shape."""
+    return [name for name, module in model.named_modules() if name and _is_identity_residual(module)]
+
+
+def remove_blocks(model: nn.Module, names: str | Iterable[str]) -> nn.Module:
+    """A copy of ``model`` with the named residual blocks replaced by ``nn.Identity``; ``model`` is unchanged."""
+    names = [names] if isinstance(names, str) else list(names)
+    valid = removable_blocks(model)
+    for name in names:
+        if name not in valid:
+            known = dict(model.named_modules())
+            why = ("it is not a residual block that keeps its input's shape (a block with a downsample, or no "
+                   "skip connection)" if name in known else "there is no such module")
+            raise ValueError(f"cannot remove block {name!r}: {why}; removable blocks: "
+                             f"{', '.join(repr(v) for v in valid) or 'none'}")
+    small = copy.deepcopy(model)
+    for name in names:
+        parent, _, child = name.rpartition(".")
+        setattr(small.get_submodule(parent) if parent else small, child, nn.Identity())
+    return small
+
+
+def block_importance(model: nn.Module, data: Data, blocks: Iterable[str] | None = None,
+                     metric: str = "accuracy") -> pd.DataFrame:
+    """How much the model misses each removable block, on calibration ``data``; least important first.
+
+    Each block is skipped in turn (replaced by the identity). Columns: block, accuracy_drop (dense accuracy
+    minus accuracy without the block), output_change (||logits - logits without it|| / ||logits||). ``metric``
+    picks the column to rank by; the other breaks ties.
+    """
+    if metric not in METRICS:
+        raise unknown_choice("metric", metric, METRICS)
+    blocks = removable_blocks(model) if blocks is None else list(blocks)
+    x, y = as_tensors(data)
+    logits, _ = predict(model, (x, y))
+    dense_acc = float((logits.argmax(1) == y.to(logits.device)).float().mean())
+    rows = []
+    for block in blocks:
+        skipped, _ = predict(remove_blocks(model, [block]), (x, y))
+        acc = float((skipped.argmax(1) == y.to(skipped.device)).float().mean())
+        change = float((skipped - logits).norm() / logits.norm())
+        rows.append({"block": block, "accuracy_drop": dense_acc - acc, "output_change": change})
+    table = pd.DataFrame(rows, columns=["block", "accuracy_drop", "output_change"])
+    order = ["accuracy_drop", "output_change"] if metric == "accuracy" else ["output_change", "accuracy_drop"]
+    return table.sort_values(order, kind="stable").reset_index(drop=True)
+
+
+def _width_pruned(model: nn.Module, target_macs: int, example: torch.Tensor, criterion: str,
+                  ) -> tuple[nn.Module, float]:
+    """The channel-pruned, compacted model whose MACs come closest to ``target_macs`` (bisection on the ratio)."""
+    from .pruner import Pruner
+
+    dense_macs = layer_macs(model, example)
+    other = macs(model, example) - sum(dense_macs.values())
+
+    def cost(small: nn.Module) -> int:
+        # a Conv's or Linear's MACs are its weight count times the output positions, which compact keeps
+        return other + sum(round(m * small.get_submodule(n).weight.numel() / model.get_submodule(n).weight.numel())
+                           for n, m in dense_macs.items())
+
+    pruner = Pruner(model, criterion, "channel", layers=channel_prunable_layers(model))
+    lo, hi, best = 0.0, 0.95, None
+    try:
+        for _ in range(8):
+            ratio = (lo + hi) / 2
+            small = compact(model, pruner.prune(ratio).masks)
+            macs_now = cost(small)
+            if best is None or abs(macs_now - target_macs) < abs(best[2] - target_macs):
+                best = (small, ratio, macs_now)
+            lo, hi = (ratio, hi) if macs_now > target_macs else (lo, ratio)
+    finally:
+        pruner.restore()
+    return best[0], best[1]
+
+
+def depth_vs_width(model: nn.Module, train_data: Data, test_data: Data, blocks: int = 2, epochs: int = 2,
+                   criterion: str = "magnitude", calibration: Data | None = None, batch_size: int = 64,
+                   seed: int = 0, measure_latency: bool = True) -> pd.DataFrame:
+    """Depth pruning vs width pruning of a residual ``model`` at about the same MACs, before and after fine-tuning.
+
+    Depth: the ``blocks`` least important removable blocks (by :func:`block_importance` on ``calibration``,
+    default the training data) go. Width: every channel-prunable layer loses the same fraction of channels by
+    ``criterion``, the fraction chosen so the compacted model's MACs come closest to the depth-pruned one's.
+    Both are fine-tuned for ``epochs`` (plain training: they are physically smaller models). ``model`` is left
+    unchanged. One row per model: method, removed, parameters, macs, accuracy, accuracy_finetuned and, with
+    ``measure_latency``, latency_ms (median forward time at ``batch_size`` after warm-up).
+    """
+    x_train, _ = as_tensors(train_data)
+    example = x_train[:1]
+    ranking = block_importance(model, calibration if calibration is not None else train_data)
+    if blocks > len(ranking):
+        raise ValueError(f"cannot remove {blocks} blocks: the model has {len(ranking)} removable "
+                         f"({', '.join(ranking.block)})")
+    gone = list(ranking.block[:blocks])
+    depth = remove_blocks(model, gone)
+    width, ratio = _width_pruned(model, macs(depth, example), example, criterion)
+    layers = channel_prunable_layers(model)
+    models = [("dense", "nothing", model),
+              ("depth", ", ".join(gone), depth),
+              ("width", f"{ratio:.0%} of the channels of {len(layers)} layers", width)]
+    rows = []
+    for method, removed, net in models:
+        row = {"method": method, "removed": removed, "parameters": count_parameters(net),
+               "macs": macs(net, example), "accuracy": _accuracy(net, test_data)}
+        if method == "dense":
+            row["accuracy_finetuned"] = row["accuracy"]
+        else:
+            train(net, train_data, epochs=epochs, seed=seed, progress=False)
+            row["accuracy_finetuned"] = _accuracy(net, test_data)
+        if measure_latency:
+            row["latency_ms"] = latency(net, x_train[:batch_size])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _accuracy(model: nn.Module, data: Data) -> float:
+    logits, targets = predict(model, data)
+    return float((logits.argmax(1) == targets.to(logits.device)).float().mean())
