@@ -1,0 +1,32 @@
+"""pruneviz: learn neural-network pruning by seeing it.
+
+The pipeline of the lecture, one module per stage:
+granularity (which weights go together) -> criteria (how important) -> selection (how many) -> Pruner (masks).
+"""
+from . import data, zoo
+from .criteria import Criterion, get_criterion, register
+from .depth import block_importance, remove_blocks, removable_blocks
+from .device import default_device
+from .evaluation import evaluate
+from .finetune import finetune
+from .granularity import get_granularity
+from .interop import from_torch_prune, to_torch_prune
+from .metrics import count_parameters, latency, layer_macs, layer_sparsity, macs, size_bytes, sparsity
+from .pruner import Pruner
+from .surgery import channel_prunable_layers, compact
+from .ratios import ratios_for_drop, ratios_for_size
+from .schedules import AGP, Iterative, OneShot, run_schedule
+from .sensitivity import sensitivity_scan
+from .tensor import prune_tensor, tensor_mask
+from .training import train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "block_importance", "channel_prunable_layers", "compact", "removable_blocks", "remove_blocks",
+    "AGP", "Criterion", "Iterative", "OneShot", "Pruner", "count_parameters", "data", "default_device",
+    "evaluate", "finetune", "from_torch_prune",
+    "get_criterion", "get_granularity", "latency", "layer_macs", "layer_sparsity", "macs", "prune_tensor",
+    "ratios_for_drop", "ratios_for_size", "register", "run_schedule", "sensitivity_scan", "size_bytes",
+    "sparsity", "tensor_mask", "to_torch_prune", "train", "zoo",
+]
