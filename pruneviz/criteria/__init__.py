@@ -10,8 +10,12 @@ One module per family of the lecture:
 
 New criteria register with :func:`register`; the Pruner finds them by name.
 """
+from .apoz import APoZ, apoz
 from .base import REGISTRY, Criterion, ElementCriterion, Scores, get_criterion, register
 from .magnitude import L2Magnitude, Magnitude, Random
+from .obd import OBD, hessian_diagonal, obd_saliency
+from .scaling import Scaling, slimming_loss, slimming_penalty
 
-__all__ = ["REGISTRY", "Criterion", "ElementCriterion", "L2Magnitude", "Magnitude", "Random", "Scores",
-           "get_criterion", "register"]
+__all__ = ["APoZ", "OBD", "REGISTRY", "Criterion", "ElementCriterion", "L2Magnitude", "Magnitude", "Random",
+           "Scaling", "Scores", "apoz", "get_criterion", "hessian_diagonal", "obd_saliency", "register",
+           "slimming_loss", "slimming_penalty"]

@@ -1,0 +1,68 @@
+"""Scaling-based: the BatchNorm gamma that scales a channel is its importance (Liu et al. 2017, network slimming).
+
+After BatchNorm a channel is ``gamma * x_hat + beta`` with ``x_hat`` normalised: a channel with ``|gamma|`` near
+zero carries (almost) nothing but a constant. Network slimming trains with an L1 penalty on every gamma so that
+many of them go to zero, then prunes the channels of smallest ``|gamma|``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..graph import NORMS, LayerInfo
+from .base import Criterion, register
+
+
+@dataclass
+class Scaling(Criterion):
+    """|gamma| of the BatchNorm right after a layer, per output channel."""
+
+    name = "scaling"
+    granularities = ("channel",)
+    description = "BatchNorm scaling factor |gamma| per channel (network slimming)"
+
+    def covers(self, info: LayerInfo) -> str | None:
+        if info.norm is None:
+            return "no BatchNorm right after it, so no gamma scales its channels"
+        return None
+
+    def scores(self, model, layers, granularity, data=None):
+        modules = dict(model.named_modules())
+        out = {}
+        for name, info in layers.items():
+            norm = modules[info.norm]
+            if getattr(norm, "weight", None) is None:
+                raise ValueError(f"BatchNorm {info.norm!r} after {name!r} has no gamma (affine=False); "
+                                 "the scaling criterion needs affine BatchNorm")
+            out[name] = norm.weight.detach().abs().to(info.module.weight.dtype).clone()
+        return out
+
+
+def slimming_penalty(model: nn.Module, strength: float) -> torch.Tensor:
+    """``strength * sum |gamma|`` over every BatchNorm of the model: network slimming's sparsity term.
+
+    Add it to the training loss (it is differentiable); its subgradient ``strength * sign(gamma)`` pulls every
+    gamma toward zero at the same rate, so the channels the loss needs least reach zero first.
+    """
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not strength >= 0:
+        raise ValueError(f"strength must be a number >= 0, got {strength!r}")
+    gammas = [m.weight for m in model.modules() if isinstance(m, NORMS) and m.weight is not None]
+    if not gammas:
+        raise ValueError("the model has no affine BatchNorm layer: nothing for the slimming penalty to act on")
+    return strength * sum(g.abs().sum() for g in gammas)
+
+
+def slimming_loss(strength: float) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """A ``loss_fn(model, logits, targets)`` for :func:`pruneviz.train`: cross-entropy + the slimming penalty."""
+    slimming_penalty(nn.BatchNorm1d(1), strength)  # check strength now, not at the first step
+
+    def loss_fn(model: nn.Module, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(logits, targets) + slimming_penalty(model, strength)
+
+    return loss_fn
+
+
+register(Scaling)
