@@ -16,6 +16,7 @@ import importlib
 import math
 import os
 import platform
+import re
 import sys
 import time
 import traceback
@@ -154,11 +155,15 @@ def _to(unit: str, scale: dict[str, float]) -> float | None:
     return scale.get(unit.strip().lower())
 
 
+_BATCH = re.compile(r"^(?P<base>.*?)[/ ,_-]*batch[ =_]?(?P<n>\d+)$")
+
+
 def latency_vs_macs(rows: Sequence[Row]) -> list[dict]:
     """Points (benchmark, case, series, macs, ms) for each case that reports MACs and a latency.
 
-    A case's MACs row has "MAC" in its measure or unit; its latencies have "latency" in the measure and a time
-    unit; each latency measure (e.g. "latency batch 1") becomes one series.
+    A case's MACs row has "mac" in its measure and a MAC unit; its latencies have "latency" in the measure and a
+    time unit. A latency case may name its batch ("vgg/50%/batch64"): it is then paired with the MACs of the
+    case without it ("vgg/50%") and goes into the series "batch 64"; otherwise the series is the measure.
     """
     macs, points = {}, []
     for r in rows:
@@ -167,16 +172,21 @@ def latency_vs_macs(rows: Sequence[Row]) -> list[dict]:
             macs[(r["benchmark"], r["case"])] = float(r["value"]) * factor
     for r in rows:
         factor = _to(r["unit"], _TIME_UNITS)
-        key = (r["benchmark"], r["case"])
-        if "latency" in r["measure"].lower() and factor is not None and key in macs:
-            points.append({"benchmark": r["benchmark"], "case": r["case"], "series": r["measure"],
-                           "macs": macs[key], "ms": float(r["value"]) * factor})
+        if "latency" not in r["measure"].lower() or factor is None:
+            continue
+        case, series = r["case"], r["measure"]
+        batch = _BATCH.match(case)
+        if (r["benchmark"], case) not in macs and batch:
+            case, series = batch["base"], f"batch {batch['n']}"
+        if (r["benchmark"], case) in macs:
+            points.append({"benchmark": r["benchmark"], "case": case, "series": series,
+                           "macs": macs[(r["benchmark"], case)], "ms": float(r["value"]) * factor})
     return points
 
 
 def plot_latency_vs_macs(rows: Sequence[Row], path: Path) -> bool:
-    """Scatter of latency against MACs, one colour per latency measure, cases labelled; False if no case
-    reports both (then no file is written)."""
+    """Scatter of latency against MACs, one colour per series (batch size), one marker per benchmark, each case
+    labelled once; False if no case reports both (then no file is written)."""
     points = latency_vs_macs(rows)
     if not points:
         return False
@@ -187,12 +197,15 @@ def plot_latency_vs_macs(rows: Sequence[Row], path: Path) -> bool:
     import seaborn as sns
 
     data = pd.DataFrame(points)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    sns.scatterplot(data=data, x="macs", y="ms", hue="series", style="benchmark", s=70, ax=ax)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    sns.scatterplot(data=data, x="macs", y="ms", hue="series", style="benchmark", s=60, ax=ax)
+    first = data["series"].iloc[0]
     for p in points:
-        ax.annotate(p["case"], (p["macs"], p["ms"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    ax.set(xscale="log", yscale="log", xlabel="MACs per forward pass (dense count)", ylabel="latency (ms, median)",
-           title="Latency against MACs: what removing work buys on this machine")
+        if p["series"] == first:
+            ax.annotate(p["case"], (p["macs"], p["ms"]), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    ax.set(xscale="log", yscale="log", xlabel="MACs per sample (dense count after surgery)",
+           ylabel="latency per forward pass (ms, median)",
+           title="Latency against MACs on this machine's CPU")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

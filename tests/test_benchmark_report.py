@@ -16,6 +16,10 @@ def stub_rows(quick: bool) -> list[dict]:
         rows.append({"benchmark": "stub", "case": case, "measure": "latency batch 1", "value": ms, "unit": "ms"})
     rows.append({"benchmark": "stub", "case": "quick" if quick else "full", "measure": "speed-up", "value": 2.22,
                  "unit": "x"})
+    # the form bench_surgery uses: MACs per case, latency per case and batch
+    rows.append({"benchmark": "surgery", "case": "vgg/50%", "measure": "macs", "value": 3e8, "unit": "MAC"})
+    rows.append({"benchmark": "surgery", "case": "vgg/50%/batch64", "measure": "latency", "value": 90.0,
+                 "unit": "ms"})
     return rows
 
 
@@ -42,7 +46,8 @@ def test_report_quick_on_stubs_writes_table_and_plot(tmp_path, capsys):
 def test_points_pair_latency_with_macs_by_case():
     points = report.latency_vs_macs(stub_rows(quick=True))
     assert {(p["case"], p["macs"], p["ms"]) for p in points} == {
-        ("dense", 4e6, 2.0), ("channel 50%", 1e6, 0.9), ("depth -2 blocks", 2.5e6, 1.4)}
+        ("dense", 4e6, 2.0), ("channel 50%", 1e6, 0.9), ("depth -2 blocks", 2.5e6, 1.4), ("vgg/50%", 3e8, 90.0)}
+    assert {p["series"] for p in points} == {"latency batch 1", "batch 64"}
 
 
 def test_rows_breaking_the_convention_name_the_module():

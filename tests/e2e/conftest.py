@@ -52,12 +52,23 @@ def chromium(subreaper, chromium_path, tmp_path_factory):
         browser.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if call.when == "call":
+        item.e2e_failed = outcome.get_result().failed
+
+
 @pytest.fixture
-def notebook_page(chromium, lab) -> Iterator[NotebookPage]:
+def notebook_page(request, chromium, lab, tmp_path) -> Iterator[NotebookPage]:
     context = chromium.new_context(viewport=VIEWPORT, device_scale_factor=1)
     context.set_default_timeout(30_000)
     page = context.new_page()
     yield NotebookPage(page, lab)
+    if getattr(request.node, "e2e_failed", False):  # what the page showed when the test failed
+        shot = tmp_path / "failure.png"
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"page at failure: {shot}; JupyterLab log: {lab.log}")
     context.close()
 
 
