@@ -52,6 +52,7 @@ class Report:
     missing: list[str] = field(default_factory=list)     # expected modules not in the folder
     failed: dict[str, str] = field(default_factory=dict)  # module -> last line of its error
     seconds: dict[str, float] = field(default_factory=dict)
+    threads: dict[str, int] = field(default_factory=dict)  # torch threads each benchmark ran with
     machine: dict[str, str] = field(default_factory=dict)
 
 
@@ -95,20 +96,41 @@ def check_rows(rows: object, source: str) -> list[Row]:
     return [{k: row[k] for k in FIELDS} for row in rows]
 
 
+def _run_counting_threads(load: Callable[[], ModuleType], quick: bool) -> tuple[object, int]:
+    """Run one benchmark and tell the torch thread count it ran with: the first it set, else the default.
+
+    Benchmarks set their own (one thread keeps timings steady on a shared machine) and put the old one back;
+    the table must state what they used, not what the report started with."""
+    import torch
+    chosen: list[int] = []
+    original = torch.set_num_threads
+
+    def recording(n: int) -> None:
+        chosen.append(n)
+        original(n)
+
+    default = torch.get_num_threads()
+    torch.set_num_threads = recording
+    try:
+        return load().run(quick=quick), (chosen[0] if chosen else default)
+    finally:
+        torch.set_num_threads = original
+
+
 def collect(modules: dict[str, Callable[[], ModuleType]], quick: bool = False,
             log: Callable[[str], None] = print) -> Report:
     """Import and run each module in turn; one failing benchmark is recorded and the others still run."""
-    report = Report()
+    report = Report(machine=machine())
     for name, load in modules.items():
         log(f"running {name}{' (quick)' if quick else ''} ...")
         start = time.perf_counter()
         try:
-            report.rows += check_rows(load().run(quick=quick), name)
+            rows, report.threads[name] = _run_counting_threads(load, quick)
+            report.rows += check_rows(rows, name)
         except Exception as error:  # noqa: BLE001 - a broken benchmark must not hide the others' numbers
             traceback.print_exc()
             report.failed[name] = f"{type(error).__name__}: {error}".splitlines()[0]
         report.seconds[name] = time.perf_counter() - start
-    report.machine = machine()  # after the runs: a benchmark may have set torch's thread count
     return report
 
 
@@ -135,13 +157,16 @@ def markdown(report: Report, command: str, plot: str | None = None) -> str:
     parts = [
         "# Benchmarks",
         "",
-        f"Made by `{command}` on {m['date']}: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with "
-        f"{m['torch threads']} threads, {gpu}, Python {m['python']}.",
+        f"Made by `{command}` on {m['date']}: {m['cpu']}, {m['cores']} cores, {gpu}, torch {m['torch']} "
+        f"({m['torch threads']} threads by default), Python {m['python']}.",
         "Each value is a median over repeated runs after warm-up; ratios come from the same run as the times "
         "they compare. Timings move with the machine and its load: compare rows of one table, not across tables.",
         "",
         table(report.rows) if report.rows else "No benchmark produced rows.",
     ]
+    if report.seconds:
+        parts += ["", "| module | torch threads | run time |", "|---|---:|---:|"]
+        parts += [f"| `{n}` | {report.threads.get(n, '-')} | {s:.0f} s |" for n, s in report.seconds.items()]
     if plot:
         parts += ["", f"![latency against MACs]({plot})"]
     if report.missing or report.failed:
@@ -240,6 +265,8 @@ def main(argv: Sequence[str] | None = None,
     m = report.machine
     print(f"\n{m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['torch threads']} threads, GPU: {m['gpu']}\n")
     print(table(report.rows))
+    for name, seconds in report.seconds.items():
+        print(f"{name}: {report.threads.get(name, '-')} torch threads, {seconds:.0f} s")
     for name in missing:
         print(f"missing: {name} ({EXPECTED[name]})")
     for name, error in report.failed.items():

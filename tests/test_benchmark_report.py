@@ -5,11 +5,17 @@ from types import SimpleNamespace
 
 import matplotlib.image
 import pytest
+import torch
 
 from benchmarks import report
 
+STUB_THREADS = 2 if torch.get_num_threads() == 1 else 1
+
 
 def stub_rows(quick: bool) -> list[dict]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(STUB_THREADS)  # as the real benchmarks do; the report must state this, not the default
+    torch.set_num_threads(previous)
     rows = []
     for case, macs, ms in (("dense", 4.0, 2.0), ("channel 50%", 1.0, 0.9), ("depth -2 blocks", 2.5, 1.4)):
         rows.append({"benchmark": "stub", "case": case, "measure": "MACs", "value": macs, "unit": "MMACs"})
@@ -38,6 +44,7 @@ def test_report_quick_on_stubs_writes_table_and_plot(tmp_path, capsys):
     md = (tmp_path / "benchmarks.md").read_text()
     assert "| stub | channel 50% | latency batch 1 | 0.900 | ms |" in md
     assert report.machine()["torch"] in md and "`python -m benchmarks --quick`" in md
+    assert f"| `bench_stub` | {STUB_THREADS} |" in md and f"bench_stub: {STUB_THREADS} torch threads" in printed
     assert "`bench_broken` failed" in md and "images/latency_vs_macs.png" in md
     image = matplotlib.image.imread(tmp_path / "images" / "latency_vs_macs.png")
     assert image.shape[0] > 100 and image.shape[1] > 100
