@@ -1,0 +1,143 @@
+"""Student notebooks: generated from the solutions, up to date, free of solutions, and runnable with the stubs."""
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from pruneviz.coursework.__main__ import main
+from pruneviz.coursework.generate import (BEGIN, END, RAISES_TAG, expected_files, generate, render, solution_notebooks,
+                                          stale, student_notebook, stub_source)
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+STUDENT = sorted(expected_files(NOTEBOOKS))
+
+
+# -- the stub, on small sources -------------------------------------------------------------------------
+
+def test_stub_keeps_the_marker_indentation_and_names_the_function():
+    source = "def f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    return x + y\n    ### END SOLUTION\n\nprint(f)"
+    result = stub_source(source)
+    assert result.source == ('def f(x):\n    y = 1\n    raise NotImplementedError("f: your code here")\n\nprint(f)')
+    assert result.solutions == ["    return x + y"]
+    assert result.stubbed == {"f"}
+
+
+def test_stub_finds_the_innermost_enclosing_function():
+    source = ("def outer():\n    def inner():\n        ### BEGIN SOLUTION\n        pass\n        ### END SOLUTION\n"
+              "    return inner")
+    result = stub_source(source)
+    assert '        raise NotImplementedError("inner: your code here")' in result.source.split("\n")
+    assert result.stubbed == {"inner"}
+
+
+@pytest.mark.parametrize("source, words", [
+    (f"{BEGIN}\nx = 1", "without a matching"),
+    (f"x = 1\n{END}", "without a"),
+    (f"{BEGIN}\n{BEGIN}\n{END}\n{END}", "inside another"),
+])
+def test_unbalanced_markers_are_an_error(source, words):
+    with pytest.raises(ValueError, match=words):
+        stub_source(source, "nb, cell 3")
+
+
+def _notebook(*sources: str) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    for i, cell in enumerate(nb.cells):
+        cell.execution_count = i + 1
+        cell.outputs = [nbformat.v4.new_output("stream", text="secret output\n")]
+        cell.id = f"cell-{i}"
+    return nb
+
+
+def test_only_cells_that_call_a_stub_at_top_level_are_tagged():
+    nb = _notebook(
+        "def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION",
+        "def g(x):\n    return f(x) + 1",  # defines a caller: does not raise by itself
+        "check(f)",  # passes f, calls check: the checks catch NotImplementedError
+        "%matplotlib inline\ny = g(3)",  # calls f through g: raises
+        "print(f(2))",  # calls f: raises
+        "z = [f, g]",
+    )
+    nb.cells[4].metadata["tags"] = ["keep-me"]
+    student = student_notebook(nb)
+    assert student.raising_cells == [3, 4]
+    assert [c.metadata.get("tags", []) for c in student.notebook.cells] == [
+        [], [], [], [RAISES_TAG], ["keep-me", RAISES_TAG], []]
+    assert all(c.outputs == [] and c.execution_count is None for c in student.notebook.cells)
+    assert "2 * x" not in render(student.notebook)
+    assert nb.cells[0].source.count(BEGIN) == 1  # the solution notebook is not changed
+
+
+def test_markers_in_markdown_are_refused():
+    nb = _notebook("x = 1")
+    nb.cells.append(nbformat.v4.new_markdown_cell(f"{BEGIN}\nanswer\n{END}"))
+    with pytest.raises(ValueError, match="only supported in code cells"):
+        student_notebook(nb, "01_x.ipynb")
+
+
+def test_generate_and_check_on_a_folder(tmp_path, capsys):
+    nb = _notebook("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION", "check(f)")
+    nbformat.write(nb, tmp_path / "07_topic.ipynb")
+    nbformat.write(_notebook("print(1)"), tmp_path / "08_no_exercise.ipynb")
+    assert main(["check", "--notebooks", str(tmp_path)]) == 1
+    assert "07_topic.ipynb: missing" in capsys.readouterr().out
+
+    assert main(["generate", "--notebooks", str(tmp_path)]) == 0
+    assert sorted(p.name for p in (tmp_path / "student").iterdir()) == ["07_topic.ipynb"]
+    assert main(["check", "--notebooks", str(tmp_path)]) == 0
+    assert generate(tmp_path) == []  # a second run changes nothing
+
+    edited = tmp_path / "student" / "07_topic.ipynb"
+    edited.write_text(edited.read_text().replace("your code here", "my answer"))
+    orphan = tmp_path / "student" / "09_gone.ipynb"
+    orphan.write_text("{}")
+    problems = stale(tmp_path)
+    assert len(problems) == 2 and "differs" in problems[0] and "no solution notebook" in problems[1]
+    assert sorted(generate(tmp_path)) == [edited, orphan]
+    assert not orphan.exists() and stale(tmp_path) == []
+
+
+# -- the project's own notebooks -------------------------------------------------------------------------
+
+def test_there_are_exercises():
+    assert len(solution_notebooks(NOTEBOOKS)) >= 2
+
+
+def test_committed_student_notebooks_are_up_to_date():
+    assert stale(NOTEBOOKS) == [], "run: python -m pruneviz.coursework generate"
+
+
+def test_generation_is_deterministic():
+    assert expected_files(NOTEBOOKS) == expected_files(NOTEBOOKS)
+
+
+@pytest.mark.parametrize("path", STUDENT, ids=lambda p: p.name)
+def test_no_solution_leaks(path):
+    solution = nbformat.read(NOTEBOOKS / path.name, as_version=4)
+    student = student_notebook(solution, path.name)
+    text = path.read_text(encoding="utf-8")
+    assert BEGIN not in text and END not in text
+    assert student.solutions, "a solution notebook with markers yields solution code"
+    for block in student.solutions:
+        for line in block.split("\n"):
+            if len(line.strip()) > 12:  # a line long enough to be the answer, not a lone `return x`
+                assert line.strip() not in text, f"solution line leaked: {line.strip()!r}"
+    assert '"outputs": []' in text and '"output_type"' not in text  # outputs (and what they show) are gone
+
+
+@pytest.mark.parametrize("path", STUDENT, ids=lambda p: p.name)
+def test_student_notebook_runs_with_stubs_failing_cleanly(path):
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=False,
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    errors = {i: o for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
+              for o in cell.outputs if o.output_type == "error"}
+    tagged = {i for i, cell in enumerate(nb.cells) if RAISES_TAG in cell.metadata.get("tags", [])}
+    assert set(errors) == tagged, "exactly the tagged cells raise"
+    assert all(o.ename == "NotImplementedError" for o in errors.values()), \
+        {i: f"{o.ename}: {o.evalue}" for i, o in errors.items()}
+    printed = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
+    stubbed = student_notebook(nbformat.read(NOTEBOOKS / path.name, as_version=4)).stubbed
+    assert printed.count("not implemented yet") >= len(stubbed), "every check reports its stub as ✗"
+    assert "✓" not in printed
