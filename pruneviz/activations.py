@@ -93,3 +93,16 @@ def record(model: nn.Module, names: list[str], data: Data, what: str = "output",
 
     run(model, data, {name: hook_for(name) for name in names}, limit)
     return {name: torch.cat(parts) for name, parts in store.items()}
+
+
+def record_io(model: nn.Module, name: str, data: Data, limit: int | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One module's (input, output) over the calibration data, from a single pass."""
+    inputs, outputs = [], []
+
+    def hook(module, args, output):
+        inputs.append(args[0].detach().clone())
+        outputs.append(output.detach().clone())
+
+    run(model, data, {name: hook}, limit)
+    return torch.cat(inputs), torch.cat(outputs)

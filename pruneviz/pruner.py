@@ -53,6 +53,7 @@ class Pruner:
         graph = build_graph(model)
         self.graph = graph
         self.skipped: dict[str, str] = {}
+        self.criterion.setup(model)  # a criterion whose scope depends on the model's structure reads it here
         self._infos = self._select_layers(graph, layers)
         self.layers = {name: info.module for name, info in self._infos.items()}
         self._dense = self._snapshot()
@@ -190,6 +191,18 @@ class Pruner:
         if self.granularity is CHANNEL:
             for key, keep in self._channel_extras():
                 self.model.get_parameter(key).copy_(torch.where(keep, self._dense[key], 0.0))
+        for key in self._tracked():  # a new prune starts from the dense weights everywhere
+            self.model.get_parameter(key).copy_(self._dense[key])
+
+    def track(self, key: str) -> None:
+        """Keep a dense copy of one more parameter (e.g. the next layer a least-squares reconstruction
+        rewrites), so ``restore()`` and the next ``prune()`` give it back bit for bit."""
+        if key not in self._dense:
+            self._dense[key] = self.model.get_parameter(key).detach().clone()
+
+    def _tracked(self) -> list[str]:
+        written = {key for key, _ in self._written_tensors()}
+        return [key for key in self._dense if key not in written]
 
     def restore(self) -> Pruner:
         """The dense weights back, bit for bit."""

@@ -14,8 +14,10 @@ from .apoz import APoZ, apoz
 from .base import REGISTRY, Criterion, ElementCriterion, Scores, get_criterion, register
 from .magnitude import L2Magnitude, Magnitude, Random
 from .obd import OBD, hessian_diagonal, obd_saliency
+from .regression import Regression, lasso_order, layer_features, least_squares, next_layers, reconstruct
 from .scaling import Scaling, slimming_loss, slimming_penalty
 
 __all__ = ["APoZ", "OBD", "REGISTRY", "Criterion", "ElementCriterion", "L2Magnitude", "Magnitude", "Random",
-           "Scaling", "Scores", "apoz", "get_criterion", "hessian_diagonal", "obd_saliency", "register",
+           "Regression", "Scaling", "Scores", "apoz", "get_criterion", "hessian_diagonal", "lasso_order",
+           "layer_features", "least_squares", "next_layers", "obd_saliency", "reconstruct", "register",
            "slimming_loss", "slimming_penalty"]

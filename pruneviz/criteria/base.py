@@ -32,6 +32,9 @@ class Criterion:
     granularities: tuple[str, ...] | None = None  # None: every granularity
     description = ""
 
+    def setup(self, model: nn.Module) -> None:
+        """Called by the Pruner before :meth:`covers`, for criteria whose scope depends on the model's graph."""
+
     def covers(self, info: LayerInfo) -> str | None:
         """Why this criterion means nothing for a layer (it is then left out), or None."""
         return None

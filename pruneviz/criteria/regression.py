@@ -1,0 +1,243 @@
+"""Regression-based channel pruning (He, Zhang and Sun 2017, "Channel Pruning for Accelerating Very Deep Neural
+Networks").
+
+Pruning output channel c of layer L removes input channel c of the layer L+1 that reads it. Sample L+1's input
+X (N rows: positions for a conv, samples for a Linear) and its output Y on calibration data. Channel c contributes
+``Z_c = X_c W_c^T`` to Y, and the paper chooses the channels to keep with a LASSO on per-channel coefficients:
+
+    min_beta  1/(2 N n) || Y - sum_c beta_c Z_c ||^2 + alpha ||beta||_1
+
+Raising alpha drops channels one by one; the channels that survive the strongest penalty matter most. Then the
+kept channels' weights of L+1 are fitted again by least squares, so L+1's outputs match the original ones:
+
+    min_W' || Y - X_kept W'^T ||^2
+
+Here the LASSO path (scikit-learn's ``lasso_path``) is computed once per layer and ranks the channels by the
+largest penalty at which each is still selected: keeping the top k of that order is the LASSO's choice at the
+penalty where k channels are left, and every ratio reuses the one path (scores once, nested masks).
+:func:`reconstruct` applies the least-squares step to a channel-pruned model.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..activations import record, record_io
+from ..data import Data
+from ..graph import LayerInfo
+from .base import Criterion, register
+
+
+def next_layers(model: nn.Module) -> dict[str, tuple[str, int]]:
+    """{layer L: (the one layer L+1 reading its channels, input columns per channel)} for every layer whose
+    channels reach exactly one Conv/Linear through channel-wise ops (no skip connection, no blocker)."""
+    from ..surgery import channel_groups  # the surgery's dependency analysis: who reads which channels
+
+    try:
+        groups = channel_groups(model)
+    except ValueError:  # a model fx cannot trace: no layer has a known next layer
+        return {}
+    out = {}
+    for group in groups:
+        if len(group.producers) == 1 and len(group.consumers) == 1 and not group.blockers:
+            (consumer, columns), = group.consumers.items()
+            module = dict(model.named_modules())[consumer]
+            if isinstance(module, nn.Linear) or getattr(module, "groups", 1) == 1:
+                out[group.producers[0]] = (consumer, columns)
+    return out
+
+
+@dataclass
+class Features:
+    """Sampled inputs and outputs of layer L+1, split by the input channel they come from.
+
+    ``x``: [N, C, m] input per channel (m = kernel positions, or flatten columns per channel);
+    ``weight``: [n_out, C, m] L+1's weight in the same layout; ``y``: [N, n_out] output without bias.
+    """
+
+    x: torch.Tensor
+    weight: torch.Tensor
+    y: torch.Tensor
+
+    def contributions(self) -> torch.Tensor:
+        """Z: [N, n_out, C], each input channel's share of the output (they sum to y)."""
+        return torch.einsum("ncm,ocm->noc", self.x, self.weight)
+
+
+def _split(module: nn.Module, inputs: torch.Tensor, outputs: torch.Tensor, channels: int):
+    """(x [N, C, m], weight [n_out, C, m], y [N, n_out]) from L+1's recorded input and output."""
+    weight = module.weight.detach().to(torch.float64)
+    if isinstance(module, nn.Linear):
+        x = inputs.reshape(-1, module.in_features)
+        y = outputs.reshape(-1, module.out_features)
+        return x.reshape(len(x), channels, -1), weight.reshape(weight.shape[0], channels, -1), y
+    if not isinstance(module, nn.Conv2d) or module.padding_mode != "zeros":
+        raise ValueError(f"regression pruning reconstructs Conv2d (zero padding) and Linear layers, "
+                         f"not {type(module).__name__}")
+    cols = F.unfold(inputs, module.kernel_size, module.dilation, module.padding, module.stride)  # [B, C*m, P]
+    x = cols.transpose(1, 2).reshape(-1, channels, cols.shape[1] // channels)
+    y = outputs.flatten(2).transpose(1, 2).reshape(-1, outputs.shape[1])
+    return x, weight.reshape(weight.shape[0], channels, -1), y
+
+
+def layer_features(model: nn.Module, layer: str, data: Data, *, positions: int = 4096, limit: int | None = 512,
+                   seed: int = 0, consumers: dict[str, tuple[str, int]] | None = None) -> Features:
+    """Features of the layer L+1 that reads ``layer``'s channels, on ``data`` (``positions`` rows sampled, seeded;
+    ``limit`` calibration samples at most), in float64."""
+    consumers = next_layers(model) if consumers is None else consumers
+    if layer not in consumers:
+        raise ValueError(f"layer {layer!r} has no single next Conv/Linear reading its channels; layers with one: "
+                         f"{', '.join(consumers) or 'none'}")
+    name, _ = consumers[layer]
+    module = model.get_submodule(name)
+    inputs, outputs = record_io(model, name, data, limit)
+    return _features(module, inputs, outputs, model.get_submodule(layer).weight.shape[0], positions, seed)
+
+
+def _features(module: nn.Module, inputs: torch.Tensor, outputs: torch.Tensor, channels: int, positions: int,
+              seed: int) -> Features:
+    inputs, outputs = inputs.to(torch.float64), outputs.to(torch.float64)
+    if module.bias is not None:
+        shape = [-1] if isinstance(module, nn.Linear) else [1, -1] + [1] * (outputs.dim() - 2)
+        outputs = outputs - module.bias.detach().to(torch.float64).reshape(shape)
+    x, weight, y = _split(module, inputs, outputs, channels)
+    if len(x) > positions:
+        rows = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:positions]
+        x, y = x[rows], y[rows]
+    return Features(x, weight, y)
+
+
+def lasso_order(features: Features, n_alphas: int = 200, eps: float = 1e-4) -> torch.Tensor:
+    """A score per input channel from the LASSO path: channels selected at a larger penalty score higher.
+
+    Score = position in the order (0 = dropped first, C - 1 = kept longest) over C - 1; ties on the path
+    (channels dropped between the same two penalties) are broken by |beta| where they were last selected.
+    """
+    from sklearn.linear_model import lasso_path
+
+    z = features.contributions().reshape(-1, features.x.shape[1])
+    target = features.y.reshape(-1)
+    channels = z.shape[1]
+    gram, xy = z.T @ z, z.T @ target
+    if not bool(xy.any()):  # nothing correlates with the output (e.g. all inputs zero): no channel is preferred
+        return torch.zeros(channels, dtype=torch.float64)
+    # The LASSO sees the data only through Z^T Z and Z^T y: a C x C design with the same two (a square root of
+    # the Gram matrix) has the same path up to the scale of alpha, at a fraction of the cost.
+    values, vectors = torch.linalg.eigh(gram)
+    tol = values.max() * channels * torch.finfo(values.dtype).eps
+    root = torch.where(values > tol, values, 0.0).sqrt()
+    design = root[:, None] * vectors.T
+    small = torch.where(values > tol, (vectors.T @ xy) / torch.where(values > tol, root, 1.0), 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence warnings at tiny penalties do not change the order
+        alphas, coefs, _ = lasso_path(design.numpy(), small.numpy(), eps=eps, n_alphas=n_alphas)
+    active = coefs != 0  # [C, n_alphas], alphas decreasing
+    first = np.where(active.any(1), active.argmax(1), n_alphas)  # index of the largest penalty selecting it
+    size_there = np.abs(coefs[np.arange(channels), np.minimum(first, n_alphas - 1)])
+    order = np.lexsort((np.arange(channels), -size_there, first))  # most important first
+    rank = np.empty(channels)
+    rank[order] = np.arange(channels)[::-1]
+    return torch.as_tensor(rank / max(1, channels - 1), dtype=torch.float64)
+
+
+def least_squares(features: Features, keep: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """L+1's weight refitted on the kept input channels ([n_out, C, m], zero on the others) and the relative
+    reconstruction error ||Y - Y'||^2 / ||Y||^2."""
+    keep = torch.as_tensor(keep, dtype=torch.bool)
+    n, _, m = features.x.shape
+    fitted = torch.zeros_like(features.weight)
+    x = features.x[:, keep].reshape(n, -1)
+    if x.shape[1]:
+        solution = torch.linalg.lstsq(x, features.y, driver="gelsd").solution  # [k*m, n_out]
+        fitted[:, keep] = solution.T.reshape(features.weight.shape[0], -1, m)
+        residual = features.y - x @ solution
+    else:
+        residual = features.y
+    total = float(features.y.square().sum())
+    return fitted, float(residual.square().sum()) / total if total else 0.0
+
+
+def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep mask of the k highest scores (ties: the lower index is kept, as the Pruner's stable order does)."""
+    order = torch.sort(torch.as_tensor(scores).reshape(-1), stable=True).indices
+    keep = torch.ones(order.numel(), dtype=torch.bool)
+    keep[order[:order.numel() - k]] = False
+    return keep
+
+
+def reconstruct(pruner, data: Data, *, positions: int = 4096, limit: int | None = 512, seed: int = 0
+                ) -> dict[str, float]:
+    """He et al.'s second step on a channel-pruned model: refit each pruned layer's next layer by least squares
+    on its kept input channels, so its outputs match the dense model's. Returns {next layer: relative error}.
+
+    Layers are refitted in order, each on the inputs the already-reconstructed layers before it produce (as the
+    paper does, so errors do not accumulate). The pruner keeps dense copies of the layers it rewrites:
+    ``pruner.restore()`` gives the dense model back bit for bit, and a new ``pruner.prune(...)`` starts again
+    from the dense weights (call ``reconstruct`` again after it).
+    """
+    if pruner.granularity.name != "channel":
+        raise ValueError(f"reconstruct needs a channel-granularity pruner, got {pruner.granularity.name!r}")
+    if data is None:
+        raise ValueError("reconstruct needs calibration data: a DataLoader, a Dataset or an (inputs, targets) pair")
+    model = pruner.model
+    consumers = next_layers(model)
+    pairs = [(layer, consumers[layer][0]) for layer in pruner.layers if layer in consumers]
+    for _, consumer in pairs:
+        pruner.track(f"{consumer}.weight")
+    masks, ratios = pruner.masks, pruner.ratios
+    pruner.restore()
+    with torch.no_grad():
+        targets = {consumer: record(model, [consumer], data, "output", limit)[consumer] for _, consumer in pairs}
+    pruner.masks, pruner.ratios = masks, ratios
+    pruner.apply_masks()
+    errors = {}
+    for layer, consumer in pairs:
+        module = model.get_submodule(consumer)
+        keep = masks[layer].flatten(1).any(1).cpu()
+        inputs = record(model, [consumer], data, "input", limit)[consumer]
+        feats = _features(module, inputs, targets[consumer], len(keep), positions, seed)
+        fitted, errors[consumer] = least_squares(feats, keep)
+        new = fitted.reshape(module.weight.shape).to(module.weight.device, module.weight.dtype)
+        if consumer in masks:
+            new = torch.where(masks[consumer], new, 0.0)
+        with torch.no_grad():
+            module.weight.copy_(new)
+    return errors
+
+
+@dataclass
+class Regression(Criterion):
+    """He et al. 2017: a channel of layer L is as important as the LASSO finds it for reconstructing L+1."""
+
+    name = "regression"
+    needs_data = True
+    granularities = ("channel",)
+    description = "LASSO channel selection for the next layer's reconstruction (He et al. 2017)"
+    positions: int = 4096
+    limit: int | None = 512
+    seed: int = 0
+
+    def setup(self, model: nn.Module) -> None:
+        self._next = next_layers(model)
+
+    def covers(self, info: LayerInfo) -> str | None:
+        if info.name not in getattr(self, "_next", {}):
+            return "its channels do not feed exactly one next Conv/Linear (skip connection, output, or untraceable)"
+        return None
+
+    def scores(self, model, layers, granularity, data=None):
+        consumers = getattr(self, "_next", None) or next_layers(model)
+        out = {}
+        for name, info in layers.items():
+            feats = layer_features(model, name, data, positions=self.positions, limit=self.limit, seed=self.seed,
+                                   consumers=consumers)
+            out[name] = lasso_order(feats).to(info.module.weight.device, info.module.weight.dtype)
+        return out
+
+
+register(Regression)
