@@ -4,7 +4,8 @@ The pipeline of the lecture, one module per stage:
 granularity (which weights go together) -> criteria (how important) -> selection (how many) -> Pruner (masks).
 """
 from . import data, zoo
-from .criteria import Criterion, get_criterion, register
+from .criteria import (Criterion, apoz, get_criterion, hessian_diagonal, reconstruct, register, slimming_loss,
+                       slimming_penalty)
 from .depth import block_importance, remove_blocks, removable_blocks
 from .device import default_device
 from .evaluation import evaluate
@@ -23,6 +24,7 @@ from .training import train
 __version__ = "0.1.0"
 
 __all__ = [
+    "apoz", "hessian_diagonal", "reconstruct", "slimming_loss", "slimming_penalty",
     "block_importance", "channel_prunable_layers", "compact", "removable_blocks", "remove_blocks",
     "AGP", "Criterion", "Iterative", "OneShot", "Pruner", "count_parameters", "data", "default_device",
     "evaluate", "finetune", "from_torch_prune",
