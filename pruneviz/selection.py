@@ -96,7 +96,17 @@ class GlobalSelector:
         return k
 
     def group_masks(self, ratio: float) -> dict[str, torch.Tensor]:
-        mask = torch.ones(sum(self.counts), dtype=torch.bool, device=self.order.device)
-        mask[self.order[:self._k(ratio)]] = False
+        # a new ratio moves only the groups between the old and the new cut in the order: a slider's small
+        # step touches a few groups, not all of them (scattering millions of indices is the slow part)
+        k = self._k(ratio)
+        if getattr(self, "_mask", None) is None:
+            self._mask = torch.ones(sum(self.counts), dtype=torch.bool, device=self.order.device)
+            self._cut = 0
+        if k > self._cut:
+            self._mask[self.order[self._cut:k]] = False
+        elif k < self._cut:
+            self._mask[self.order[k:self._cut]] = True
+        self._cut = k
+        mask = self._mask.clone()  # callers keep the masks they got; the cached one moves on
         return {name: part.reshape(self.shapes[name])
                 for name, part in zip(self.names, torch.split(mask, self.counts))}

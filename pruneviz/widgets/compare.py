@@ -55,6 +55,10 @@ class Comparison(widgets.VBox):
         self.curves = AccuracyCurves(axes[n], current_label="_nolegend_")
         for label, session in self.sessions.items():
             self.curves.set_curve(label, *session.curve())
+            self.curves.set_current(session.ratio, None, label=label)  # creates the marker, hidden
+        self.figure.animate([*(m.image for m in self.masks.values()), *(m.ax.title for m in self.masks.values()),
+                             *self.curves.markers.values()])
+        self._full = True
         super().__init__([widgets.HBox([self.sparsity, self.layer]), self.figure.widget, self.readout,
                           self.errors.widget])
         self.add_class("pruneviz-compare")
@@ -68,6 +72,7 @@ class Comparison(widgets.VBox):
             self.masks[label].set_weight(session.dense_weight(self.layer.value))
 
     def _layer_changed(self) -> None:
+        self._full = True
         self._show_layer()
         self._move()
 
@@ -86,7 +91,8 @@ class Comparison(widgets.VBox):
                         f"<td>{state.sparsity:.3f}</td><td>{state.nonzero_parameters:,}</td></tr>")
         self.readout.value = ("<table><tr><th>criterion</th><th>accuracy</th><th>sparsity</th>"
                               "<th>nonzero parameters</th></tr>" + "".join(rows) + "</table>")
-        self.figure.draw()
+        self.figure.draw(full=self._full)
+        self._full = False
 
     def readout_text(self) -> str:
         return "\n".join(f"{label}: accuracy {100 * s.accuracy:.1f} %, sparsity {s.sparsity:.3f}"

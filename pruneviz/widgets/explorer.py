@@ -70,6 +70,9 @@ class Explorer(widgets.VBox):
         self.mask = MaskImage(ax_mask, max_out=32, max_in=32)
         self.curves = AccuracyCurves(ax_curve)
         ax_curve.set_title("accuracy on the test data")
+        self.figure.animate([self.histogram.after, *self.histogram.thresholds, self.mask.image, ax_mask.title,
+                             self.curves.current])
+        self._full = True  # the next draw redraws the background too
 
         controls = widgets.VBox([
             widgets.HBox([self.sparsity, self.scope]),
@@ -100,8 +103,10 @@ class Explorer(widgets.VBox):
     def _move(self) -> None:
         """A slider move: re-prune from cached scores, evaluate, move the artists."""
         self.session.set_ratio(self.sparsity.value, self._target_layer())
-        if self.session.layer is not None or self.only_layer.value:
-            self.curves.set_curve(self.session.curve_label(), *self.session.curve())
+        if self.session.layer is not None:
+            label = self.session.curve_label()
+            self._full = self._full or label not in self.curves.lines
+            self.curves.set_curve(label, *self.session.curve())
         self._refresh()
 
     def _criterion_changed(self) -> None:
@@ -127,6 +132,7 @@ class Explorer(widgets.VBox):
         self.session.use(self.criterion.value, self.granularity.value, self.scope.value)
         self.session.set_ratio(self.sparsity.value, self._target_layer())
         self.curves.set_curve(self.session.curve_label(), *self.session.curve())
+        self._full = True
         self._refresh()
 
     def _layer_changed(self) -> None:
@@ -143,6 +149,7 @@ class Explorer(widgets.VBox):
         self.histogram.set_dense(weight)
         self.histogram.ax.set_title(f"weights of {name} {tuple(weight.shape)}")
         self.mask.set_weight(weight)
+        self._full = True
 
     def _refresh(self) -> None:
         name = self.layer.value
@@ -156,7 +163,8 @@ class Explorer(widgets.VBox):
         self.last_readout = state
         self.curves.set_current(self.session.ratio, state.accuracy)
         self.readout.value = f"<code>{html.escape(state.text())}</code>"
-        self.figure.draw()
+        self.figure.draw(full=self._full)
+        self._full = False
 
     def readout_text(self) -> str:
         """The readout as plain text (accuracy, sparsity, nonzero parameters, size, MACs)."""

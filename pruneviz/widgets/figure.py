@@ -7,16 +7,20 @@ of fixed size: the picture is swapped, the layout never collapses, so nothing fl
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 
 import ipywidgets as widgets
 import matplotlib
+import numpy as np
 import matplotlib.pyplot as plt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
+from PIL import Image
 
 from ..plot.theme import theme
 
-MODES = ("auto", "ipympl", "inline")
+MODES = ("auto", "ipympl", "inline", "agg")  # agg: drawn, never shown (benchmarks, tests)
 
 
 def ipympl_active() -> bool:
@@ -26,7 +30,8 @@ def ipympl_active() -> bool:
 
 
 class LiveFigure:
-    """A figure and the widget that shows it. ``mode``: 'auto' (ipympl if active), 'ipympl' or 'inline'."""
+    """A figure and the widget that shows it. ``mode``: 'auto' (ipympl if active, else inline), 'ipympl',
+    'inline' (PNG into an Image widget) or 'agg' (drawn on an Agg canvas, shown nowhere: benchmarks, tests)."""
 
     def __init__(self, figsize: tuple[float, float], *, mode: str = "auto", dpi: int = 80):
         if mode not in MODES:
@@ -47,21 +52,50 @@ class LiveFigure:
                 # not through pyplot: the inline backend would show it again at the end of the cell
                 self.figure = Figure(figsize=figsize, dpi=dpi)
                 FigureCanvasAgg(self.figure)
+            if self.mode == "agg":
+                self.widget = widgets.Box()
+            elif self.mode == "inline":
                 self.image = widgets.Image(format="png", layout=widgets.Layout(width=f"{width}px",
                                                                                 height=f"{height}px"))
                 self.widget = widgets.Box([self.image], layout=widgets.Layout(height=f"{height + 4}px",
                                                                                overflow="hidden"))
         self.widget.add_class("pruneviz-figure")
+        self._animated: list[Artist] = []
+        self._background = None
+
+    def animate(self, artists: Iterable[Artist]) -> None:
+        """The artists a slider move changes. Without ipympl they are blitted: the rest of the figure (axes,
+        ticks, labels, text: most of the drawing time) is drawn once and kept as a background image."""
+        if self.mode == "ipympl":
+            return  # ipympl redraws the whole canvas in its own event loop (draw_idle coalesces moves)
+        self._animated = list(artists)
+        for artist in self._animated:
+            artist.set_animated(True)
+        self._background = None
 
     def subplots(self, *args, **kwargs):
         with theme():
             return self.figure.subplots(*args, **kwargs)
 
-    def draw(self) -> None:
-        """Show the artists as they are now."""
+    def draw(self, full: bool = False) -> None:
+        """Show the artists as they are now. ``full``: something outside the animated artists changed
+        (limits, a new line, a title), so the background is drawn again."""
         if self.mode == "ipympl":
             self.figure.canvas.draw_idle()
+            return
+        canvas = self.figure.canvas
+        if full or self._background is None:
+            canvas.draw()
+            self._background = canvas.copy_from_bbox(self.figure.bbox)
         else:
-            buffer = io.BytesIO()
-            self.figure.savefig(buffer, format="png", dpi=self.dpi)
-            self.image.value = buffer.getvalue()
+            canvas.restore_region(self._background)
+        for artist in self._animated:
+            self.figure.draw_artist(artist)
+        if self.mode == "inline":
+            self.image.value = self.png()
+
+    def png(self) -> bytes:
+        """The canvas as it is now, as PNG bytes (fast compression: it is sent, not stored)."""
+        buffer = io.BytesIO()
+        Image.fromarray(np.asarray(self.figure.canvas.buffer_rgba())).save(buffer, format="png", compress_level=1)
+        return buffer.getvalue()
