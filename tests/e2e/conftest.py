@@ -10,7 +10,7 @@ import pytest
 
 from .lab import CHROMIUM_ARGS, Lab, NotebookPage, Subreaper, find_chromium
 
-VIEWPORT = {"width": 1280, "height": 1000}
+VIEWPORT = {"width": 1400, "height": 1000}
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,11 @@ def chromium(subreaper, chromium_path, tmp_path_factory):
                                              env=env)
         yield browser
         browser.close()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "browser: drives JupyterLab in headless Chromium (deselect with "
+                            "-m 'not browser')")
 
 
 @pytest.hookimpl(hookwrapper=True)

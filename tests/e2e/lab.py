@@ -193,6 +193,12 @@ def decode_png(data: bytes) -> np.ndarray:
     return matplotlib.image.imread(io.BytesIO(data), format="png")
 
 
+def is_blank(png: bytes) -> bool:
+    """True for a picture of one colour (a canvas that has not drawn yet)."""
+    pixels = decode_png(png)
+    return bool(np.all(pixels == pixels[0, 0]))
+
+
 def changed_fraction(a: bytes, b: bytes) -> float:
     """Fraction of pixels that differ between two PNG screenshots (1.0 if their sizes differ)."""
     x, y = decode_png(a), decode_png(b)
@@ -229,6 +235,10 @@ class NotebookPage:
         # ?reset: a fresh workspace, so notebooks opened by earlier tests do not come back as tabs
         self.page.goto(f"{self.lab.url}/lab/tree/{name}?reset", timeout=timeout * 1e3)
         self.panel.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=timeout * 1e3)
+        # fold the file browser away: the notebook gets the page's width, wide figures are not cut off
+        current = self.page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
+        if current.count():
+            current.first.click()
         # The status bar names the kernel once one is attached; the toolbar says "idle" before that, and Run All
         # pressed then does nothing.
         self.page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\|\s*Idle")).first.wait_for(
@@ -254,14 +264,14 @@ class NotebookPage:
 
     def settled_screenshot(self, locator, timeout: float = 20.0, pause: float = 0.25,
                            differs_from: bytes | None = None) -> bytes:
-        """A screenshot of ``locator`` once two shots in a row agree (and, if given, differ from
-        ``differs_from``): inline figures are replaced on each update and ipympl redraws after a round trip."""
+        """A screenshot of ``locator`` once two shots in a row agree, are not blank and, if given, differ from
+        ``differs_from``: inline figures are replaced on each update and ipympl redraws after a round trip."""
         deadline = time.monotonic() + timeout
         previous = locator.screenshot(animations="disabled")
         while True:
             time.sleep(pause)
             shot = locator.screenshot(animations="disabled")
-            settled = changed_fraction(previous, shot) == 0.0
+            settled = changed_fraction(previous, shot) == 0.0 and not is_blank(shot)
             if settled and (differs_from is None or changed_fraction(differs_from, shot) > 0.0):
                 return shot
             if time.monotonic() > deadline:
