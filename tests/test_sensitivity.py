@@ -12,6 +12,15 @@ from pruneviz.ratios import kept_fraction, layer_weights
 
 from .conftest import same_state, state_of
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small tensors: one thread is faster, and far faster when other processes share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 RATIOS = (0.3, 0.9)
 RESNET_LAYERS = ["stem.0", "layer2.0.downsample.0", "layer3.1.conv1"]  # input, skip path, inside a block
 

@@ -1,0 +1,95 @@
+"""Promise 4: fine-tuning leaves pruned weights exactly zero, whatever the optimizer."""
+import pytest
+import torch
+
+from pruneviz import Pruner, evaluate, finetune, train
+
+from .conftest import same_state, state_of
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small tensors: one thread is faster, and far faster when other processes share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+STEPS = 100
+
+
+def _pruned_values(model, pruner):
+    """Every value that the masks say must be zero: weights, and per pruned channel bias, gamma and beta."""
+    modules = dict(model.named_modules())
+    values = []
+    for name, mask in pruner.masks.items():
+        layer = pruner.layers[name]
+        values.append(layer.weight[~mask])
+        if pruner.granularity.name == "channel":
+            gone = ~mask.flatten(1).any(1)
+            if layer.bias is not None:
+                values.append(layer.bias[gone])
+            norm = pruner.graph.layers[name].norm
+            if norm is not None:
+                values += [modules[norm].weight[gone], modules[norm].bias[gone]]
+    return torch.cat([v.detach().flatten() for v in values])
+
+
+@pytest.mark.parametrize("granularity", ["element", "channel"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+@pytest.mark.parametrize("model_name", ["cnn", "mlp"])  # the CNN has BatchNorm, the MLP has biases
+def test_no_pruned_weight_revives(request, digits, model_name, optimizer, granularity):
+    model = request.getfixturevalue(model_name)
+    pruner = Pruner(model, "magnitude", granularity).prune(0.5)
+    kept_before = {n: m.weight.detach().clone() for n, m in pruner.layers.items()}
+    finetune(model, digits[0], pruner=pruner, optimizer=optimizer, steps=STEPS, lr=0.05,
+             batch_size=16, progress=False)
+    revived = _pruned_values(model, pruner)
+    assert revived.numel() > 0
+    assert int(torch.count_nonzero(revived)) == 0
+    moved = any(not torch.equal(kept_before[n], m.weight) for n, m in pruner.layers.items())
+    assert moved, "fine-tuning did not train at all"
+
+
+def test_without_masks_the_same_training_revives_weights(digits, mlp):
+    """The control: the check above can fail. Plain AdamW with weight decay moves pruned weights."""
+    pruner = Pruner(mlp, "magnitude", "element").prune(0.5)
+    train(mlp, digits[0], optimizer="adamw", lr=0.05, steps=STEPS, batch_size=16, progress=False)
+    assert int(torch.count_nonzero(_pruned_values(mlp, pruner))) > 0
+
+
+def test_finetune_wins_accuracy_back(digits, cnn):
+    train_set, test = digits
+    pruner = Pruner(cnn, "magnitude", "element", "global").prune(0.9)
+    pruned = evaluate(cnn, test)
+    finetune(cnn, train_set, pruner=pruner, epochs=2, optimizer="adam", progress=False)
+    assert evaluate(cnn, test) > pruned + 0.3
+    assert abs(pruner.sparsity() - 0.9) < 1e-3
+
+
+def test_optimizer_factory(digits, mlp):
+    pruner = Pruner(mlp).prune(0.5)
+    made = []
+
+    def factory(params):
+        made.append(torch.optim.RMSprop(params, lr=1e-3))
+        return made[-1]
+
+    finetune(mlp, digits[0], pruner=pruner, optimizer=factory, steps=5, progress=False)
+    assert len(made) == 1 and made[0].state  # the factory's optimizer did the steps
+    assert int(torch.count_nonzero(_pruned_values(mlp, pruner))) == 0
+
+
+@pytest.mark.parametrize("kwargs,match", [({"optimizer": "adagrad"}, r"'sgd', 'adam', 'adamw'"),
+                                          ({"epochs": -1}, "epochs"), ({"steps": 2.5}, "steps")])
+def test_bad_input_changes_nothing(digits, mlp, kwargs, match):
+    pruner = Pruner(mlp).prune(0.5)
+    before = state_of(mlp)
+    with pytest.raises(ValueError, match=match):
+        finetune(mlp, digits[0], pruner=pruner, progress=False, **kwargs)
+    assert same_state(before, state_of(mlp))
+
+
+def test_pruner_of_another_model(digits, mlp, cnn):
+    with pytest.raises(ValueError, match="another model"):
+        finetune(mlp, digits[0], pruner=Pruner(cnn), progress=False)
