@@ -122,7 +122,8 @@ def _width_pruned(model: nn.Module, target_macs: int, example: torch.Tensor, cri
 
 def depth_vs_width(model: nn.Module, train_data: Data, test_data: Data, blocks: int = 2, epochs: int = 2,
                    criterion: str = "magnitude", calibration: Data | None = None, batch_size: int = 64,
-                   seed: int = 0, measure_latency: bool = True) -> pd.DataFrame:
+                   seed: int = 0, measure_latency: bool = True, return_models: bool = False
+                   ) -> pd.DataFrame | tuple[pd.DataFrame, dict[str, nn.Module]]:
     """Depth pruning vs width pruning of a residual ``model`` at about the same MACs, before and after fine-tuning.
 
     Depth: the ``blocks`` least important removable blocks (by :func:`block_importance` on ``calibration``,
@@ -130,7 +131,8 @@ def depth_vs_width(model: nn.Module, train_data: Data, test_data: Data, blocks: 
     ``criterion``, the fraction chosen so the compacted model's MACs come closest to the depth-pruned one's.
     Both are fine-tuned for ``epochs`` (plain training: they are physically smaller models). ``model`` is left
     unchanged. One row per model: method, removed, parameters, macs, accuracy, accuracy_finetuned and, with
-    ``measure_latency``, latency_ms (median forward time at ``batch_size`` after warm-up).
+    ``measure_latency``, latency_ms (median forward time at ``batch_size`` after warm-up). With
+    ``return_models``, also {method: fine-tuned model}, to measure or plot further.
     """
     x_train, _ = as_tensors(train_data)
     example = x_train[:1]
@@ -157,7 +159,8 @@ def depth_vs_width(model: nn.Module, train_data: Data, test_data: Data, blocks: 
         if measure_latency:
             row["latency_ms"] = latency(net, x_train[:batch_size])
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    return (table, {method: net for method, _, net in models}) if return_models else table
 
 
 def _accuracy(model: nn.Module, data: Data) -> float:

@@ -1,0 +1,75 @@
+"""Depth pruning (remove residual blocks) vs width pruning (remove channels) of digits-resnet at the same MACs.
+
+Depth: the two removable blocks the model misses least (accuracy drop when skipped, on the training data) go.
+Width: the first conv of every block loses the same fraction of channels (L1 magnitude), the fraction chosen so
+the compacted model's MACs come closest to the depth-pruned one's. Both are fine-tuned for a few epochs (Adam,
+plain training: they are physically smaller models); accuracy on the digits test split before and after.
+Latency: median forward time at batch 64 and batch 1 (one torch thread, warm-up first, interleaved rounds).
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pruneviz  # noqa: E402
+from pruneviz.depth import depth_vs_width  # noqa: E402
+
+from bench_surgery import cpu_name  # noqa: E402
+
+
+def run(quick: bool = False) -> list[dict]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train, test = pruneviz.data.digits()
+        model = pruneviz.zoo.load("digits-resnet", device="cpu")
+        table, models = depth_vs_width(model, train, test, blocks=2, epochs=1 if quick else 3,
+                                       measure_latency=False, return_models=True)
+        x = train.tensors[0]
+        rows = []
+        for batch in (1, 64):
+            times = {m: [] for m in models}
+            for _ in range(2 if quick else 7):
+                for method, net in models.items():
+                    times[method].append(pruneviz.latency(net, x[:batch], warmup=2, runs=5 if quick else 20))
+            lat = {m: statistics.median(t) for m, t in times.items()}
+            for method in models:
+                rows.append(_row(f"{method}/batch{batch}", "latency", lat[method], "ms"))
+                if method != "dense":
+                    rows.append(_row(f"{method}/batch{batch}", "speedup", lat["dense"] / lat[method], "x"))
+        for r in table.itertuples():
+            rows.append(_row(r.method, "parameters", r.parameters, "count"))
+            rows.append(_row(r.method, "macs", r.macs, "MAC"))
+            rows.append(_row(r.method, "accuracy", 100 * r.accuracy, "%"))
+            rows.append(_row(r.method, "accuracy_finetuned", 100 * r.accuracy_finetuned, "%"))
+        print("removed:", "; ".join(f"{r.method}: {r.removed}" for r in table.itertuples()))
+    finally:
+        torch.set_num_threads(threads)
+    return rows
+
+
+def _row(case: str, measure: str, value: float, unit: str) -> dict:
+    return {"benchmark": "depth_vs_width", "case": f"digits-resnet/{case}", "measure": measure,
+            "value": float(value), "unit": unit}
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    print(f"depth vs width benchmark: torch {torch.__version__}, 1 thread, CPU: {cpu_name()}"
+          + (" (quick)" if quick else ""))
+    rows = run(quick)
+    width = max(len(r["case"]) for r in rows)
+    print(f"{'case':<{width}}  {'measure':<20} {'value':>12}  unit")
+    for r in rows:
+        value = f"{r['value']:,.0f}" if r["unit"] in ("count", "MAC") else f"{r['value']:.3f}"
+        print(f"{r['case']:<{width}}  {r['measure']:<20} {value:>12}  {r['unit']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Dense vs channel-pruned (compacted) models: parameters, MACs and measured CPU latency.
+
+Models: the zoo's digits-cnn (8x8 inputs) and the lecture lab's VGG (conv3x3-BN-ReLU
+[64, 128, M, 256, 256, M, 512, 512, M, 512, 512, M], mean over space, Linear 512->10) on 32x32 inputs with
+random weights (latency does not depend on the values). Every conv whose channels can go alone loses 30 % or 50 %
+of its channels by L1 magnitude, then :func:`pruneviz.compact` removes them.
+
+Latency: one torch thread (the machine is shared; more threads measure the neighbours), batch 1 and 64, models
+measured in interleaved rounds (so drift in machine load hits all alike), each round a warm-up then timed runs;
+the figure is the median of the rounds' medians. speedup = dense latency / pruned latency; mac_reduction = dense MACs /
+pruned MACs; their ratio says how much of the MAC saving the CPU turns into time.
+"""
+from __future__ import annotations
+
+import platform
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+import pruneviz  # noqa: E402
+
+VGG_CFG = (64, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+RATIOS = (0.3, 0.5)
+BATCHES = (1, 64)
+
+
+class LabVGG(nn.Module):
+    """The VGG of the lecture's lab: Conv3x3-BN-ReLU stack with max pools, mean over space, one Linear."""
+
+    def __init__(self, cfg=VGG_CFG, in_channels: int = 3, num_classes: int = 10):
+        super().__init__()
+        layers, cin = [], in_channels
+        for v in cfg:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2))
+            else:
+                layers += [nn.Conv2d(cin, v, 3, padding=1, bias=False), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
+                cin = v
+        self.backbone = nn.Sequential(*layers)
+        self.classifier = nn.Linear(cin, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.backbone(x).mean([2, 3]))
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def interleaved_latency(models: dict[str, nn.Module], x: torch.Tensor, rounds: int, runs: int,
+                        warmup: int = 1) -> dict[str, float]:
+    """Median ms per forward of each model: the median of :func:`pruneviz.latency` over rounds that visit the
+    models in turn, so a change in the machine's load affects all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            times[name].append(pruneviz.latency(model, x, warmup=warmup, runs=runs))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _models(name: str) -> tuple[nn.Module, torch.Tensor]:
+    if name == "digits-cnn":
+        return pruneviz.zoo.load("digits-cnn", device="cpu"), torch.rand(1, 1, 8, 8)
+    torch.manual_seed(0)
+    return LabVGG().eval(), torch.rand(1, 3, 32, 32)
+
+
+def run(quick: bool = False) -> list[dict]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rows = []
+    try:
+        for net in ("digits-cnn", "vgg"):
+            dense, example = _models(net)
+            pruner = pruneviz.Pruner(dense, "magnitude", "channel",
+                                     layers=pruneviz.channel_prunable_layers(dense))
+            models = {"dense": dense}
+            for ratio in RATIOS:
+                models[f"{ratio:.0%}"] = pruneviz.compact(dense, pruner.prune(ratio).masks)
+            pruner.restore()
+            macs = {k: pruneviz.macs(m, example) for k, m in models.items()}
+            params = {k: pruneviz.count_parameters(m) for k, m in models.items()}
+            for case, m in models.items():
+                rows.append(_row(net, case, "parameters", params[case], "count"))
+                rows.append(_row(net, case, "macs", macs[case], "MAC"))
+            big = net == "vgg"
+            for batch in BATCHES:
+                x = example.expand(batch, *example.shape[1:]).contiguous()
+                heavy = big and batch > 1
+                rounds, runs = (2, 2) if quick else ((7, 2) if heavy else (7, 20))
+                lat = interleaved_latency(models, x, rounds=rounds, runs=runs)
+                for case in models:
+                    rows.append(_row(net, f"{case}/batch{batch}", "latency", lat[case], "ms"))
+                    if case == "dense":
+                        continue
+                    speedup = lat["dense"] / lat[case]
+                    reduction = macs["dense"] / macs[case]
+                    rows.append(_row(net, f"{case}/batch{batch}", "speedup", speedup, "x"))
+                    rows.append(_row(net, f"{case}/batch{batch}", "mac_reduction", reduction, "x"))
+                    rows.append(_row(net, f"{case}/batch{batch}", "speedup/mac_reduction", speedup / reduction,
+                                     "ratio"))
+    finally:
+        torch.set_num_threads(threads)
+    return rows
+
+
+def _row(net: str, case: str, measure: str, value: float, unit: str) -> dict:
+    return {"benchmark": "surgery", "case": f"{net}/{case}", "measure": measure, "value": float(value),
+            "unit": unit}
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    print(f"surgery benchmark: torch {torch.__version__}, 1 thread, CPU: {cpu_name()}"
+          + (" (quick)" if quick else ""))
+    rows = run(quick)
+    width = max(len(r["case"]) for r in rows)
+    print(f"{'case':<{width}}  {'measure':<22} {'value':>14}  unit")
+    for r in rows:
+        value = f"{r['value']:,.0f}" if r["unit"] in ("count", "MAC") else f"{r['value']:.3f}"
+        print(f"{r['case']:<{width}}  {r['measure']:<22} {value:>14}  {r['unit']}")
+
+
+if __name__ == "__main__":
+    main()
