@@ -11,7 +11,8 @@ New criteria register with :func:`register`; the Pruner finds them by name.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import ClassVar
+from dataclasses import dataclass, fields, is_dataclass
 
 import torch
 from torch import nn
@@ -29,7 +30,7 @@ class Criterion:
 
     name = "criterion"
     needs_data = False
-    granularities: tuple[str, ...] | None = None  # None: every granularity
+    granularities: ClassVar[tuple[str, ...] | None] = None  # None: every granularity
     description = ""
 
     def setup(self, model: nn.Module) -> None:
@@ -74,4 +75,10 @@ def get_criterion(name: str | Criterion, **options) -> Criterion:
         return name
     if not isinstance(name, str) or name.strip().lower() not in REGISTRY:
         raise unknown_choice("criterion", name, REGISTRY)
-    return REGISTRY[name.strip().lower()](**options)
+    factory = REGISTRY[name.strip().lower()]
+    valid = [f.name for f in fields(factory)] if is_dataclass(factory) else None
+    unknown = [key for key in options if valid is not None and key not in valid]
+    if unknown:
+        raise ValueError(f"criterion {name!r} has no option {unknown[0]!r}; its options: "
+                         f"{', '.join(repr(v) for v in valid) or 'none'}")
+    return factory(**options)
