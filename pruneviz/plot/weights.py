@@ -30,8 +30,6 @@ class WeightHistogram:
             line.set_visible(False)
         ax.set_xlabel("weight value")
         ax.set_ylabel("number of weights" + (" (log)" if log else ""))
-        if log:
-            ax.set_yscale("log")
         ax.legend(loc="upper right", fontsize="small", frameon=False)
         register(ax, self)
 
@@ -43,13 +41,13 @@ class WeightHistogram:
         bound = bound if bound > 0 else 1.0
         self.edges = np.linspace(-bound, bound, self.bins + 1)
         self.dense_counts = np.histogram(values, self.edges)[0]
-        self.before.set_data(self.dense_counts, self.edges)
-        self.after.set_data(self.dense_counts, self.edges)
+        base = 0.8 if self.log else 0.0  # log counts: bars start just below 1
+        self.before.set_data(self.dense_counts, self.edges, base)
+        self.after.set_data(self.dense_counts, self.edges, base)
         self.ax.set_xlim(-bound * 1.02, bound * 1.02)
         top = max(1, int(self.dense_counts.max()))
         if self.log:
-            self.before.set_baseline(0.8)
-            self.after.set_baseline(0.8)
+            self.ax.set_yscale("log")
             self.ax.set_ylim(0.8, top * 2.0)
         else:
             self.ax.set_ylim(0, top * 1.08)
@@ -117,12 +115,11 @@ def kernel_grid(tensor: torch.Tensor | np.ndarray, max_out: int | None = None,
     return padded.reshape(out * (kh + 1), cin * (kw + 1))[:-1, :-1]
 
 
-MASK_CMAP = ListedColormap([MUTED, PRUNED], name="pruneviz_mask")
-MASK_CMAP.set_bad("white")
+MASK_CMAP = ListedColormap([MUTED, PRUNED], name="pruneviz_mask").with_extremes(bad="white")
 # pruned (0) light grey; kept from a pale to the full blue by |w|, so even a tiny kept weight differs from a pruned one
 MAGNITUDE_CMAP = LinearSegmentedColormap.from_list(
-    "pruneviz_magnitude", [(0.0, MUTED), (0.019, MUTED), (0.02, (0.75, 0.85, 0.95)), (1.0, PRUNED)])
-MAGNITUDE_CMAP.set_bad("white")
+    "pruneviz_magnitude", [(0.0, MUTED), (0.019, MUTED), (0.02, (0.75, 0.85, 0.95)), (1.0, PRUNED)]
+).with_extremes(bad="white")
 
 
 class MaskImage:

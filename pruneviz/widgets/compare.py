@@ -12,7 +12,7 @@ from ..data import Data
 from ..plot import AccuracyCurves, MaskImage
 from .base import ErrorPanel, default_model_and_data
 from .figure import LiveFigure
-from .session import PruningSession
+from .session import SPARSITY_GRID, PruningSession
 
 Config = str | tuple[str, str]  # a criterion (at the common granularity) or (criterion, granularity)
 
@@ -23,7 +23,7 @@ class Comparison(widgets.VBox):
 
     def __init__(self, model: nn.Module, data: Data, configs: Sequence[Config], *, granularity: str = "element",
                  scope: str = "local", sparsity: float = 0.5, layer: str | None = None,
-                 calibration: Data | None = None, figure: str = "auto"):
+                 calibration: Data | None = None, figure: str = "auto", grid: Sequence[float] = SPARSITY_GRID):
         if len(configs) < 2:
             raise ValueError(f"compare needs two or more criteria, got {list(configs)}")
         pairs = [(c, granularity) if isinstance(c, str) else tuple(c) for c in configs]
@@ -31,7 +31,7 @@ class Comparison(widgets.VBox):
         self.sessions: dict[str, PruningSession] = {}
         for criterion, gran in pairs:
             label = f"{criterion}, {gran}"
-            session = PruningSession(copy.deepcopy(model), data, calibration=calibration)
+            session = PruningSession(copy.deepcopy(model), data, calibration=calibration, grid=tuple(grid))
             session.use(criterion, gran, scope)  # an invalid pair raises here, before any widget exists
             self.sessions[label] = session
         first = next(iter(self.sessions.values()))
@@ -101,7 +101,8 @@ class Comparison(widgets.VBox):
 
 def compare(model: nn.Module | None = None, data: Data | None = None, criteria: Sequence[Config] = (
         "magnitude", "random"), *, granularity: str = "element", scope: str = "local", sparsity: float = 0.5,
-        layer: str | None = None, calibration: Data | None = None, figure: str = "auto") -> Comparison:
+        layer: str | None = None, calibration: Data | None = None, figure: str = "auto",
+        grid: Sequence[float] = SPARSITY_GRID) -> Comparison:
     """Two or more criteria (or ``(criterion, granularity)`` pairs) side by side at the same sparsity.
 
     Each gets its own copy of the model, so the model passed in stays as it is. With no model and data:
@@ -109,4 +110,4 @@ def compare(model: nn.Module | None = None, data: Data | None = None, criteria: 
     """
     model, data, calibration = default_model_and_data(model, data, calibration)
     return Comparison(model, data, criteria, granularity=granularity, scope=scope, sparsity=sparsity, layer=layer,
-                      calibration=calibration, figure=figure)
+                      calibration=calibration, figure=figure, grid=grid)

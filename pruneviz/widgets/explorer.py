@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 
 import ipywidgets as widgets
 from torch import nn
@@ -12,7 +13,7 @@ from ..plot import AccuracyCurves, MaskImage, WeightHistogram
 from ..selection import SCOPES
 from .base import ErrorPanel, default_model_and_data
 from .figure import LiveFigure
-from .session import PruningSession, Readout, valid_granularities
+from .session import SPARSITY_GRID, PruningSession, valid_granularities
 
 
 def _control(widget: widgets.Widget, css: str) -> widgets.Widget:
@@ -177,15 +178,16 @@ class Explorer(widgets.VBox):
 
 def explore(model: nn.Module | None = None, data: Data | None = None, *, calibration: Data | None = None,
             criterion: str = "magnitude", granularity: str = "element", scope: str = "local",
-            sparsity: float = 0.0, layer: str | None = None, figure: str = "auto") -> Explorer:
+            sparsity: float = 0.0, layer: str | None = None, figure: str = "auto",
+            grid: Sequence[float] = SPARSITY_GRID) -> Explorer:
     """The pruning explorer for a model and its test data; with no arguments, digits-cnn on the digits test set.
 
     The model is pruned in place as the slider moves (``explorer.session.restore()`` gives it back dense).
     Criteria that need data (scaling, obd, apoz, regression) get ``calibration`` (default: ``data``; with no
     arguments at all, the digits training set). ``figure``: 'auto' (ipympl under ``%matplotlib widget``, else
-    a PNG image), 'ipympl' or 'inline'.
+    a PNG image), 'ipympl' or 'inline'. ``grid``: the sparsities of the accuracy curves.
     """
     model, data, calibration = default_model_and_data(model, data, calibration)
-    session = PruningSession(model, data, calibration=calibration)
+    session = PruningSession(model, data, calibration=calibration, grid=tuple(grid))
     return Explorer(session, criterion=criterion, granularity=granularity, scope=scope, sparsity=sparsity,
                     layer=layer, figure=figure)

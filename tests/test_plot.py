@@ -1,0 +1,153 @@
+"""pruneviz.plot: each function draws on the Axes it is given, and only there; artists hold the data."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import pruneviz  # noqa: E402
+from pruneviz import metrics, plot  # noqa: E402
+
+
+class Schedule:
+    def points(self):
+        return [0, 100, 200, 300], [0.0, 0.3, 0.5, 0.6]
+
+
+def _calls(cnn):
+    pruner = pruneviz.Pruner(cnn, "magnitude", "2:4")
+    pruner.prune(0.5)
+    scan = pd.DataFrame({"layer": ["conv1"] * 3 + ["conv2"] * 3, "sparsity": [0.0, 0.5, 0.9] * 2,
+                         "accuracy": [0.99, 0.9, 0.5, 0.99, 0.95, 0.8]})
+    table = plot.layer_table(cnn, torch.zeros(1, 1, 8, 8))
+    return {
+        "weight_histogram": lambda ax: plot.weight_histogram(pruner.dense_weight("conv3"), cnn.conv3.weight,
+                                                             threshold=0.05, log=True, ax=ax),
+        "whole_model_histogram": lambda ax: plot.weight_histogram(cnn, ax=ax),
+        "mask_heatmap": lambda ax: plot.mask_heatmap(pruner.masks["conv3"], weight=cnn.conv3.weight,
+                                                     show="magnitude", ax=ax),
+        "accuracy_curve": lambda ax: plot.accuracy_curve({"a": ([0, 0.5], [0.9, 0.8])}, current=(0.5, 0.8), ax=ax),
+        "sensitivity_curves": lambda ax: plot.sensitivity_curves(scan, floor=0.9, ax=ax),
+        "schedule_curve": lambda ax: plot.schedule_curve({"agp": Schedule()}, current_step=150, ax=ax),
+        "apoz_bars": lambda ax: plot.apoz_bars({"a": torch.rand(8), "b": torch.rand(4)},
+                                               pruned={"a": torch.rand(8) > 0.5}, ax=ax),
+        "gamma_distribution": lambda ax: plot.gamma_distribution(cnn, threshold=0.2, ax=ax),
+        "layer_bars": lambda ax: plot.layer_bars(table, measure="macs", log=True, ax=ax),
+        "sparsity_bars": lambda ax: plot.sparsity_bars(pruner.layer_sparsity(), ax=ax),
+    }
+
+
+def _content(ax):
+    return (len(ax.lines), len(ax.patches), len(ax.images), len(ax.texts), len(ax.collections),
+            ax.get_legend() is not None, ax.get_xlim(), ax.get_ylim(), ax.get_title(), ax.get_xlabel())
+
+
+def test_each_plot_draws_on_its_axes_only(cnn):
+    for name, call in _calls(cnn).items():
+        fig, (target, other) = plt.subplots(1, 2)
+        bystander = plt.figure()  # the current figure: a plot given an Axes must not draw here
+        before_rc = dict(plt.rcParams)
+        before_other = _content(other)
+        figures = plt.get_fignums()
+        returned = call(target)
+        assert returned is target, name
+        assert _content(target) != _content(fig.add_subplot(3, 3, 9)), f"{name} drew nothing"
+        assert _content(other) == before_other, f"{name} touched another Axes"
+        assert dict(plt.rcParams) == before_rc, f"{name} changed rcParams"
+        assert plt.get_fignums() == figures and plt.gcf() is bystander, f"{name} changed the current figure"
+        assert not bystander.axes, name
+        assert target.get_xlabel() and target.get_ylabel() != "" or name == "mask_heatmap", name
+        fig.canvas.draw()
+        plt.close("all")
+
+
+def test_ax_none_draws_on_current_axes(cnn):
+    fig, ax = plt.subplots()
+    assert plot.weight_histogram(cnn.conv1.weight) is ax
+    plt.close(fig)
+
+
+def test_histogram_counts_are_the_kept_weights(cnn):
+    pruner = pruneviz.Pruner(cnn, "magnitude", "element")
+    pruner.prune(0.7)
+    fig, ax = plt.subplots()
+    plot.weight_histogram(pruner.dense_weight("conv2"), cnn.conv2.weight, threshold=0.01, ax=ax)
+    hist = plot.artists(ax)
+    dense = pruner.dense_weight("conv2").double().numpy().ravel()
+    kept = cnn.conv2.weight.detach().double().numpy().ravel()
+    kept = kept[kept != 0]
+    np.testing.assert_array_equal(hist.before.get_data().values, np.histogram(dense, hist.edges)[0])
+    np.testing.assert_array_equal(hist.kept_counts, np.histogram(kept, hist.edges)[0])
+    assert hist.kept_counts.sum() == int(pruner.masks["conv2"].sum())
+    assert [line.get_xdata()[0] for line in hist.thresholds] == [-0.01, 0.01]
+    plt.close(fig)
+
+
+def test_kernel_grid_layout():
+    w = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2)
+    grid = plot.kernel_grid(w)
+    assert grid.shape == (2 * 3 - 1, 3 * 3 - 1)
+    for o in range(2):
+        for c in range(3):
+            np.testing.assert_array_equal(grid[o * 3:o * 3 + 2, c * 3:c * 3 + 2], w[o, c].numpy())
+    assert np.isnan(grid[2]).all() and np.isnan(grid[:, 2]).all()
+    np.testing.assert_array_equal(plot.kernel_grid(w[:, :, 0, 0]), w[:, :, 0, 0].numpy())
+    with pytest.raises(ValueError, match="2 or more dims"):
+        plot.kernel_grid(torch.zeros(3))
+
+
+def test_mask_image_shows_nm_pattern(mlp):
+    pruner = pruneviz.Pruner(mlp, "magnitude", "2:4")
+    pruner.prune(0.5)
+    fig, ax = plt.subplots()
+    plot.mask_heatmap(pruner.masks["fc2"], max_out=None, max_in=None, ax=ax)
+    image = np.asarray(ax.images[0].get_array())
+    np.testing.assert_array_equal(image, pruner.masks["fc2"].numpy().astype(float))
+    assert (image.reshape(image.shape[0], -1, 4).sum(-1) == 2).all()  # two kept of every four inputs
+    plot.artists(ax).set_mask(torch.ones(128, 256, dtype=torch.bool))
+    assert np.asarray(ax.images[0].get_array()).all()
+    with pytest.raises(ValueError, match="does not match"):
+        plot.artists(ax).set_mask(torch.ones(3, 3, dtype=torch.bool))
+    plt.close(fig)
+
+
+def test_curves_hold_their_data():
+    fig, ax = plt.subplots()
+    frame = pd.DataFrame({"criterion": ["a", "a", "b", "b"], "sparsity": [0.5, 0.0, 0.0, 0.5],
+                          "accuracy": [0.8, 0.9, 0.9, 0.4]})
+    plot.accuracy_curve(frame, hue="criterion", current=(0.5, 0.4), ax=ax)
+    curves = plot.artists(ax)
+    np.testing.assert_allclose(curves.lines["a"].get_ydata(), [90.0, 80.0])
+    assert curves.current_point() == pytest.approx((0.5, 0.4))
+    curves.set_current(None)
+    assert curves.current_point() is None
+    with pytest.raises(ValueError, match="no column"):
+        plot.sensitivity_curves(frame, ax=ax)
+    with pytest.raises(TypeError, match="points"):
+        plot.schedule_curve({"x": object()}, ax=ax)
+    ax2 = plot.schedule_curve(Schedule(), ax=plt.figure().gca())
+    np.testing.assert_array_equal(plot.artists(ax2)["Schedule"].get_xdata(), [0, 100, 200, 300])
+    plt.close("all")
+
+
+def test_layer_table_counts(cnn):
+    pruner = pruneviz.Pruner(cnn, "magnitude", "channel")
+    pruner.prune(0.5)
+    example = torch.zeros(1, 1, 8, 8)
+    table = plot.layer_table(cnn, example).set_index("layer")
+    assert table["macs"].to_dict() == metrics.layer_macs(cnn, example)
+    assert table.loc["conv2", "nonzero_parameters"] == int(torch.count_nonzero(cnn.conv2.weight))
+    assert table["sparsity"].to_dict() == pytest.approx(metrics.layer_sparsity(cnn))
+    with pytest.raises(ValueError, match="valid choices"):
+        plot.layer_bars(table.reset_index(), measure="latency")
+
+
+def test_set_theme_is_the_only_global_change():
+    before = dict(plt.rcParams)
+    with plot.theme():
+        assert plt.rcParams["axes.grid"]
+    assert dict(plt.rcParams) == before
