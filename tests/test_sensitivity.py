@@ -201,3 +201,25 @@ def test_sensitivity_guided_ratios_beat_uniform_at_the_same_sparsity(cnn, digits
     uniform = evaluate(cnn, test)
     assert abs(pruner.sparsity() - overall) < 1e-3
     assert guided > uniform + 0.2, (guided, uniform)
+
+
+# -- the coursework check ---------------------------------------------------------------------------------
+
+def test_check_ratio_dict_passes_a_solution_and_names_what_is_wrong(capsys):
+    from pruneviz.coursework.ratio import check_ratio_dict
+
+    assert check_ratio_dict(lambda scan, weights, target, floor: ratios_for_size(scan, weights, target,
+                                                                                 floor=floor))
+    assert "✓" in capsys.readouterr().out
+    assert not check_ratio_dict(lambda scan, weights, target, floor: {layer: 0.35 for layer in weights})
+    assert "was not scanned" in capsys.readouterr().out
+    assert not check_ratio_dict(lambda scan, weights, target, floor: {layer: 0.9 for layer in weights})
+    assert "below the floor" in capsys.readouterr().out
+    assert not check_ratio_dict(lambda scan, weights, target, floor: {})
+    assert "target is at most" in capsys.readouterr().out
+
+    def stub(scan, weights, target, floor):
+        raise NotImplementedError
+
+    assert not check_ratio_dict(stub)
+    assert "not implemented" in capsys.readouterr().out
