@@ -124,6 +124,7 @@ def test_no_solution_leaks(path):
             if len(line.strip()) > 12:  # a line long enough to be the answer, not a lone `return x`
                 assert line.strip() not in text, f"solution line leaked: {line.strip()!r}"
     assert '"outputs": []' in text and '"output_type"' not in text  # outputs (and what they show) are gone
+    assert "widget-state" not in text  # nor the widget state saved when the solution ran
 
 
 @pytest.mark.parametrize("path", STUDENT, ids=lambda p: p.name)

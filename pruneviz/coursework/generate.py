@@ -105,7 +105,7 @@ def _top_level_calls(source: str) -> tuple[set[str], dict[str, set[str]]]:
     functions = {node.name: called(node.body) for node in tree.body
                  if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
     top = [node for node in tree.body
-           if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))]
+           if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
     return called(top), functions
 
 
@@ -163,7 +163,7 @@ def student_notebook(solution: nbformat.NotebookNode, name: str = "notebook") ->
             nb.cells[index].metadata["tags"] = tags
         else:
             nb.cells[index].metadata.pop("tags", None)
-    # Solution notebooks are validated when they are executed; a notebook's id or widget state is output.
+    # the widget state nbclient saved when the solution ran is output too, and would show its results
     nb.metadata.pop("widgets", None)
     return StudentNotebook(nb, solutions, stubbed, raising)
 
