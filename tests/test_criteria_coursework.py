@@ -18,3 +18,18 @@ def test_obd_check(capsys):
     assert not check_obd_saliency(lambda w, h: 0.5 * h * w.abs())
     assert not check_obd_saliency(lambda w, h: (_ for _ in ()).throw(NotImplementedError))
     assert "not implemented" in capsys.readouterr().out
+
+
+def test_slimming_and_least_squares_checks():
+    import torch
+
+    from pruneviz.coursework.criteria import check_least_squares, check_slimming_penalty
+
+    def gammas(model):
+        return [m.weight for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+
+    assert check_slimming_penalty(lambda m, s: s * sum(g.abs().sum() for g in gammas(m)))
+    assert not check_slimming_penalty(lambda m, s: s * sum(g.sum() for g in gammas(m)))  # gamma, not |gamma|
+    assert not check_slimming_penalty(lambda m, s: s * sum(g.abs().sum().item() for g in gammas(m)))
+    assert check_least_squares(lambda x, y: torch.linalg.lstsq(x, y).solution.T)
+    assert not check_least_squares(lambda x, y: torch.linalg.lstsq(x, y).solution)

@@ -91,3 +91,45 @@ def check_obd_saliency(student_fn: Callable[[torch.Tensor, torch.Tensor], torch.
         if not (torch.equal(w0, weight) and torch.equal(h0, hdiag)):
             problems.append(f"{case}: changed an input in place")
     return report("OBD saliency", problems)
+
+
+def check_slimming_penalty(student_fn: Callable[[torch.nn.Module, float], torch.Tensor]) -> bool:
+    """``student_fn(model, strength) -> strength * sum |gamma|`` over every BatchNorm, differentiable."""
+    from ..criteria.scaling import slimming_penalty
+    from ..zoo.models import digits_cnn
+
+    problems: list[str] = []
+    torch.manual_seed(0)
+    model = digits_cnn()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(-1.0, 1.0)  # negative gammas too: |gamma|, not gamma
+    for strength in (1e-3, 0.5):
+        case = f"digits-cnn with random gammas, strength {strength}"
+        got = call(student_fn, model, strength, problems=problems, case=case)
+        if got is None and problems and problems[-1].startswith(case):
+            continue
+        expected = slimming_penalty(model, strength).detach()
+        _compare(got if not isinstance(got, torch.Tensor) else got.detach().reshape(()), expected, case,
+                 "one number", problems)
+        if isinstance(got, torch.Tensor) and not got.requires_grad:
+            problems.append(f"{case}: the result has no gradient; build it from the gammas (no .item(), no "
+                            ".detach()) so backward() reaches them")
+    return report("network slimming penalty", problems)
+
+
+def check_least_squares(student_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+    """``student_fn(x [N, d], y [N, n_out]) -> W [n_out, d]`` minimising ||y - x W^T||^2."""
+    problems: list[str] = []
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(50, 6, generator=gen, dtype=torch.float64)
+    exact = torch.randn(4, 6, generator=gen, dtype=torch.float64)
+    noisy = x @ exact.T + 0.1 * torch.randn(50, 4, generator=gen, dtype=torch.float64)
+    for case, y in (("outputs that a W fits exactly", x @ exact.T), ("noisy outputs", noisy)):
+        got = call(student_fn, x.clone(), y.clone(), problems=problems, case=case)
+        if got is None and problems and problems[-1].startswith(case):
+            continue
+        best = torch.linalg.lstsq(x, y).solution.T
+        _compare(got, best, case, "a weight [n_out, d]: note the transpose", problems)
+    return report("least-squares reconstruction", problems)
