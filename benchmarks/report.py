@@ -186,14 +186,14 @@ _BATCH = re.compile(r"^(?P<base>.*?)[/ ,_-]*batch[ =_]?(?P<n>\d+)$")
 def latency_vs_macs(rows: Sequence[Row]) -> list[dict]:
     """Points (benchmark, case, series, macs, ms) for each case that reports MACs and a latency.
 
-    A case's MACs row has "mac" in its measure and a MAC unit; its latencies have "latency" in the measure and a
+    A case's MACs row has a measure starting with "mac" and a MAC unit (the MACs a dense kernel executes); its latencies have "latency" in the measure and a
     time unit. A latency case may name its batch ("vgg/50%/batch64"): it is then paired with the MACs of the
     case without it ("vgg/50%") and goes into the series "batch 64"; otherwise the series is the measure.
     """
     macs, points = {}, []
     for r in rows:
         factor = _to(r["unit"], _MAC_UNITS)
-        if "mac" in r["measure"].lower() and factor is not None:
+        if r["measure"].lower().startswith("mac") and factor is not None:  # not "sparse macs": executed MACs
             macs[(r["benchmark"], r["case"])] = float(r["value"]) * factor
     for r in rows:
         factor = _to(r["unit"], _TIME_UNITS)
@@ -228,7 +228,7 @@ def plot_latency_vs_macs(rows: Sequence[Row], path: Path) -> bool:
     for p in points:
         if p["series"] == first:
             ax.annotate(p["case"], (p["macs"], p["ms"]), textcoords="offset points", xytext=(4, 3), fontsize=7)
-    ax.set(xscale="log", yscale="log", xlabel="MACs per sample (dense count after surgery)",
+    ax.set(xscale="log", yscale="log", xlabel="MACs a dense kernel executes per sample",
            ylabel="latency per forward pass (ms, median)",
            title="Latency against MACs on this machine's CPU")
     ax.grid(True, which="both", alpha=0.3)

@@ -24,6 +24,7 @@ def stub_rows(quick: bool) -> list[dict]:
                  "unit": "x"})
     # the form bench_surgery uses: MACs per case, latency per case and batch
     rows.append({"benchmark": "surgery", "case": "vgg/50%", "measure": "macs", "value": 3e8, "unit": "MAC"})
+    rows.append({"benchmark": "surgery", "case": "vgg/50%", "measure": "sparse macs", "value": 1e8, "unit": "MAC"})
     rows.append({"benchmark": "surgery", "case": "vgg/50%/batch64", "measure": "latency", "value": 90.0,
                  "unit": "ms"})
     return rows
