@@ -35,6 +35,7 @@ EXPECTED = {
     "bench_sensitivity": "sensitivity scan, cached vs naive",
     "bench_surgery": "dense vs channel-pruned latency, batch 1 and 64",
     "bench_depth_vs_width": "dense vs channel-pruned vs depth-pruned latency, batch 1 and 64",
+    "bench_masked": "zeros in dense tensors (element, 2:4, channel) vs removed channels, batch 1 and 64",
 }
 
 # Multipliers to plain MACs and to milliseconds, for the latency-vs-MACs plot.
