@@ -69,7 +69,8 @@ def machine() -> dict[str, str]:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return {"cpu": cpu, "cores": str(os.cpu_count()), "torch threads": str(torch.get_num_threads()),
+    load = f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "unknown"
+    return {"cpu": cpu, "cores": str(os.cpu_count()), "load": load, "torch threads": str(torch.get_num_threads()),
             "gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),
             "date": datetime.date.today().isoformat()}
 
@@ -159,7 +160,8 @@ def markdown(report: Report, command: str, plot: str | None = None) -> str:
         "# Benchmarks",
         "",
         f"Made by `{command}` on {m['date']}: {m['cpu']}, {m['cores']} cores, {gpu}, torch {m['torch']} "
-        f"({m['torch threads']} threads by default), Python {m['python']}.",
+        f"({m['torch threads']} threads by default), Python {m['python']}; load average {m['load']} when it "
+        "started (other processes sharing the cores slow every row alike: the benchmarks interleave their cases).",
         "Each value is a median over repeated runs after warm-up; ratios come from the same run as the times "
         "they compare. Timings move with the machine and its load: compare rows of one table, not across tables.",
         "",
