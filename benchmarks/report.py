@@ -161,7 +161,7 @@ def markdown(report: Report, command: str, plot: str | None = None) -> str:
         "",
         f"Made by `{command}` on {m['date']}: {m['cpu']}, {m['cores']} cores, {gpu}, torch {m['torch']} "
         f"({m['torch threads']} threads by default), Python {m['python']}; load average {m['load']} when it "
-        "started (other processes sharing the cores slow every row alike: the benchmarks interleave their cases).",
+        "started (other processes sharing the cores slow the timings down).",
         "Each value is a median over repeated runs after warm-up; ratios come from the same run as the times "
         "they compare. Timings move with the machine and its load: compare rows of one table, not across tables.",
         "",
