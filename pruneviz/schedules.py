@@ -13,9 +13,11 @@ slider can set. :func:`run_schedule` trains a model along a schedule with a :cla
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
+from torch import nn
 
 from .data import Data
 from .errors import check_ratio
@@ -171,3 +173,34 @@ def run_schedule(schedule: Schedule, pruner: Pruner, data: Data, eval_data: Data
               progress=progress, on_step=on_step, steps=schedule.total_steps)
     record("end")
     return pd.DataFrame(rows, columns=["step", "sparsity", "accuracy", "event"])
+
+
+def compare_schedules(model: nn.Module, schedules: Mapping[str, Schedule], data: Data, eval_data: Data, *,
+                      criterion: str = "magnitude", granularity: str = "element", scope: str = "global",
+                      optimizer: OptimizerChoice = "adam", lr: float | None = None, seed: int = 0,
+                      progress: bool = True) -> pd.DataFrame:
+    """Run each schedule on the same starting weights; one row each: schedule, sparsity, steps, accuracy.
+
+    A fresh Pruner per schedule; the model gets its original state back between runs and at the end.
+    """
+    original = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    rows = []
+    try:
+        for name, schedule in schedules.items():
+            model.load_state_dict(original)
+            pruner = Pruner(model, criterion, granularity, scope)
+            run_schedule(schedule, pruner, data, optimizer=optimizer, lr=lr, seed=seed, progress=progress)
+            rows.append({"schedule": name, "sparsity": pruner.sparsity(), "steps": schedule.total_steps,
+                         "accuracy": evaluate(model, eval_data)})
+    finally:
+        model.load_state_dict(original)
+    return pd.DataFrame(rows, columns=["schedule", "sparsity", "steps", "accuracy"])
+
+
+def lecture_schedules(final: float, steps: int = 46) -> dict[str, Schedule]:
+    """The lecture's four: prune only, one-shot + ``steps`` of fine-tuning, 3 rounds of prune + ``steps``, and
+    AGP (10 prunes over 2 x ``steps``, then ``steps`` more): every method that fine-tunes gets ``steps`` after
+    its last prune."""
+    return {"prune only": OneShot(final), "one-shot + fine-tune": OneShot(final, steps),
+            "iterative (3 rounds)": Iterative(final, 3, steps),
+            "AGP": AGP(final, prunes=10, every=max(1, 2 * steps // 10), finetune_steps=steps)}
