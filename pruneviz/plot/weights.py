@@ -47,8 +47,8 @@ class WeightHistogram:
         self.ax.set_xlim(-bound * 1.02, bound * 1.02)
         top = max(1, int(self.dense_counts.max()))
         if self.log:
-            self.ax.set_yscale("log")
             self.ax.set_ylim(0.8, top * 2.0)
+            self.ax.set_yscale("log")
         else:
             self.ax.set_ylim(0, top * 1.08)
         return self

@@ -1,0 +1,236 @@
+"""pruneviz.widgets: moving the controls as a user would; the artists show what the pruned model says."""
+import copy
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import pruneviz  # noqa: E402
+from pruneviz import metrics, plot  # noqa: E402
+from pruneviz.criteria import REGISTRY, Criterion, register  # noqa: E402
+from pruneviz.widgets import CachedEvaluator, LiveFigure, compare, explore, valid_granularities  # noqa: E402
+
+from .conftest import same_state, state_of  # noqa: E402
+
+GRID = (0.0, 0.5, 0.9)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Two shared cores: one torch thread avoids oversubscription, which slows convs here tenfold."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def explorer(cnn, digits):
+    return explore(cnn, digits[1], figure="agg", layer="conv3", grid=GRID)
+
+
+def _check_artists(explorer, test):
+    """Every artist against what the pruned model's weights say."""
+    model = explorer.session.model
+    layer = explorer.layer.value
+    weight = model.get_submodule(layer).weight.detach()
+    dense = explorer.session.dense_weight(layer).double().numpy().ravel()
+    kept = weight.double().numpy().ravel()
+    hist = explorer.histogram
+    np.testing.assert_array_equal(hist.kept_counts, np.histogram(dense[kept != 0], hist.edges)[0])
+    np.testing.assert_array_equal(np.asarray(explorer.mask.image.get_array()),
+                                  np.ma.masked_invalid(plot.kernel_grid(weight != 0, 32, 32)))
+    sparsity, accuracy = explorer.curves.current_point()
+    assert accuracy == pytest.approx(pruneviz.evaluate(model, test), abs=1e-12)
+    assert sparsity == pytest.approx(explorer.sparsity.value)
+    state = explorer.last_readout
+    assert state.accuracy == pruneviz.evaluate(model, test)
+    assert state.sparsity == pytest.approx(metrics.sparsity(model))
+    assert state.nonzero_parameters == metrics.count_parameters(model, nonzero=True)
+    assert state.sparse_bytes == metrics.size_bytes(model, sparse=True)
+    assert state.sparse_macs == pytest.approx(metrics.macs(model, torch.zeros(1, 1, 8, 8), sparse=True), abs=1)
+
+
+def test_slider_move_updates_every_artist(explorer, digits):
+    for value in (0.6, 0.2, 0.93):
+        explorer.sparsity.value = value
+        _check_artists(explorer, digits[1])
+    assert explorer.session.pruner.sparsity() == pytest.approx(0.93, abs=0.01)
+    assert "accuracy" in explorer.readout.value and not explorer.errors.errors
+
+
+def test_controls_switch_pruner_layer_and_scope(explorer, digits):
+    explorer.sparsity.value = 0.5
+    explorer.granularity.value = "channel"
+    _check_artists(explorer, digits[1])
+    explorer.scope.value = "global"
+    explorer.layer.value = "conv2"
+    _check_artists(explorer, digits[1])
+    assert explorer.only_layer.disabled
+    explorer.scope.value = "local"
+    explorer.only_layer.value = True
+    _check_artists(explorer, digits[1])
+    assert set(explorer.session.pruner.layer_sparsity().values()) != {0.5}  # only conv2 is pruned
+    assert len(explorer.curves.lines) == 4
+    assert not explorer.errors.errors
+
+
+def test_invalid_choice_is_shown_not_raised(explorer, digits):
+    explorer.granularity.value = "channel"
+    explorer.sparsity.value = 0.5
+    before = state_of(explorer.session.model)
+    explorer.layer.value = "fc"  # the output layer has no prunable channels
+    explorer.only_layer.value = True
+    assert isinstance(explorer.last_error, ValueError)
+    assert "fc" in explorer.errors.widget.value and "pruneviz-error" in explorer.errors.widget.value
+    assert same_state(before, state_of(explorer.session.model))
+    explorer.only_layer.value = False
+    assert explorer.errors.widget.value == ""
+
+
+class Broken(Criterion):
+    name = "broken-for-test"
+
+    def scores(self, model, layers, granularity, data=None):
+        raise RuntimeError("scores exploded")
+
+
+class NeedsData(Criterion):
+    name = "needs-data-for-test"
+    needs_data = True
+    granularities = ("channel",)
+    seen = []
+
+    def scores(self, model, layers, granularity, data=None):
+        NeedsData.seen.append(data)
+        return {n: torch.arange(i.module.weight.shape[0], dtype=torch.float32) for n, i in layers.items()}
+
+
+@pytest.fixture
+def test_criteria():
+    register(Broken)
+    register(NeedsData)
+    yield
+    REGISTRY.pop(Broken.name)
+    REGISTRY.pop(NeedsData.name)
+
+
+def test_data_criteria_get_calibration_and_bugs_show_traceback(cnn, digits, test_criteria):
+    calibration = digits[0]
+    explorer = explore(cnn, digits[1], calibration=calibration, figure="agg", grid=GRID)
+    assert {"broken-for-test", "needs-data-for-test"} <= set(explorer.criterion.options)
+    explorer.criterion.value = "needs-data-for-test"
+    assert list(explorer.granularity.options) == ["channel"] == valid_granularities(cnn, "needs-data-for-test")
+    assert NeedsData.seen[-1] is calibration
+    assert explorer.session.key == ("needs-data-for-test", "channel", "local")
+    explorer.criterion.value = "broken-for-test"
+    assert isinstance(explorer.last_error, RuntimeError)
+    assert "scores exploded" in explorer.errors.widget.value and "traceback" in explorer.errors.widget.value
+    assert explorer.session.key == ("needs-data-for-test", "channel", "local")  # the previous pruner stays
+
+
+def test_cached_evaluator_equals_evaluate(cnn, resnet, digits):
+    test = digits[1]
+    evaluator = CachedEvaluator(cnn, test)
+    pruner = pruneviz.Pruner(cnn, "magnitude", "element")
+    assert evaluator.accuracy() == pruneviz.evaluate(cnn, test)
+    for ratios in ({"fc": 0.9}, 0.6, {"conv4": 0.8, "fc": 0.5}, {"conv4": 0.3}):
+        pruner.prune(ratios)
+        assert evaluator.accuracy() == pruneviz.evaluate(cnn, test)
+    assert evaluator.stages_run == len(cnn) - 10  # from conv4 (stage 10) on: its input came from the cache
+    pruner.prune({"conv4": 0.3, "fc": 0.95})
+    evaluator.accuracy()
+    assert evaluator.stages_run == 1
+    other = CachedEvaluator(resnet, test)  # not a Sequential: a full forward, same answer
+    pruneviz.Pruner(resnet, "l2", "channel").prune(0.4)
+    assert other.accuracy() == pruneviz.evaluate(resnet, test)
+
+
+@pytest.fixture(scope="module")
+def shared_explorer():
+    train, test = pruneviz.data.digits()
+    model = pruneviz.zoo.load("digits-cnn", device="cpu")
+    return explore(model, test, figure="agg", grid=GRID), state_of(model)
+
+
+moves = st.lists(st.tuples(st.sampled_from(["magnitude", "l2", "random"]),
+                           st.sampled_from(["element", "2:4", "vector", "kernel", "channel", "input_channel"]),
+                           st.sampled_from(["local", "global"]),
+                           st.sampled_from(["conv1", "conv2", "conv3", "conv4", "fc"]),
+                           st.booleans(),
+                           st.floats(0.0, 0.99)), min_size=1, max_size=4)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(moves)
+def test_random_moves_raise_nothing_and_zero_restores(shared_explorer, steps):
+    explorer, dense = shared_explorer
+    explorer.errors.errors.clear()
+    for criterion, granularity, scope, layer, only, value in steps:
+        explorer.criterion.value = criterion
+        if granularity in explorer.granularity.options:
+            explorer.granularity.value = granularity
+        explorer.scope.value = scope
+        explorer.layer.value = layer
+        if not explorer.only_layer.disabled:
+            explorer.only_layer.value = only and layer != "fc" or (only and granularity != "channel")
+        explorer.sparsity.value = round(value, 2)
+    unexpected = [e for e in explorer.errors.errors if not isinstance(e, ValueError)]
+    assert not unexpected, unexpected
+    explorer.only_layer.value = False
+    explorer.sparsity.value = 0.0
+    assert not explorer.errors.widget.value
+    assert same_state(dense, state_of(explorer.session.model))
+
+
+def test_compare_side_by_side(cnn, digits):
+    before = state_of(cnn)
+    view = compare(cnn, digits[1], ["magnitude", ("random", "element"), ("l2", "channel")], sparsity=0.6,
+                   layer="conv2", figure="agg", grid=GRID)
+    assert len(view.masks) == 3 and len(view.curves.lines) == 3
+    view.sparsity.value = 0.7
+    for label, session in view.sessions.items():
+        assert view.readouts[label].accuracy == pruneviz.evaluate(session.model, digits[1])
+        assert view.curves.current_point(label) == pytest.approx((0.7, view.readouts[label].accuracy))
+        mask = session.model.conv2.weight != 0
+        np.testing.assert_array_equal(np.asarray(view.masks[label].image.get_array()),
+                                      np.ma.masked_invalid(plot.kernel_grid(mask, 32, 32)))
+    masks = [s.mask("conv2") for s in view.sessions.values()]
+    assert not torch.equal(masks[0], masks[1])
+    assert same_state(before, state_of(cnn))  # each criterion worked on its own copy
+    with pytest.raises(ValueError, match="two or more"):
+        compare(cnn, digits[1], ["magnitude"], figure="agg")
+
+
+def test_inline_figure_is_a_fixed_size_png(cnn, digits):
+    explorer = explore(copy.deepcopy(cnn), digits[1], figure="inline", grid=GRID)
+    first = explorer.figure.image.value
+    explorer.sparsity.value = 0.9
+    second = explorer.figure.image.value
+    assert first[:8] == second[:8] == b"\x89PNG\r\n\x1a\n" and first != second
+    assert explorer.figure.widget.layout.height == explorer.figure.widget.layout.height  # fixed
+    with pytest.raises(ValueError, match="valid choices"):
+        LiveFigure((2, 2), mode="svg")
+
+
+def test_css_classes_for_browser_tests(explorer):
+    classes = {"pruneviz-explorer": explorer, "pruneviz-sparsity": explorer.sparsity,
+               "pruneviz-criterion": explorer.criterion, "pruneviz-granularity": explorer.granularity,
+               "pruneviz-scope": explorer.scope, "pruneviz-layer": explorer.layer,
+               "pruneviz-only-layer": explorer.only_layer, "pruneviz-readout": explorer.readout,
+               "pruneviz-figure": explorer.figure.widget, "pruneviz-message": explorer.errors.widget}
+    for css, widget in classes.items():
+        assert css in widget._dom_classes, css
+
+
+def test_bad_arguments_raise(cnn, digits):
+    with pytest.raises(ValueError, match="valid choices"):
+        explore(cnn, digits[1], criterion="nope", figure="agg")
+    with pytest.raises(ValueError, match="valid choices"):
+        explore(cnn, digits[1], layer="conv9", figure="agg")
