@@ -36,10 +36,11 @@ def reinitialized(model: nn.Module, seed: int = 0) -> nn.Module:
 
 def pruned_vs_scratch(model: nn.Module, train_data: Data, test_data: Data,
                       sparsities: Iterable[float] = (0.5, 0.75, 0.875), *, criterion: str = "magnitude",
-                      finetune_epochs: int = 10, scratch_epochs: int = 40, seeds: Iterable[int] = (0, 1, 2),
+                      finetune_epochs: int = 30, scratch_epochs: int = 30, seeds: Iterable[int] = (0, 1, 2),
                       lr: float = 1e-3) -> pd.DataFrame:
     """Test accuracy of the trained wide ``model`` pruned to each channel sparsity (right after pruning, then
-    after ``finetune_epochs``) and of the same narrow architecture trained from scratch for ``scratch_epochs``.
+    after ``finetune_epochs``) and of the same narrow architecture trained from scratch for ``scratch_epochs``
+    (by default both narrow models train for as many epochs as the zoo trained the wide one).
 
     Every layer whose channels can go alone loses ``sparsity`` of them by ``criterion``. One row per
     (sparsity, method, seed): columns sparsity, parameters, method ('pruned', 'pruned + fine-tuned',
