@@ -115,3 +115,20 @@ def test_lecture_claim_at_95_percent(digits, cnn):
     assert table.sparsity.tolist() == pytest.approx([0.95] * 4, abs=1e-3)
     acc = dict(zip(table.schedule, table.accuracy))
     assert acc["prune only"] < acc["one-shot + fine-tune"] <= max(acc["iterative (3 rounds)"], acc["AGP"]), acc
+
+
+def test_check_agp_sparsity(capsys):
+    from pruneviz.coursework.schedules import check_agp_sparsity
+
+    def reference(step, initial, final, start, prunes, every):
+        return AGP(final, initial, start, prunes, every).sparsity_at(step)
+
+    def smooth(step, initial, final, start, prunes, every):  # forgets that AGP prunes only every dt steps
+        x = min(1.0, max(0, step - start) / (prunes * every))
+        return 0.0 if step < start else final + (initial - final) * (1 - x) ** 3
+
+    assert check_agp_sparsity(reference)
+    assert not check_agp_sparsity(smooth)
+    assert "between prunes" in capsys.readouterr().out
+    assert not check_agp_sparsity(lambda *args: None)
+    assert "returned None" in capsys.readouterr().out
