@@ -94,6 +94,9 @@ class Comparison(widgets.VBox):
         self.figure.draw(full=self._full)
         self._full = False
 
+    def __repr__(self) -> str:  # short and stable: notebooks show (and nbval compares) it as text/plain
+        return f"Comparison({list(self.sessions)}, layer={self.layer.value!r}, sparsity={self.sparsity.value:.2f})"
+
     def readout_text(self) -> str:
         return "\n".join(f"{label}: accuracy {100 * s.accuracy:.1f} %, sparsity {s.sparsity:.3f}"
                          for label, s in self.readouts.items())

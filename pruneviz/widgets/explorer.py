@@ -167,6 +167,10 @@ class Explorer(widgets.VBox):
         self.figure.draw(full=self._full)
         self._full = False
 
+    def __repr__(self) -> str:  # short and stable: notebooks show (and nbval compares) it as text/plain
+        return (f"Explorer(criterion={self.criterion.value!r}, granularity={self.granularity.value!r}, "
+                f"scope={self.scope.value!r}, layer={self.layer.value!r}, sparsity={self.sparsity.value:.2f})")
+
     def readout_text(self) -> str:
         """The readout as plain text (accuracy, sparsity, nonzero parameters, size, MACs)."""
         return self.last_readout.text()
