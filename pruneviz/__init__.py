@@ -23,12 +23,21 @@ from .training import train
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # plot and widgets pull in matplotlib, seaborn and ipywidgets: imported on first use, not with pruneviz
+    if name in ("plot", "widgets"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'pruneviz' has no attribute {name!r}")
+
 __all__ = [
     "apoz", "hessian_diagonal", "reconstruct", "slimming_loss", "slimming_penalty",
     "block_importance", "channel_prunable_layers", "compact", "removable_blocks", "remove_blocks",
     "AGP", "Criterion", "Iterative", "OneShot", "Pruner", "count_parameters", "data", "default_device",
     "evaluate", "finetune", "from_torch_prune",
     "get_criterion", "get_granularity", "latency", "layer_macs", "layer_sparsity", "macs", "prune_tensor",
-    "ratios_for_drop", "ratios_for_size", "register", "run_schedule", "sensitivity_scan", "size_bytes",
-    "sparsity", "tensor_mask", "to_torch_prune", "train", "zoo",
+    "plot", "ratios_for_drop", "ratios_for_size", "register", "run_schedule", "sensitivity_scan", "size_bytes",
+    "sparsity", "tensor_mask", "to_torch_prune", "train", "widgets", "zoo",
 ]
