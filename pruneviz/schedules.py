@@ -43,9 +43,9 @@ class Schedule:
         return steps, [self.sparsity_at(t) for t in steps]
 
     def prune_steps(self) -> list[int]:
-        """The steps at which the target changes, i.e. where the runner prunes."""
+        """The steps at which the target changes from the dense start, i.e. where the runner prunes."""
         steps, values = self.points()
-        return [t for t, v, before in zip(steps, values, [None, *values]) if v != before]
+        return [t for t, v, before in zip(steps, values, [0.0, *values]) if v != before]
 
 
 @dataclass
@@ -147,7 +147,8 @@ def run_schedule(schedule: Schedule, pruner: Pruner, data: Data, eval_data: Data
         lr = DEFAULT_LR.get(optimizer, 1e-3) if isinstance(optimizer, str) else 1e-3
     model = pruner.model
     rows: list[dict] = []
-    state = {"step": 0, "target": None, "trained": False}
+    # a dense pruner starts at target 0; one pruned before is set to the schedule's first target at once
+    state = {"step": 0, "target": 0.0 if pruner.sparsity() == 0.0 else None, "trained": False}
 
     def record(event: str) -> None:
         acc = evaluate(model, eval_data) if eval_data is not None else float("nan")
@@ -197,10 +198,10 @@ def compare_schedules(model: nn.Module, schedules: Mapping[str, Schedule], data:
     return pd.DataFrame(rows, columns=["schedule", "sparsity", "steps", "accuracy"])
 
 
-def lecture_schedules(final: float, steps: int = 46) -> dict[str, Schedule]:
+def lecture_schedules(final: float, steps: int = 23) -> dict[str, Schedule]:
     """The lecture's four: prune only, one-shot + ``steps`` of fine-tuning, 3 rounds of prune + ``steps``, and
-    AGP (10 prunes over 2 x ``steps``, then ``steps`` more): every method that fine-tunes gets ``steps`` after
-    its last prune."""
+    AGP (10 prunes over about 2 x ``steps``, then ``steps`` more): every method that fine-tunes gets ``steps``
+    after its last prune. The default, 23 steps, is one epoch of the digits training split at batch 64."""
     return {"prune only": OneShot(final), "one-shot + fine-tune": OneShot(final, steps),
             "iterative (3 rounds)": Iterative(final, 3, steps),
             "AGP": AGP(final, prunes=10, every=max(1, 2 * steps // 10), finetune_steps=steps)}

@@ -105,7 +105,7 @@ def test_run_schedule_bad_input(digits, mlp):
 
 
 def test_lecture_claim_at_95_percent(digits, cnn):
-    """Prune only < prune + fine-tune <= iterative prune + fine-tune or AGP (46 steps after the last prune).
+    """Prune only < prune + fine-tune <= iterative prune + fine-tune or AGP (23 steps after the last prune).
 
     Seeds fixed. At 95 % the margins on the zoo CNN are several points (see benchmarks/bench_finetune.py).
     """
