@@ -244,7 +244,7 @@ class NotebookPage:
         self.page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\|\s*Idle")).first.wait_for(
             timeout=timeout * 1e3)
 
-    def run_all(self, timeout: float = 90.0) -> None:
+    def run_all(self, timeout: float = 240.0) -> None:
         """Run > Run All Cells, then wait until every code cell ran (or one failed: raises with its text)."""
         self.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
         self.page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()

@@ -1,0 +1,125 @@
+"""notebooks/00_welcome.ipynb as a student sees it: JupyterLab in headless Chromium, Run All, move the sparsity
+slider with the keyboard and the mouse, and the accuracy readout and the plot change.
+
+Both figure paths of the explorer run: ipympl (``%matplotlib widget``) and the inline fallback (a PNG in an
+Image widget). The notebook is copied to the server's temp folder with the magic set to each backend, so the
+committed notebook is never touched (nor autosaved over).
+
+Screenshots for the README: ``PRUNEVIZ_UPDATE_SCREENSHOTS=1 pytest tests/e2e`` writes docs/images/browser_*.png.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .lab import changed_fraction, is_blank
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = ROOT / "notebooks" / "00_welcome.ipynb"
+MAGIC = re.compile(r"^%matplotlib\s+\S+", re.MULTILINE)
+BACKENDS = {"widget": ".jupyter-matplotlib-canvas-div", "inline": "img"}  # what the figure holds in each
+READOUT = re.compile(r"accuracy ([\d.]+) % \| sparsity ([\d.]+)")
+pytestmark = pytest.mark.browser
+TARGET = 0.6  # where the mouse takes the slider from 0: far enough that mask, histogram and accuracy move
+
+
+def with_backend(source: Path, backend: str, target: Path) -> Path:
+    """A copy of the notebook with every ``%matplotlib`` magic set to ``backend`` (one added at the top when
+    there is none) and no stored outputs, so what the page shows comes from this run."""
+    nb = json.loads(source.read_text())
+    code = [cell for cell in nb["cells"] if cell["cell_type"] == "code"]
+    found = False
+    for cell in code:
+        text = "".join(cell["source"])
+        found |= bool(MAGIC.search(text))
+        cell["source"] = MAGIC.sub(f"%matplotlib {backend}", text)
+        cell["outputs"], cell["execution_count"] = [], None
+    if not found:
+        nb["cells"].insert(0, {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+                               "source": f"%matplotlib {backend}"})
+    target.write_text(json.dumps(nb))
+    return target
+
+
+def own_backend(source: Path) -> str:
+    """The backend the committed notebook asks for (inline when it names none)."""
+    for cell in json.loads(source.read_text())["cells"]:
+        match = MAGIC.search("".join(cell["source"])) if cell["cell_type"] == "code" else None
+        if match:
+            return "widget" if match.group().split()[1] in ("widget", "ipympl") else "inline"
+    return "inline"
+
+
+def parse_readout(text: str) -> tuple[float, float]:
+    match = READOUT.search(text)
+    assert match, f"the readout does not show accuracy and sparsity: {text!r}"
+    return float(match.group(1)), float(match.group(2))
+
+
+def settled_text(locator, until: Callable[[str], bool], timeout: float = 60.0, pause: float = 0.5) -> str:
+    """The locator's text once ``until(text)`` holds and two reads ``pause`` apart agree (the kernel may still
+    be working through earlier moves); whatever it shows at the timeout otherwise."""
+    deadline = time.monotonic() + timeout
+    previous = locator.inner_text()
+    while True:
+        time.sleep(pause)
+        text = locator.inner_text()
+        if (text == previous and until(text)) or time.monotonic() > deadline:
+            return text
+        previous = text
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_slider_moves_readout_and_plot(notebook_page, lab, backend, screenshot_dir):
+    assert NOTEBOOK.exists(), f"{NOTEBOOK.relative_to(ROOT)} is missing: the browser test opens it"
+    name = with_backend(NOTEBOOK, backend, lab.root / f"{NOTEBOOK.stem}_{backend}.ipynb").name
+    notebook_page.open(name)
+    notebook_page.run_all()
+
+    explorer = notebook_page.panel.locator(".pruneviz-explorer").first
+    explorer.wait_for(state="visible")
+    figure = explorer.locator(".pruneviz-figure")
+    assert figure.locator(BACKENDS[backend]).count() >= 1, f"the {backend} figure path is not the one on show"
+    readout = explorer.locator(".pruneviz-readout")
+    handle = explorer.locator(".pruneviz-sparsity .noUi-handle")
+    explorer.scroll_into_view_if_needed()
+
+    # A student's moves: the magnitude criterion from its dropdown, the slider to 0 with the keyboard (Home),
+    # then a click on the track.
+    explorer.locator(".pruneviz-criterion select").select_option("magnitude")
+    handle.focus()
+    handle.press("Home")
+    start = float(handle.get_attribute("aria-valuenow"))
+    assert start == 0.0, f"Home left the slider at {start}"
+    text_before = settled_text(readout, until=lambda text: READOUT.search(text) and
+                               float(READOUT.search(text).group(2)) == start)
+    plot_before = notebook_page.settled_screenshot(figure)
+    whole_before = explorer.screenshot(animations="disabled")
+
+    # one click on the track: one move (each costs the kernel a re-prune and an evaluation; keys pressed one
+    # step at a time would queue many)
+    track = explorer.locator(".pruneviz-sparsity .noUi-target")
+    box = track.bounding_box()
+    track.click(position={"x": box["width"] * TARGET, "y": box["height"] / 2})
+    text_after = settled_text(readout, until=lambda text: text != text_before)
+    value = float(explorer.locator(".pruneviz-sparsity .widget-readout").inner_text())
+    assert abs(value - TARGET) < 0.05, f"a click at {TARGET:.0%} of the track set the slider to {value}"
+    plot_after = notebook_page.settled_screenshot(figure, differs_from=plot_before)
+
+    accuracy_before, sparsity_before = parse_readout(text_before)
+    accuracy_after, sparsity_after = parse_readout(text_after)
+    assert abs(sparsity_before - start) < 0.01, (text_before, start)
+    assert abs(sparsity_after - value) < 0.01, (text_after, value)  # the model really is pruned that far
+    assert 0.0 <= accuracy_after <= 100.0 and 0.0 <= accuracy_before <= 100.0
+    assert not is_blank(plot_before), "the figure never drew"
+    assert changed_fraction(plot_before, plot_after) > 0.01, "the plot did not change when the slider moved"
+    assert not notebook_page.errors()
+
+    if screenshot_dir is not None and backend == own_backend(NOTEBOOK):
+        (screenshot_dir / "browser_before.png").write_bytes(whole_before)
+        (screenshot_dir / "browser_after.png").write_bytes(explorer.screenshot(animations="disabled"))
