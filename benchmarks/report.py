@@ -165,13 +165,17 @@ def markdown(report: Report, command: str, plot: str | None = None) -> str:
         "Each value is a median over repeated runs after warm-up; ratios come from the same run as the times "
         "they compare. Timings move with the machine and its load: compare rows of one table, not across tables.",
         "",
-        table(report.rows) if report.rows else "No benchmark produced rows.",
     ]
     if report.seconds:
-        parts += ["", "| module | torch threads | run time |", "|---|---:|---:|"]
+        parts += ["| module | torch threads | run time |", "|---|---:|---:|"]
         parts += [f"| `{n}` | {report.threads.get(n, '-')} | {s:.0f} s |" for n, s in report.seconds.items()]
+        parts += [""]
+    ratios = [r for r in report.rows if r["unit"] == "x"]
+    if ratios:
+        parts += ["## Ratios (each from one run)", "", table(ratios), ""]
     if plot:
-        parts += ["", f"![latency against MACs]({plot})"]
+        parts += [f"![latency against MACs]({plot})", ""]
+    parts += ["## All rows", "", table(report.rows) if report.rows else "No benchmark produced rows."]
     if report.missing or report.failed:
         parts += ["", "## Not measured here", ""]
         parts += [f"- `{n}` ({EXPECTED[n]}): not in benchmarks/ yet" for n in report.missing]

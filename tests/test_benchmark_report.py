@@ -44,6 +44,7 @@ def test_report_quick_on_stubs_writes_table_and_plot(tmp_path, capsys):
     assert "FAILED: bench_broken: RuntimeError: no model here" in printed
     md = (tmp_path / "benchmarks.md").read_text()
     assert "| stub | channel 50% | latency batch 1 | 0.900 | ms |" in md
+    assert md.index("## Ratios") < md.index("| stub | quick | speed-up | 2.22 | x |") < md.index("## All rows")
     assert report.machine()["torch"] in md and "`python -m benchmarks --quick`" in md
     assert f"| `bench_stub` | {STUB_THREADS} |" in md and f"bench_stub: {STUB_THREADS} torch threads" in printed
     assert "`bench_broken` failed" in md and "images/latency_vs_macs.png" in md
