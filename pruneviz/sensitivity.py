@@ -25,7 +25,8 @@ from .data import Data, batches
 from .device import model_device
 from .errors import check_ratio
 from .evaluation import evaluate
-from .granularity import CHANNEL
+from .criteria import Criterion
+from .granularity import CHANNEL, Granularity
 from .pruner import Pruner
 
 DEFAULT_SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -131,7 +132,8 @@ def _naive_accuracies(model: nn.Module, pruner: Pruner, layer: str, ratios: Sequ
     return accuracies
 
 
-def sensitivity_scan(model: nn.Module, data: Data, criterion: str = "magnitude", granularity: str = "element",
+def sensitivity_scan(model: nn.Module, data: Data, criterion: str | Criterion = "magnitude",
+                     granularity: str | Granularity = "element",
                      sparsities: Iterable[float] = DEFAULT_SPARSITIES, layers: Iterable[str] | None = None,
                      data_for_criterion: Data | None = None, progress: bool = True, cached: bool = True,
                      batch_size: int = 1024) -> pd.DataFrame:
@@ -153,13 +155,13 @@ def sensitivity_scan(model: nn.Module, data: Data, criterion: str = "magnitude",
     ratios = check_sparsities(sparsities)
     was_training = model.training
     model.eval()  # scores such as APoZ and every evaluation see the model as it is used
-    pruner = Pruner(model, criterion, granularity, layers=layers,
-                    data=data_for_criterion if data_for_criterion is not None else data)
-    traced = _trace(model) if cached else None
-    rows = []
-    bar = tqdm(total=len(pruner.layers) * len(ratios), desc="sensitivity scan", disable=not progress,
-               leave=False)
+    pruner, bar, rows = None, None, []
     try:
+        pruner = Pruner(model, criterion, granularity, layers=layers,
+                        data=data_for_criterion if data_for_criterion is not None else data)
+        traced = _trace(model) if cached else None
+        bar = tqdm(total=len(pruner.layers) * len(ratios), desc="sensitivity scan", disable=not progress,
+                   leave=False)
         dense = evaluate(model, data, batch_size)
         for layer in pruner.layers:
             bar.set_postfix_str(layer)
@@ -172,8 +174,10 @@ def sensitivity_scan(model: nn.Module, data: Data, criterion: str = "magnitude",
             rows.append((layer, 0.0, dense))
             rows.extend((layer, r, a) for r, a in zip(ratios, accs))
     finally:
-        bar.close()
-        pruner.restore()
+        if bar is not None:
+            bar.close()
+        if pruner is not None:
+            pruner.restore()
         model.train(was_training)
     scan = pd.DataFrame(rows, columns=list(COLUMNS))
     scan.attrs.update(criterion=pruner.criterion.name, granularity=pruner.granularity.name, dense_accuracy=dense)

@@ -59,15 +59,15 @@ def test_scan_equals_evaluate_on_models_pruned_by_hand(request, small_test, mode
         assert row.accuracy == _by_hand(model, test, "magnitude", granularity, row.layer, row.sparsity), row
 
 
-@pytest.mark.parametrize("model_name,granularity", [("cnn", "element"), ("resnet", "channel"),
-                                                    ("mlp", "channel")])
-def test_cached_and_naive_scans_agree(request, small_test, model_name, granularity):
+@pytest.mark.parametrize("model_name,criterion,granularity", [
+    ("cnn", "magnitude", "element"), ("resnet", "magnitude", "channel"), ("mlp", "apoz", "channel"),
+    ("cnn", "scaling", "channel")])
+def test_cached_and_naive_scans_agree(request, small_test, model_name, criterion, granularity):
     model = request.getfixturevalue(model_name)
     layers = RESNET_LAYERS if model_name == "resnet" else None
-    cached = sensitivity_scan(model, small_test, granularity=granularity, sparsities=RATIOS, layers=layers,
-                              progress=False)
-    naive = sensitivity_scan(model, small_test, granularity=granularity, sparsities=RATIOS, layers=layers,
-                             progress=False, cached=False)
+    kwargs = dict(criterion=criterion, granularity=granularity, sparsities=RATIOS, layers=layers, progress=False)
+    cached = sensitivity_scan(model, small_test, **kwargs)
+    naive = sensitivity_scan(model, small_test, cached=False, **kwargs)
     pd.testing.assert_frame_equal(cached, naive)
     assert cached.accuracy.min() < cached.accuracy.max()  # the scan saw pruning hurt somewhere
 
@@ -112,8 +112,10 @@ def test_bad_sparsities(cnn, small_test, sparsities, match):
 
 
 def test_bad_names_list_the_choices(cnn, small_test):
+    cnn.train()
     with pytest.raises(ValueError, match="'magnitude'"):
         sensitivity_scan(cnn, small_test, criterion="magnitud", progress=False)
+    assert cnn.training
     with pytest.raises(ValueError, match="'conv1'"):
         sensitivity_scan(cnn, small_test, layers=["conv9"], progress=False)
 
