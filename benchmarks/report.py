@@ -216,6 +216,20 @@ def latency_vs_macs(rows: Sequence[Row]) -> list[dict]:
     return points
 
 
+def _label_groups(points: Sequence[dict], tolerance: float = 0.03) -> list[tuple[tuple[float, float], list[str]]]:
+    """Cases whose points nearly coincide on the log axes (masked models: same MACs, same time) share one label."""
+    groups: list[tuple[tuple[float, float], list[str]]] = []
+    for p in points:
+        for (x, y), names in groups:
+            if abs(math.log10(p["macs"] / x)) < tolerance and abs(math.log10(p["ms"] / y)) < tolerance:
+                if p["case"] not in names:
+                    names.append(p["case"])
+                break
+        else:
+            groups.append(((p["macs"], p["ms"]), [p["case"]]))
+    return groups
+
+
 def plot_latency_vs_macs(rows: Sequence[Row], path: Path) -> bool:
     """Scatter of latency against MACs, one colour per series (batch size), one marker per benchmark, each case
     labelled once; False if no case reports both (then no file is written)."""
@@ -232,9 +246,8 @@ def plot_latency_vs_macs(rows: Sequence[Row], path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(8, 5))
     sns.scatterplot(data=data, x="macs", y="ms", hue="series", style="benchmark", s=60, ax=ax)
     first = data["series"].iloc[0]
-    for p in points:
-        if p["series"] == first:
-            ax.annotate(p["case"], (p["macs"], p["ms"]), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    for (x, y), names in _label_groups([p for p in points if p["series"] == first]):
+        ax.annotate("\n".join(names), (x, y), textcoords="offset points", xytext=(5, -3), fontsize=7, va="top")
     ax.set(xscale="log", yscale="log", xlabel="MACs a dense kernel executes per sample",
            ylabel="latency per forward pass (ms, median)",
            title="Latency against MACs on this machine's CPU")

@@ -78,3 +78,9 @@ def test_missing_benchmarks_are_listed(tmp_path, monkeypatch):
     modules, missing = report.discover(tmp_path)
     assert list(modules) == ["bench_slider", "bench_extra"]
     assert missing == ["bench_sensitivity", "bench_surgery", "bench_depth_vs_width", "bench_masked"]
+
+
+def test_coinciding_points_share_one_label():
+    points = [{"case": "dense", "macs": 6e8, "ms": 11.6}, {"case": "element 90%", "macs": 6e8, "ms": 11.7},
+              {"case": "compacted", "macs": 1.5e8, "ms": 3.5}]
+    assert [names for _, names in report._label_groups(points)] == [["dense", "element 90%"], ["compacted"]]
