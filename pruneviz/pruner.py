@@ -57,6 +57,7 @@ class Pruner:
         self._infos = self._select_layers(graph, layers)
         self.layers = {name: info.module for name, info in self._infos.items()}
         self._dense = self._snapshot()
+        self._tracked: list[str] = []  # parameters outside the masks that a criterion rewrites (see track)
         self.masks = {name: torch.ones_like(m.weight, dtype=torch.bool) for name, m in self.layers.items()}
         self.ratios: dict[str, float] = {name: 0.0 for name in self.layers}
         self._score()
@@ -191,7 +192,7 @@ class Pruner:
         if self.granularity is CHANNEL:
             for key, keep in self._channel_extras():
                 self.model.get_parameter(key).copy_(torch.where(keep, self._dense[key], 0.0))
-        for key in self._tracked():  # a new prune starts from the dense weights everywhere
+        for key in self._tracked:  # a new prune starts from the dense weights everywhere
             self.model.get_parameter(key).copy_(self._dense[key])
 
     def track(self, key: str) -> None:
@@ -199,10 +200,7 @@ class Pruner:
         rewrites), so ``restore()`` and the next ``prune()`` give it back bit for bit."""
         if key not in self._dense:
             self._dense[key] = self.model.get_parameter(key).detach().clone()
-
-    def _tracked(self) -> list[str]:
-        written = {key for key, _ in self._written_tensors()}
-        return [key for key in self._dense if key not in written]
+            self._tracked.append(key)
 
     def restore(self) -> Pruner:
         """The dense weights back, bit for bit."""
@@ -295,6 +293,8 @@ class Pruner:
         self.layers = {n: i.module for n, i in self._infos.items()}
         device = next(iter(self.layers.values())).weight.device
         self._dense = {k: v.to(device) for k, v in state["dense"].items()}
+        written = {key for key, _ in self._written_tensors()}
+        self._tracked = [key for key in self._dense if key not in written]
         self.masks = {k: v.to(device) for k, v in state["masks"].items()}
         self.ratios = dict(state["ratios"])
         self.scores = {k: v.to(device) for k, v in state["scores"].items()}

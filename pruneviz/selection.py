@@ -67,6 +67,8 @@ class GlobalSelector:
         self.total_weights = float(sizes.sum())
         self.uniform = len(set(group_sizes.values())) == 1 and max_layer_sparsity is None
         self.cum_weights = torch.cumsum(sizes[self.order], 0)  # weights pruned after the first k groups
+        self._mask = torch.ones(sum(self.counts), dtype=torch.bool, device=device)  # the mask at cut _cut
+        self._cut = 0
 
     def _guarded(self, order: torch.Tensor, cap: float) -> torch.Tensor:
         """The order without each layer's groups beyond its cap: those are never pruned."""
@@ -99,9 +101,6 @@ class GlobalSelector:
         # a new ratio moves only the groups between the old and the new cut in the order: a slider's small
         # step touches a few groups, not all of them (scattering millions of indices is the slow part)
         k = self._k(ratio)
-        if getattr(self, "_mask", None) is None:
-            self._mask = torch.ones(sum(self.counts), dtype=torch.bool, device=self.order.device)
-            self._cut = 0
         if k > self._cut:
             self._mask[self.order[self._cut:k]] = False
         elif k < self._cut:
