@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.colors import LinearSegmentedColormap, ListedColormap
+from matplotlib.lines import Line2D
 
 from .base import WeightsLike, axes, flat, register, to_numpy, weight_tensors
 from .theme import ACCENT, DENSE, MUTED, PRUNED
@@ -30,7 +31,10 @@ class WeightHistogram:
             line.set_visible(False)
         ax.set_xlabel("weight value")
         ax.set_ylabel("number of weights" + (" (log)" if log else ""))
-        ax.legend(loc="upper right", fontsize="small", frameon=False)
+        # a proxy for the threshold: the line itself starts hidden, and a hidden handle draws no sample
+        threshold_key = Line2D([], [], color=ACCENT, linestyle="--", linewidth=1.2, label="threshold")
+        ax.legend(handles=[self.before, self.after, threshold_key], loc="upper right", fontsize="small",
+                  frameon=True, framealpha=0.9)
         register(ax, self)
 
     def set_dense(self, weights: WeightsLike) -> WeightHistogram:
@@ -46,11 +50,12 @@ class WeightHistogram:
         self.after.set_data(self.dense_counts, self.edges, base)
         self.ax.set_xlim(-bound * 1.02, bound * 1.02)
         top = max(1, int(self.dense_counts.max()))
+        # headroom above the tallest bar, so the legend sits over empty space rather than the bars
         if self.log:
-            self.ax.set_ylim(0.8, top * 2.0)
+            self.ax.set_ylim(0.8, top * 30.0)
             self.ax.set_yscale("log")
         else:
-            self.ax.set_ylim(0, top * 1.08)
+            self.ax.set_ylim(0, top * 1.45)
         return self
 
     def set_kept(self, mask: WeightsLike | None = None, threshold: float | None = None) -> WeightHistogram:
