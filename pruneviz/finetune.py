@@ -47,6 +47,8 @@ def finetune(model: nn.Module, data: Data, *, pruner: Pruner, epochs: int = 5, o
     """
     check_optimizer(optimizer)
     check_count(epochs, "epochs")
+    if steps is not None:
+        check_count(steps, "steps")
     if not isinstance(pruner, Pruner):
         raise ValueError(f"pruner must be the Pruner whose masks to keep, got {type(pruner).__name__}")
     if pruner.model is not model:
