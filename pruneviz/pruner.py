@@ -188,10 +188,10 @@ class Pruner:
     @torch.no_grad()
     def _write(self) -> None:
         for name, module in self.layers.items():
-            module.weight.copy_(torch.where(self.masks[name], self._dense[f"{name}.weight"], 0.0))
+            _masked_into(module.weight, self._dense[f"{name}.weight"], self.masks[name])
         if self.granularity is CHANNEL:
             for key, keep in self._channel_extras():
-                self.model.get_parameter(key).copy_(torch.where(keep, self._dense[key], 0.0))
+                _masked_into(self.model.get_parameter(key), self._dense[key], keep)
         for key in self._tracked:  # a new prune starts from the dense weights everywhere
             self.model.get_parameter(key).copy_(self._dense[key])
 
@@ -307,6 +307,12 @@ class Pruner:
     def __repr__(self) -> str:
         return (f"Pruner(criterion={self.criterion.name!r}, granularity={self.granularity.name!r}, "
                 f"scope={self.scope!r}, layers={len(self.layers)}, sparsity={self.sparsity():.3f})")
+
+
+def _masked_into(target: torch.Tensor, dense: torch.Tensor, keep: torch.Tensor) -> None:
+    """target = dense where kept, else 0, written straight into target: no temporary the size of the layer
+    (the write is most of a re-prune's time on a large model)."""
+    torch.where(keep, dense, torch.zeros((), dtype=dense.dtype, device=dense.device), out=target.data)
 
 
 def _reduce_any(mask: torch.Tensor, granularity: Granularity) -> torch.Tensor:
