@@ -4,6 +4,16 @@ import torch
 import pruneviz
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """The kit's tensors are small: one thread is as fast, and far faster when other processes share the
+    cores (two threads on two busy cores made convolutions ten times slower here)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def digits():
     return pruneviz.data.digits()

@@ -56,7 +56,6 @@ def test_pruner_scores_are_half_h_w_squared(tiny):
 def test_estimate_ranks_like_exact_on_the_kits_cnn(cnn, digits):
     """Measured: Spearman 1.000 on conv1 (ReLU net: the Gauss-Newton diagonal is the exact one)."""
     train, _ = digits
-    torch.set_num_threads(1)
     exact = hessian_diagonal(cnn, train, ["conv1"], mode="exact", limit=32)["conv1"]
     estimate = hessian_diagonal(cnn, train, ["conv1"], mode="estimate", limit=32)["conv1"]
     w = cnn.conv1.weight.detach()

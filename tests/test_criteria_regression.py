@@ -16,7 +16,6 @@ def test_lasso_beats_first_k_and_max_response(cnn, digits, layer):
     Measured at k = C/2: conv2 0.061 vs 0.064 / 0.070, conv3 0.078 vs 0.087 / 0.086, conv4 0.0038 vs
     0.0046 / 0.0044.
     """
-    torch.set_num_threads(1)
     feats = layer_features(cnn, layer, digits[0], limit=512)
     channels = feats.x.shape[1]
     k = channels // 2

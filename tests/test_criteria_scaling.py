@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import pruneviz
-from pruneviz.criteria import Scaling, slimming_loss, slimming_penalty
+from pruneviz.criteria import slimming_loss, slimming_penalty
 
 from .conftest import same_state, state_of
 
@@ -84,7 +84,6 @@ def test_penalty_drives_gammas_toward_zero(digits):
     """Same init, data order and optimizer; only the L1 term differs."""
     train, _ = digits
     subset = (train.tensors[0][:512], train.tensors[1][:512])
-    torch.set_num_threads(1)
 
     def mean_abs_gamma(strength):
         torch.manual_seed(0)

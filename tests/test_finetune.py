@@ -7,14 +7,6 @@ from pruneviz import Pruner, evaluate, finetune, train
 from .conftest import same_state, state_of
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: one thread is faster, and far faster when other processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 STEPS = 100
 
 

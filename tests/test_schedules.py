@@ -10,15 +10,6 @@ from pruneviz.schedules import compare_schedules, lecture_schedules
 from .conftest import same_state, state_of
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: one thread is faster, and far faster when other processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @st.composite
 def agp_schedules(draw):
     final = draw(st.floats(0.0, 1.0))

@@ -6,20 +6,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-import pruneviz
 from pruneviz import Pruner, evaluate, ratios_for_drop, ratios_for_size, sensitivity_scan
 from pruneviz.ratios import kept_fraction, layer_weights
 
 from .conftest import same_state, state_of
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: one thread is faster, and far faster when other processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 RATIOS = (0.3, 0.9)
 RESNET_LAYERS = ["stem.0", "layer2.0.downsample.0", "layer3.1.conv1"]  # input, skip path, inside a block

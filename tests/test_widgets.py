@@ -21,15 +21,6 @@ from .conftest import same_state, state_of  # noqa: E402
 GRID = (0.0, 0.5, 0.9)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two shared cores: one torch thread avoids oversubscription, which slows convs here tenfold."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture
 def explorer(cnn, digits):
     return explore(cnn, digits[1], figure="agg", layer="conv3", grid=GRID)
