@@ -30,7 +30,7 @@ from torch import nn  # noqa: E402
 
 import pruneviz  # noqa: E402
 from pruneviz import metrics, plot  # noqa: E402
-from pruneviz.widgets import PruningSession, explore  # noqa: E402
+from pruneviz.widgets import explore  # noqa: E402
 from pruneviz.zoo.models import BasicBlock  # noqa: E402
 
 THREADS = 1  # the machine is shared: one thread keeps timings steady (see shared notes)
