@@ -1,6 +1,7 @@
 """Selection: how many groups go, per layer or over the whole model.
 
-Scores are sorted once (stable, so ties keep index order); a new ratio is then a prefix of that order.
+Scores are sorted once (stable, so ties keep index order) and each group remembers its rank in that order; a new
+ratio is then one comparison, ``rank >= k``, a sequential pass rather than a scatter of k random indices.
 That is what keeps a slider fast and the masks nested: what is kept at a higher ratio is kept at every lower one.
 """
 from __future__ import annotations
@@ -20,6 +21,14 @@ def _stable_order(scores: torch.Tensor, tiers: torch.Tensor | None) -> torch.Ten
     return order
 
 
+def _ranks(order: torch.Tensor, n: int) -> torch.Tensor:
+    """Each of n groups' position in ``order``; groups missing from it rank last, so they are never pruned."""
+    dtype = torch.int32 if n < 2**31 - 1 else torch.int64  # half the memory on large models
+    rank = torch.full((n,), n, dtype=dtype, device=order.device)
+    rank[order] = torch.arange(order.numel(), dtype=dtype, device=order.device)
+    return rank
+
+
 def _count(ratio: float, n: int) -> int:
     # Python's round, as torch.nn.utils.prune and the lecture's lab count: k = round(ratio * n)
     return min(n, round(ratio * n))
@@ -29,16 +38,11 @@ class LocalSelector:
     """Per layer: the ``round(ratio x groups)`` least important groups of each layer go."""
 
     def __init__(self, scores: dict[str, torch.Tensor], granularity: Granularity):
-        self.shapes = {name: s.shape for name, s in scores.items()}
-        self.orders = {name: _stable_order(s, granularity.tiers(s)) for name, s in scores.items()}
+        self.ranks = {name: _ranks(_stable_order(s, granularity.tiers(s)), s.numel()).reshape(s.shape)
+                      for name, s in scores.items()}
 
     def group_masks(self, ratios: dict[str, float]) -> dict[str, torch.Tensor]:
-        masks = {}
-        for name, order in self.orders.items():
-            mask = torch.ones(order.numel(), dtype=torch.bool, device=order.device)
-            mask[order[:_count(ratios.get(name, 0.0), order.numel())]] = False
-            masks[name] = mask.reshape(self.shapes[name])
-        return masks
+        return {name: rank >= _count(ratios.get(name, 0.0), rank.numel()) for name, rank in self.ranks.items()}
 
 
 class GlobalSelector:
@@ -67,8 +71,7 @@ class GlobalSelector:
         self.total_weights = float(sizes.sum())
         self.uniform = len(set(group_sizes.values())) == 1 and max_layer_sparsity is None
         self.cum_weights = torch.cumsum(sizes[self.order], 0)  # weights pruned after the first k groups
-        self._mask = torch.ones(sum(self.counts), dtype=torch.bool, device=device)  # the mask at cut _cut
-        self._cut = 0
+        self.rank = _ranks(self.order, sum(self.counts))
 
     def _guarded(self, order: torch.Tensor, cap: float) -> torch.Tensor:
         """The order without each layer's groups beyond its cap: those are never pruned."""
@@ -98,14 +101,6 @@ class GlobalSelector:
         return k
 
     def group_masks(self, ratio: float) -> dict[str, torch.Tensor]:
-        # a new ratio moves only the groups between the old and the new cut in the order: a slider's small
-        # step touches a few groups, not all of them (scattering millions of indices is the slow part)
-        k = self._k(ratio)
-        if k > self._cut:
-            self._mask[self.order[self._cut:k]] = False
-        elif k < self._cut:
-            self._mask[self.order[k:self._cut]] = True
-        self._cut = k
-        mask = self._mask.clone()  # callers keep the masks they got; the cached one moves on
+        mask = self.rank >= self._k(ratio)
         return {name: part.reshape(self.shapes[name])
                 for name, part in zip(self.names, torch.split(mask, self.counts))}
