@@ -32,10 +32,10 @@ class Schedule:
 
     @property
     def total_steps(self) -> int:
-        raise NotImplementedError  # every schedule says how long it trains
+        raise NotImplementedError  # abstract: every schedule says how long it trains
 
     def sparsity_at(self, step: int) -> float:
-        raise NotImplementedError  # every schedule says how sparse at each step
+        raise NotImplementedError  # abstract: every schedule says how sparse at each step
 
     def points(self) -> tuple[list[int], list[float]]:
         """(steps, sparsities) at every step from 0 to total_steps: a staircase when drawn as a line."""
