@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pruneviz  # noqa: E402
 from pruneviz.depth import depth_vs_width  # noqa: E402
 
-from bench_surgery import cpu_name  # noqa: E402
+from bench_surgery import cpu_name, print_rows  # noqa: E402
 
 
 def run(quick: bool = False) -> list[dict]:
@@ -63,12 +63,7 @@ def main() -> None:
     quick = "--quick" in sys.argv
     print(f"depth vs width benchmark: torch {torch.__version__}, 1 thread, CPU: {cpu_name()}"
           + (" (quick)" if quick else ""))
-    rows = run(quick)
-    width = max(len(r["case"]) for r in rows)
-    print(f"{'case':<{width}}  {'measure':<20} {'value':>12}  unit")
-    for r in rows:
-        value = f"{r['value']:,.0f}" if r["unit"] in ("count", "MAC") else f"{r['value']:.3f}"
-        print(f"{r['case']:<{width}}  {r['measure']:<20} {value:>12}  {r['unit']}")
+    print_rows(run(quick))
 
 
 if __name__ == "__main__":

@@ -124,12 +124,17 @@ def main() -> None:
     quick = "--quick" in sys.argv
     print(f"surgery benchmark: torch {torch.__version__}, 1 thread, CPU: {cpu_name()}"
           + (" (quick)" if quick else ""))
-    rows = run(quick)
-    width = max(len(r["case"]) for r in rows)
-    print(f"{'case':<{width}}  {'measure':<22} {'value':>14}  unit")
+    print_rows(run(quick))
+
+
+def print_rows(rows: list[dict]) -> None:
+    """The rows as an aligned text table: counts whole, everything else to three decimals."""
+    width = max(len("case"), *(len(r["case"]) for r in rows))
+    measure = max(len("measure"), *(len(r["measure"]) for r in rows))
+    print(f"{'case':<{width}}  {'measure':<{measure}} {'value':>14}  unit")
     for r in rows:
         value = f"{r['value']:,.0f}" if r["unit"] in ("count", "MAC") else f"{r['value']:.3f}"
-        print(f"{r['case']:<{width}}  {r['measure']:<22} {value:>14}  {r['unit']}")
+        print(f"{r['case']:<{width}}  {r['measure']:<{measure}} {value:>14}  {r['unit']}")
 
 
 if __name__ == "__main__":
