@@ -27,7 +27,7 @@ def run(quick: bool = False) -> list[dict]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train, test = pruneviz.data.digits()
+        train, test = pruneviz.data.digits().test
         model = pruneviz.zoo.load("digits-resnet", device="cpu")
         table, models = depth_vs_width(model, train, test, blocks=2, epochs=1 if quick else 3,
                                        measure_latency=False, return_models=True)

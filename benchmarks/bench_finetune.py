@@ -37,7 +37,7 @@ def schedules(final: float) -> dict:
 
 
 def bench(repeats: int) -> list[dict]:
-    train, test = pruneviz.data.digits()
+    train, test = pruneviz.data.digits().test
     model = pruneviz.zoo.load("digits-cnn", device="cpu")
     rows = []
     for final in SPARSITIES:

@@ -49,7 +49,7 @@ def _time(fn) -> float:
 
 
 def bench(name: str, repeats: int) -> list[dict]:
-    test = pruneviz.data.digits()[1]
+    test = pruneviz.data.digits().test
     model = pruneviz.zoo.load(name, device="cpu")
     scans = {}
 

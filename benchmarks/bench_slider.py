@@ -86,7 +86,7 @@ def _naive_figure(pruner, accuracy, ratio, curve, layer="conv3"):
 def bench_cnn(moves: int) -> list[dict]:
     rng = random.Random(0)
     ratios = [round(rng.uniform(0.0, 0.99), 2) for _ in range(moves)]
-    _, test = pruneviz.data.digits()
+    test = pruneviz.data.digits().test
 
     model = pruneviz.zoo.load("digits-cnn", device="cpu")
     explorer = explore(model, test, figure="agg", layer="conv3")

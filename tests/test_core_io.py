@@ -54,7 +54,7 @@ def test_export_unknown_layer(cnn):
 
 
 def test_metrics_follow_pruning(cnn, digits):
-    x = digits[1].tensors[0][:1]
+    x = digits.test.tensors[0][:1]
     dense_macs = pruneviz.macs(cnn, x)
     # by hand: conv1 1*16*9*64 + conv2 16*32*9*64 + conv3 32*64*9*16 + conv4 64*64*9*16 + fc 256*10
     assert dense_macs == 9216 + 294912 + 294912 + 589824 + 2560
@@ -67,7 +67,7 @@ def test_metrics_follow_pruning(cnn, digits):
 
 
 def test_digits_and_zoo_accuracies(digits):
-    train, test = digits
+    train, test = digits.train, digits.test
     assert len(train) == 1437 and len(test) == 360
     recorded = pruneviz.zoo.accuracies()
     for name in pruneviz.zoo.NAMES:

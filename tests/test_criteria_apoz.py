@@ -39,7 +39,7 @@ def test_lecture_example():
 
 
 def test_per_neuron_on_the_mlp_matches_a_manual_count(mlp, digits):
-    x = digits[1].tensors[0][:100]
+    x = digits.test.tensors[0][:100]
     values = apoz(mlp, (x, torch.zeros(100, dtype=torch.long)))
     with torch.no_grad():
         hidden1 = torch.relu(mlp.fc1(x.flatten(1)))
@@ -50,7 +50,7 @@ def test_per_neuron_on_the_mlp_matches_a_manual_count(mlp, digits):
 
 
 def test_counts_after_batchnorm_on_the_cnn_over_batches(cnn, digits):
-    x, y = digits[1].tensors
+    x, y = digits.test.tensors
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x[:200], y[:200]), batch_size=64)
     values = apoz(cnn, loader)
     with torch.no_grad():
@@ -92,7 +92,7 @@ class FunctionalReLU(nn.Module):
 def test_functional_relu_counts_the_same_zeros(digits):
     torch.manual_seed(0)
     model = FunctionalReLU()
-    x = digits[1].tensors[0][:50]
+    x = digits.test.tensors[0][:50]
     with torch.no_grad():
         expected = (torch.relu(model.conv(x)) == 0).float().mean((0, 2, 3))
     assert torch.allclose(apoz(model, (x, torch.zeros(50, dtype=torch.long)))["conv"], expected)
@@ -100,10 +100,10 @@ def test_functional_relu_counts_the_same_zeros(digits):
 
 def test_only_channel_granularity_and_layers_with_a_relu(cnn, digits):
     with pytest.raises(ValueError, match="valid granularities for it: 'channel'"):
-        pruneviz.Pruner(cnn, "apoz", "element", data=digits[1])
+        pruneviz.Pruner(cnn, "apoz", "element", data=digits.test)
     resnet = pruneviz.zoo.load("digits-resnet", device="cpu")
-    pruner = pruneviz.Pruner(resnet, "apoz", "channel", data=digits[1], limit=32)
+    pruner = pruneviz.Pruner(resnet, "apoz", "channel", data=digits.test, limit=32)
     assert "ReLU" in pruner.skipped["layer1.0.conv2"]  # its ReLU comes after the skip connection's add
     assert "layer1.0.conv1" in pruner.layers
     with pytest.raises(ValueError, match="no ReLU"):
-        apoz(resnet, digits[1], layers=["layer1.0.conv2"])
+        apoz(resnet, digits.test, layers=["layer1.0.conv2"])

@@ -55,7 +55,7 @@ def test_pruner_scores_are_half_h_w_squared(tiny):
 
 def test_estimate_ranks_like_exact_on_the_kits_cnn(cnn, digits):
     """Measured: Spearman 1.000 on conv1 (ReLU net: the Gauss-Newton diagonal is the exact one)."""
-    train, _ = digits
+    train = digits.train
     exact = hessian_diagonal(cnn, train, ["conv1"], mode="exact", limit=32)["conv1"]
     estimate = hessian_diagonal(cnn, train, ["conv1"], mode="estimate", limit=32)["conv1"]
     w = cnn.conv1.weight.detach()
@@ -86,15 +86,15 @@ def test_scoring_leaves_the_model_as_it_was(cnn, digits):
     cnn.train()
     cnn.conv2.weight.requires_grad_(False)
     before = state_of(cnn)
-    pruneviz.Pruner(cnn, "obd", "kernel", data=digits[0], limit=32)
+    pruneviz.Pruner(cnn, "obd", "kernel", data=digits.train, limit=32)
     assert same_state(state_of(cnn), before) and cnn.training and not cnn.conv2.weight.requires_grad
     assert all(p.grad is None for p in cnn.parameters())
 
 
 def test_bad_options_are_clear(cnn, digits):
     with pytest.raises(ValueError, match="'exact', 'estimate'"):
-        pruneviz.Pruner(cnn, "obd", data=digits[0], mode="hutchinson")
+        pruneviz.Pruner(cnn, "obd", data=digits.train, mode="hutchinson")
     with pytest.raises(ValueError, match="mode='estimate'"):
-        pruneviz.Pruner(cnn, "obd", data=digits[0], mode="exact")  # conv4 has 36864 weights
+        pruneviz.Pruner(cnn, "obd", data=digits.train, mode="exact")  # conv4 has 36864 weights
     with pytest.raises(ValueError, match="calibration data"):
         pruneviz.Pruner(cnn, "obd")

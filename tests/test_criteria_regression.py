@@ -16,7 +16,7 @@ def test_lasso_beats_first_k_and_max_response(cnn, digits, layer):
     Measured at k = C/2: conv2 0.061 vs 0.064 / 0.070, conv3 0.078 vs 0.087 / 0.086, conv4 0.0038 vs
     0.0046 / 0.0044.
     """
-    feats = layer_features(cnn, layer, digits[0], limit=512)
+    feats = layer_features(cnn, layer, digits.train, limit=512)
     channels = feats.x.shape[1]
     k = channels // 2
     filters = cnn.get_submodule(layer).weight.detach().abs().flatten(1).sum(1)
@@ -29,7 +29,7 @@ def test_lasso_beats_first_k_and_max_response(cnn, digits, layer):
 
 
 def test_least_squares_is_exact_with_every_channel(cnn, digits):
-    feats = layer_features(cnn, "conv3", digits[1], limit=64, positions=2000)
+    feats = layer_features(cnn, "conv3", digits.test, limit=64, positions=2000)
     fitted, error = least_squares(feats, torch.ones(64, dtype=torch.bool))
     assert error < 1e-10
     assert torch.allclose(fitted, feats.weight, atol=1e-6)
@@ -37,7 +37,7 @@ def test_least_squares_is_exact_with_every_channel(cnn, digits):
 
 
 def test_reconstruct_recovers_accuracy_and_restore_is_exact(cnn, digits):
-    train, test = digits
+    train, test = digits.train, digits.test
     before = state_of(cnn)
     pruner = pruneviz.Pruner(cnn, "regression", "channel", data=train, limit=256)
     assert set(pruner.layers) == {"conv1", "conv2", "conv3", "conv4"}
@@ -86,12 +86,12 @@ def test_constant_and_zero_inputs_do_not_break_the_lasso():
 
 def test_scope_on_a_resnet_and_errors(digits):
     resnet = pruneviz.zoo.load("digits-resnet", device="cpu")
-    pruner = pruneviz.Pruner(resnet, "regression", "channel", data=digits[1], limit=16, positions=512)
+    pruner = pruneviz.Pruner(resnet, "regression", "channel", data=digits.test, limit=16, positions=512)
     assert all(name.endswith("conv1") for name in pruner.layers)  # inside the blocks, not across a skip
     assert "next" in pruner.skipped["layer1.0.conv2"]
     with pytest.raises(ValueError, match="'channel'"):
-        pruneviz.Pruner(resnet, "regression", "element", data=digits[1])
+        pruneviz.Pruner(resnet, "regression", "element", data=digits.test)
     with pytest.raises(ValueError, match="channel-granularity"):
-        reconstruct(pruneviz.Pruner(resnet, "magnitude", "element"), digits[1])
+        reconstruct(pruneviz.Pruner(resnet, "magnitude", "element"), digits.test)
     with pytest.raises(ValueError, match="layers with one"):
-        layer_features(resnet, "fc", digits[1])
+        layer_features(resnet, "fc", digits.test)

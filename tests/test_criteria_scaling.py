@@ -82,7 +82,7 @@ def test_penalty_needs_batchnorm(mlp):
 
 def test_penalty_drives_gammas_toward_zero(digits):
     """Same init, data order and optimizer; only the L1 term differs."""
-    train, _ = digits
+    train = digits.train
     subset = (train.tensors[0][:512], train.tensors[1][:512])
 
     def mean_abs_gamma(strength):

@@ -18,9 +18,8 @@ from pruneviz import data
 # -- digits ----------------------------------------------------------------------------------------------
 
 def test_digits_split_sizes_and_shapes(digits):
-    train, test = digits
-    assert (len(train), len(test)) == (1437, 360)
-    for split in (train, test):
+    assert tuple(map(len, digits)) == (1077, 360, 360)
+    for split in digits:
         x, y = split.tensors
         assert x.shape[1:] == (1, 8, 8) and x.dtype == torch.float32
         assert y.dtype == torch.long and set(y.unique().tolist()) == set(range(10))
@@ -29,8 +28,8 @@ def test_digits_split_sizes_and_shapes(digits):
 
 def test_digits_is_all_of_sklearn_digits_scaled_to_unit_range(digits):
     bunch = load_digits()
-    x = torch.cat([digits[0].tensors[0], digits[1].tensors[0]])
-    y = torch.cat([digits[0].tensors[1], digits[1].tensors[1]])
+    x = torch.cat([split.tensors[0] for split in digits])
+    y = torch.cat([split.tensors[1] for split in digits])
     assert Counter(y.tolist()) == Counter(bunch.target.tolist())
     # every image once: compare the sorted flattened images with sklearn's, scaled by 1/16
     ours = sorted(map(tuple, (x.flatten(1) * 16).round().long().tolist()))
@@ -40,9 +39,20 @@ def test_digits_is_all_of_sklearn_digits_scaled_to_unit_range(digits):
 
 def test_digits_split_is_stratified(digits):
     counts = Counter(load_digits().target.tolist())
-    test_counts = Counter(digits[1].tensors[1].tolist())
-    for label, total in counts.items():  # each class in the test split in proportion 360 / 1797, within one
-        assert abs(test_counts[label] - total * 360 / 1797) <= 1, (label, test_counts[label], total)
+    for split in (digits.val, digits.test):  # each class in proportion 360 / 1797, within one
+        split_counts = Counter(split.tensors[1].tolist())
+        for label, total in counts.items():
+            assert abs(split_counts[label] - total * 360 / 1797) <= 1, (label, split_counts[label], total)
+
+
+def test_digits_test_split_is_the_one_reported_before_the_validation_split():
+    """The 360 test images are those of the earlier two-way split: numbers stay comparable across versions."""
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    _, test_idx = train_test_split(range(len(bunch.target)), test_size=360, stratify=bunch.target, random_state=0)
+    expected = torch.tensor(bunch.images[test_idx] / 16.0, dtype=torch.float32).unsqueeze(1)
+    assert torch.equal(data.digits().test.tensors[0], expected)
 
 
 def test_digits_split_is_fixed(digits):
@@ -52,7 +62,7 @@ def test_digits_split_is_fixed(digits):
 
 
 def test_digits_dtype_option():
-    train, _ = data.digits(dtype=torch.float64)
+    train = data.digits(dtype=torch.float64).train
     assert train.tensors[0].dtype == torch.float64
 
 

@@ -9,7 +9,7 @@ from pruneviz.zoo.models import BasicBlock
 
 from .conftest import same_state, state_of
 
-X = pruneviz.data.digits()[1].tensors[0][:64]
+X = pruneviz.data.digits().test.tensors[0][:64]
 
 
 def outputs(model):
@@ -66,7 +66,7 @@ def test_bad_names_raise_naming_the_removable_blocks(resnet, names, match):
 
 
 def test_block_importance_ranks_by_skipping_each_block(resnet, digits):
-    train, _ = digits
+    train = digits.train
     data = pruneviz.data.as_tensors(train, limit=300)
     table = block_importance(resnet, data)
     assert sorted(table.block) == sorted(removable_blocks(resnet))
@@ -81,7 +81,7 @@ def test_block_importance_ranks_by_skipping_each_block(resnet, digits):
 
 
 def test_depth_vs_width_meets_the_same_mac_budget(resnet, digits):
-    train, test = digits
+    train, test = digits.train, digits.test
     small_train = pruneviz.data.as_tensors(train, limit=256)
     before = state_of(resnet)
     table = depth_vs_width(resnet, small_train, test, blocks=1, epochs=1, measure_latency=False)

@@ -34,7 +34,7 @@ def test_no_pruned_weight_revives(request, digits, model_name, optimizer, granul
     model = request.getfixturevalue(model_name)
     pruner = Pruner(model, "magnitude", granularity).prune(0.5)
     kept_before = {n: m.weight.detach().clone() for n, m in pruner.layers.items()}
-    finetune(model, digits[0], pruner=pruner, optimizer=optimizer, steps=STEPS, lr=0.05,
+    finetune(model, digits.train, pruner=pruner, optimizer=optimizer, steps=STEPS, lr=0.05,
              batch_size=16, progress=False)
     revived = _pruned_values(model, pruner)
     assert revived.numel() > 0
@@ -46,7 +46,7 @@ def test_no_pruned_weight_revives(request, digits, model_name, optimizer, granul
 def test_without_masks_the_same_training_revives_weights(digits, mlp):
     """The control: the check above can fail. Plain AdamW with weight decay moves pruned weights."""
     pruner = Pruner(mlp, "magnitude", "element").prune(0.5)
-    train(mlp, digits[0], optimizer="adamw", lr=0.05, steps=STEPS, batch_size=16, progress=False)
+    train(mlp, digits.train, optimizer="adamw", lr=0.05, steps=STEPS, batch_size=16, progress=False)
     assert int(torch.count_nonzero(_pruned_values(mlp, pruner))) > 0
 
 
@@ -67,7 +67,7 @@ def test_optimizer_factory(digits, mlp):
         made.append(torch.optim.RMSprop(params, lr=1e-3))
         return made[-1]
 
-    finetune(mlp, digits[0], pruner=pruner, optimizer=factory, steps=5, progress=False)
+    finetune(mlp, digits.train, pruner=pruner, optimizer=factory, steps=5, progress=False)
     assert len(made) == 1 and made[0].state  # the factory's optimizer did the steps
     assert int(torch.count_nonzero(_pruned_values(mlp, pruner))) == 0
 
@@ -78,10 +78,10 @@ def test_bad_input_changes_nothing(digits, mlp, kwargs, match):
     pruner = Pruner(mlp).prune(0.5)
     before = state_of(mlp)
     with pytest.raises(ValueError, match=match):
-        finetune(mlp, digits[0], pruner=pruner, progress=False, **kwargs)
+        finetune(mlp, digits.train, pruner=pruner, progress=False, **kwargs)
     assert same_state(before, state_of(mlp))
 
 
 def test_pruner_of_another_model(digits, mlp, cnn):
     with pytest.raises(ValueError, match="another model"):
-        finetune(mlp, digits[0], pruner=Pruner(cnn), progress=False)
+        finetune(mlp, digits.train, pruner=Pruner(cnn), progress=False)

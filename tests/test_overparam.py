@@ -21,7 +21,7 @@ def test_reinitialized_is_a_fresh_model_of_the_same_shape(mlp):
 
 
 def test_pruned_vs_scratch_rows(mlp, digits):
-    train, test = digits
+    train, test = digits.train, digits.test
     small_train = pruneviz.data.as_tensors(train, limit=200)
     before = state_of(mlp)
     table = pruned_vs_scratch(mlp, small_train, test, sparsities=[0.75], finetune_epochs=1, scratch_epochs=1,

@@ -75,7 +75,7 @@ def test_run_schedule_prunes_where_the_schedule_says_and_keeps_earlier_pruned_we
         return out
 
     pruner.prune = recording_prune
-    history = run_schedule(schedule, pruner, digits[0], digits[1], progress=False)
+    history = run_schedule(schedule, pruner, digits.train, digits.test, progress=False)
     events = history[history.event == "prune"]
     assert list(events.step) == schedule.prune_steps()
     assert history.sparsity.tolist() == pytest.approx([schedule.sparsity_at(t) for t in history.step], abs=1e-3)
@@ -89,9 +89,9 @@ def test_run_schedule_prunes_where_the_schedule_says_and_keeps_earlier_pruned_we
 def test_run_schedule_bad_input(digits, mlp):
     pruner = Pruner(mlp)
     with pytest.raises(ValueError, match="'sgd', 'adam', 'adamw'"):
-        run_schedule(OneShot(0.5), pruner, digits[0], optimizer="lbfgs", progress=False)
+        run_schedule(OneShot(0.5), pruner, digits.train, optimizer="lbfgs", progress=False)
     with pytest.raises(ValueError, match="OneShot, Iterative or AGP"):
-        run_schedule(0.5, pruner, digits[0], progress=False)
+        run_schedule(0.5, pruner, digits.train, progress=False)
     assert pruner.sparsity() == 0.0
 
 
@@ -101,7 +101,7 @@ def test_lecture_claim_at_95_percent(digits, cnn):
     Seeds fixed. At 95 % the margins on the zoo CNN are several points (see benchmarks/bench_finetune.py).
     """
     before = state_of(cnn)
-    table = compare_schedules(cnn, lecture_schedules(0.95), digits[0], digits[1], progress=False)
+    table = compare_schedules(cnn, lecture_schedules(0.95), digits.train, digits.test, progress=False)
     assert same_state(before, state_of(cnn))
     assert table.sparsity.tolist() == pytest.approx([0.95] * 4, abs=1e-3)
     acc = dict(zip(table.schedule, table.accuracy))

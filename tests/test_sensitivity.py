@@ -19,7 +19,7 @@ RESNET_LAYERS = ["stem.0", "layer2.0.downsample.0", "layer3.1.conv1"]  # input, 
 @pytest.fixture(scope="module")
 def small_test(digits):
     """A third of the test split: enough to see pruning hurt, cheap enough to scan often."""
-    x, y = digits[1].tensors
+    x, y = digits.test.tensors
     return x[:120], y[:120]
 
 
@@ -182,7 +182,7 @@ def test_ratio_dict_errors():
 
 def test_sensitivity_guided_ratios_beat_uniform_at_the_same_sparsity(cnn, digits, small_test):
     """The lecture's point: a per-layer dict from the scan keeps far more accuracy than one ratio for all."""
-    test = digits[1]
+    test = digits.test
     scan = sensitivity_scan(cnn, small_test, sparsities=[i / 10 for i in range(1, 10)], progress=False)
     ratios = ratios_for_size(scan, cnn, 0.3)
     assert kept_fraction(ratios, layer_weights(cnn, ratios)) <= 0.3

@@ -12,7 +12,7 @@ from pruneviz.zoo.models import BasicBlock
 
 from .conftest import same_state, state_of
 
-X = pruneviz.data.digits()[1].tensors[0][:96]
+X = pruneviz.data.digits().test.tensors[0][:96]
 
 
 def outputs(model, x=X):

@@ -23,7 +23,7 @@ GRID = (0.0, 0.5, 0.9)
 
 @pytest.fixture
 def explorer(cnn, digits):
-    return explore(cnn, digits[1], figure="agg", layer="conv3", grid=GRID)
+    return explore(cnn, digits.test, figure="agg", layer="conv3", grid=GRID)
 
 
 def _check_artists(explorer, test):
@@ -51,7 +51,7 @@ def _check_artists(explorer, test):
 def test_slider_move_updates_every_artist(explorer, digits):
     for value in (0.6, 0.2, 0.93):
         explorer.sparsity.value = value
-        _check_artists(explorer, digits[1])
+        _check_artists(explorer, digits.test)
     assert explorer.session.pruner.sparsity() == pytest.approx(0.93, abs=0.01)
     assert "accuracy" in explorer.readout.value and not explorer.errors.errors
 
@@ -59,14 +59,14 @@ def test_slider_move_updates_every_artist(explorer, digits):
 def test_controls_switch_pruner_layer_and_scope(explorer, digits):
     explorer.sparsity.value = 0.5
     explorer.granularity.value = "channel"
-    _check_artists(explorer, digits[1])
+    _check_artists(explorer, digits.test)
     explorer.scope.value = "global"
     explorer.layer.value = "conv2"
-    _check_artists(explorer, digits[1])
+    _check_artists(explorer, digits.test)
     assert explorer.only_layer.disabled
     explorer.scope.value = "local"
     explorer.only_layer.value = True
-    _check_artists(explorer, digits[1])
+    _check_artists(explorer, digits.test)
     assert set(explorer.session.pruner.layer_sparsity().values()) != {0.5}  # only conv2 is pruned
     assert len(explorer.curves.lines) == 4
     assert not explorer.errors.errors
@@ -113,8 +113,8 @@ def test_criteria():
 
 
 def test_data_criteria_get_calibration_and_bugs_show_traceback(cnn, digits, test_criteria):
-    calibration = digits[0]
-    explorer = explore(cnn, digits[1], calibration=calibration, figure="agg", grid=GRID)
+    calibration = digits.train
+    explorer = explore(cnn, digits.test, calibration=calibration, figure="agg", grid=GRID)
     assert {"broken-for-test", "needs-data-for-test"} <= set(explorer.criterion.options)
     explorer.criterion.value = "needs-data-for-test"
     assert list(explorer.granularity.options) == ["channel"] == valid_granularities(cnn, "needs-data-for-test")
@@ -127,7 +127,7 @@ def test_data_criteria_get_calibration_and_bugs_show_traceback(cnn, digits, test
 
 
 def test_cached_evaluator_equals_evaluate(cnn, resnet, digits):
-    test = digits[1]
+    test = digits.test
     evaluator = CachedEvaluator(cnn, test)
     pruner = pruneviz.Pruner(cnn, "magnitude", "element")
     assert evaluator.accuracy() == pruneviz.evaluate(cnn, test)
@@ -145,7 +145,7 @@ def test_cached_evaluator_equals_evaluate(cnn, resnet, digits):
 
 @pytest.fixture(scope="module")
 def shared_explorer():
-    train, test = pruneviz.data.digits()
+    train, test = pruneviz.data.digits().test
     model = pruneviz.zoo.load("digits-cnn", device="cpu")
     return explore(model, test, figure="agg", grid=GRID), state_of(model)
 
@@ -182,12 +182,12 @@ def test_random_moves_raise_nothing_and_zero_restores(shared_explorer, steps):
 
 def test_compare_side_by_side(cnn, digits):
     before = state_of(cnn)
-    view = compare(cnn, digits[1], ["magnitude", ("random", "element"), ("l2", "channel")], sparsity=0.6,
+    view = compare(cnn, digits.test, ["magnitude", ("random", "element"), ("l2", "channel")], sparsity=0.6,
                    layer="conv2", figure="agg", grid=GRID)
     assert len(view.masks) == 3 and len(view.curves.lines) == 3
     view.sparsity.value = 0.7
     for label, session in view.sessions.items():
-        assert view.readouts[label].accuracy == pruneviz.evaluate(session.model, digits[1])
+        assert view.readouts[label].accuracy == pruneviz.evaluate(session.model, digits.test)
         assert view.curves.current_point(label) == pytest.approx((0.7, view.readouts[label].accuracy))
         mask = session.model.conv2.weight != 0
         np.testing.assert_array_equal(np.asarray(view.masks[label].image.get_array()),
@@ -196,11 +196,11 @@ def test_compare_side_by_side(cnn, digits):
     assert not torch.equal(masks[0], masks[1])
     assert same_state(before, state_of(cnn))  # each criterion worked on its own copy
     with pytest.raises(ValueError, match="two or more"):
-        compare(cnn, digits[1], ["magnitude"], figure="agg")
+        compare(cnn, digits.test, ["magnitude"], figure="agg")
 
 
 def test_inline_figure_is_a_fixed_size_png(cnn, digits):
-    explorer = explore(copy.deepcopy(cnn), digits[1], figure="inline", grid=GRID)
+    explorer = explore(copy.deepcopy(cnn), digits.test, figure="inline", grid=GRID)
     first = explorer.figure.image.value
     explorer.sparsity.value = 0.9
     second = explorer.figure.image.value
@@ -222,6 +222,6 @@ def test_css_classes_for_browser_tests(explorer):
 
 def test_bad_arguments_raise(cnn, digits):
     with pytest.raises(ValueError, match="valid choices"):
-        explore(cnn, digits[1], criterion="nope", figure="agg")
+        explore(cnn, digits.test, criterion="nope", figure="agg")
     with pytest.raises(ValueError, match="valid choices"):
-        explore(cnn, digits[1], layer="conv9", figure="agg")
+        explore(cnn, digits.test, layer="conv9", figure="agg")

@@ -45,15 +45,16 @@ class ErrorPanel:
 
 
 def default_model_and_data(model, data, calibration):
-    """digits-cnn on the digits test set, calibrated on the training set, for whatever was not given."""
+    """digits-cnn on the digits test set, calibrated on the validation set (held out from training, so OBD's
+    curvature and APoZ's zeros are those of unseen images), for whatever was not given."""
     from .. import data as datasets
     from .. import zoo
 
     if model is None:
         model = zoo.load("digits-cnn")
     if data is None:
-        train, test = datasets.digits()
+        _, val, test = datasets.digits()
         data = test
         if calibration is None:
-            calibration = train
+            calibration = val
     return model, data, calibration
