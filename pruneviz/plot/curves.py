@@ -13,18 +13,22 @@ from matplotlib.lines import Line2D
 from .base import axes, percent_axis, register
 from .theme import ACCENT, PALETTE
 
+BAND_COLOR = "0.45"  # grey: a baseline, not one of the compared criteria
+
 Curve = tuple[Sequence[float], Sequence[float]]
 
 
 class AccuracyCurves:
     """The artists of accuracy-vs-sparsity curves: one line per label and a marker at the current point."""
 
-    def __init__(self, ax: Axes, *, current_label: str = "current"):
+    def __init__(self, ax: Axes, *, current_label: str | None = "current"):
         self.ax = ax
         self.lines: dict[str, Line2D] = {}
+        self.bands: dict[str, object] = {}
         self.markers: dict[str, Line2D] = {}  # the current point of each curve, when several are compared
         (self.current,) = ax.plot([], [], marker="o", markersize=9, linestyle="none", markerfacecolor="none",
-                                  markeredgewidth=2.2, color=ACCENT, label=current_label, zorder=5)
+                                  markeredgewidth=2.2, color=ACCENT, zorder=5,
+                                  label=current_label if current_label else "_current")
         ax.set_xlabel("sparsity (% of weights pruned)")
         ax.set_ylabel("accuracy (%)")
         ax.set_xlim(-2, 102)
@@ -45,6 +49,22 @@ class AccuracyCurves:
                                                 label=label)
             self.ax.legend(loc="lower left", fontsize="x-small", frameon=False)
         return self.lines[label]
+
+    def set_band(self, label: str, band) -> None:
+        """The mean of a baseline over seeds as a dashed line and its min-max range as a shaded band."""
+        x = 100.0 * np.asarray(band["sparsity"], dtype=float)
+        color = BAND_COLOR
+        if label in self.bands:
+            self.bands.pop(label).remove()
+        self.bands[label] = self.ax.fill_between(x, 100.0 * np.asarray(band["min"], float),
+                                                 100.0 * np.asarray(band["max"], float), color=color,
+                                                 alpha=0.25, linewidth=0, label=f"{label}: min-max of "
+                                                 f"{int(band['seeds'].iloc[0])} seeds")
+        mean_label = f"{label}: mean"
+        line = self.set_curve(mean_label, band["sparsity"], band["mean"])
+        line.set_color(color)
+        line.set_linestyle("--")
+        self.ax.legend(loc="lower left", fontsize="x-small", frameon=False)
 
     def set_current(self, sparsity: float | None, accuracy: float | None = None, label: str | None = None) -> None:
         """Mark the current (sparsity, accuracy); None hides the marker. With ``label``, the marker of that
@@ -87,18 +107,22 @@ def _curves_from(data, hue: str | None, x: str, y: str) -> dict[str, Curve]:
 
 
 def accuracy_curve(curves, *, hue: str | None = None, current: tuple[float, float] | None = None,
-                   title: str | None = None, ax: Axes | None = None) -> Axes:
+                   band=None, band_label: str = "random", title: str | None = None, ax: Axes | None = None) -> Axes:
     """Accuracy vs sparsity, several criteria or granularities on one Axes, the current point marked.
 
     Args:
         curves: ``{label: (sparsities, accuracies)}`` (fractions), or a DataFrame with columns ``sparsity``,
             ``accuracy`` and ``hue`` (e.g. hue="criterion").
         current: (sparsity, accuracy) to mark.
+        band: a baseline over seeds (columns ``sparsity``, ``mean``, ``min``, ``max``, ``seeds``, as
+            :func:`pruneviz.baselines.random_band` gives it), drawn as its mean and a min-max band.
     """
     ax = axes(ax)
-    plot = AccuracyCurves(ax)
+    plot = AccuracyCurves(ax, current_label="current" if current is not None else None)
     for label, (xs, ys) in _curves_from(curves, hue, "sparsity", "accuracy").items():
         plot.set_curve(label, xs, ys)
+    if band is not None:
+        plot.set_band(band_label, band)
     if current is not None:
         plot.set_current(*current)
     if title:
