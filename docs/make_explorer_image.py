@@ -20,8 +20,6 @@ def main() -> None:
     torch.manual_seed(0)
     model = pruneviz.zoo.load("digits-cnn", device="cpu")
     explorer = explore(model, figure="agg", layer="conv3", scope="global")
-    explorer.criterion.value = "random"  # leaves the random baseline's curve on the plot
-    explorer.criterion.value = "magnitude"
     explorer.sparsity.value = 0.7
     explorer.figure.draw(full=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
