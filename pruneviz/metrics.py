@@ -50,11 +50,8 @@ def _example_input(example: torch.Tensor, model: nn.Module) -> torch.Tensor:
 
 
 @torch.no_grad()
-def layer_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
-    """Dense multiply-accumulates of each Linear and Conv layer for one forward pass of ``example``.
-
-    Counted by torch.utils.flop_counter (FLOPs / 2) rather than by formulas of our own.
-    """
+def _flop_counts(model: nn.Module, example: torch.Tensor) -> dict[str, dict]:
+    """torch.utils.flop_counter's FLOPs of one eval-mode forward of ``example``, per module path and "Global"."""
     was_training = model.training
     model.eval()
     counter = FlopCounterMode(display=False)
@@ -63,22 +60,40 @@ def layer_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
             model(_example_input(example, model))
     finally:
         model.train(was_training)
-    counts = counter.get_flop_counts()
-    out = {}
-    for name in prunable_layers(model):
-        key = f"{type(model).__name__}.{name}"
-        out[name] = int(sum(counts.get(key, {}).values())) // 2
-    return out
+    return counter.get_flop_counts()
+
+
+def _macs_of(counts: dict) -> int:
+    return int(sum(counts.values())) // 2  # a multiply-accumulate is two FLOPs
+
+
+def layer_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
+    """Dense multiply-accumulates of each Linear and Conv layer (the layers a Pruner prunes) for one forward
+    pass of ``example``, summed over every call of the layer.
+
+    Counted by torch.utils.flop_counter (FLOPs / 2) rather than by formulas of our own. What the rest of the
+    model costs (a ConvTranspose, an ``x @ W`` written in ``forward``, attention) is ``macs(...)`` minus the sum.
+    """
+    counts = _flop_counts(model, example)
+    root = type(model).__name__
+    return {name: _macs_of(counts.get(f"{root}.{name}", {})) for name in prunable_layers(model)}
 
 
 def macs(model: nn.Module, example: torch.Tensor, sparse: bool = False) -> int:
-    """Multiply-accumulates of one forward pass; ``sparse=True`` scales each layer by its weight density,
-    the MACs a sparse kernel could skip (dense hardware still does them all)."""
-    per_layer = layer_macs(model, example)
+    """Multiply-accumulates of one forward pass: everything torch.utils.flop_counter counts (every matmul,
+    linear, convolution and transposed convolution, whether a module or an op in ``forward``), FLOPs / 2.
+
+    ``sparse=True`` scales each Linear and Conv layer's MACs by its weight density, the MACs a sparse kernel
+    could skip (dense hardware still does them all); MACs outside those layers count in full.
+    """
+    counts = _flop_counts(model, example)
+    total = _macs_of(counts.get("Global", {}))
     if not sparse:
-        return sum(per_layer.values())
+        return total
+    root = type(model).__name__
     density = {name: 1.0 - s for name, s in layer_sparsity(model).items()}
-    return round(sum(m * density[name] for name, m in per_layer.items()))
+    skipped = sum(_macs_of(counts.get(f"{root}.{name}", {})) * (1.0 - d) for name, d in density.items())
+    return round(total - skipped)
 
 
 @torch.no_grad()
