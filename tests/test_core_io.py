@@ -28,7 +28,7 @@ def test_save_and_load_keeps_masks(tmp_path, cnn, digits):
 
 
 def test_export_to_torch_prune_and_back(cnn, digits):
-    _, test = digits
+    test = digits.test
     pruner = Pruner(cnn, granularity="kernel").prune(0.5)
     accuracy = pruneviz.evaluate(cnn, test)
     masks = {n: m.clone() for n, m in pruner.masks.items()}
@@ -68,7 +68,7 @@ def test_metrics_follow_pruning(cnn, digits):
 
 def test_digits_and_zoo_accuracies(digits):
     train, test = digits.train, digits.test
-    assert len(train) == 1437 and len(test) == 360
+    assert len(train) == 1077 and len(digits.val) == 360 and len(test) == 360
     recorded = pruneviz.zoo.accuracies()
     for name in pruneviz.zoo.NAMES:
         model = pruneviz.zoo.load(name, "cpu")
@@ -82,7 +82,7 @@ def test_zoo_unknown_name():
 
 
 def test_evaluate_accepts_loader_dataset_and_pair(cnn, digits):
-    _, test = digits
+    test = digits.test
     loader = torch.utils.data.DataLoader(test, batch_size=50)
     assert pruneviz.evaluate(cnn, loader) == pruneviz.evaluate(cnn, test) == pruneviz.evaluate(cnn, test.tensors)
     with pytest.raises(TypeError, match="DataLoader"):

@@ -51,7 +51,7 @@ def test_without_masks_the_same_training_revives_weights(digits, mlp):
 
 
 def test_finetune_wins_accuracy_back(digits, cnn):
-    train_set, test = digits
+    train_set, test = digits.train, digits.test
     pruner = Pruner(cnn, "magnitude", "element", "global").prune(0.9)
     pruned = evaluate(cnn, test)
     finetune(cnn, train_set, pruner=pruner, epochs=2, optimizer="adam", progress=False)

@@ -181,11 +181,13 @@ def test_ratio_dict_errors():
 
 
 def test_sensitivity_guided_ratios_beat_uniform_at_the_same_sparsity(cnn, digits, small_test):
-    """The lecture's point: a per-layer dict from the scan keeps far more accuracy than one ratio for all."""
+    """The lecture's point: a per-layer dict from the scan keeps far more accuracy than one ratio for all.
+    The ratios are chosen on (part of) the validation split, the accuracies reported on the test split."""
     test = digits.test
-    scan = sensitivity_scan(cnn, small_test, sparsities=[i / 10 for i in range(1, 10)], progress=False)
-    ratios = ratios_for_size(scan, cnn, 0.3)
-    assert kept_fraction(ratios, layer_weights(cnn, ratios)) <= 0.3
+    x, y = digits.val.tensors
+    scan = sensitivity_scan(cnn, (x[:120], y[:120]), sparsities=[i / 10 for i in range(1, 10)], progress=False)
+    ratios = ratios_for_size(scan, cnn, 0.2)  # 80 % of the weights go
+    assert kept_fraction(ratios, layer_weights(cnn, ratios)) <= 0.2
     pruner = Pruner(cnn, "magnitude", "element")
     pruner.prune(ratios)
     guided = evaluate(cnn, test)
@@ -193,26 +195,37 @@ def test_sensitivity_guided_ratios_beat_uniform_at_the_same_sparsity(cnn, digits
     pruner.prune(overall)
     uniform = evaluate(cnn, test)
     assert abs(pruner.sparsity() - overall) < 1e-3
-    assert guided > uniform + 0.2, (guided, uniform)
+    assert guided > uniform + 0.5, (guided, uniform)  # measured: 99.4 % against 20.6 %
 
 
 # -- the coursework check ---------------------------------------------------------------------------------
 
 def test_check_ratio_dict_passes_a_solution_and_names_what_is_wrong(capsys):
+    from pruneviz.coursework import CheckFailed
     from pruneviz.coursework.ratio import check_ratio_dict
 
-    assert check_ratio_dict(lambda scan, weights, target, floor: ratios_for_size(scan, weights, target,
-                                                                                 floor=floor))
+    def greedy(scan, weights, target, floor):  # written out: the check refuses pruneviz.ratios_for_size
+        ratios = {layer: 0.0 for layer in weights}
+        allowed = scan[scan.accuracy >= floor]
+        while sum(n * (1 - ratios[k]) for k, n in weights.items()) > target * sum(weights.values()):
+            layer = max(weights, key=lambda k: weights[k] * (1 - ratios[k]) if
+                        (allowed[allowed.layer == k].sparsity > ratios[k] + 1e-9).any() else -1)
+            ratios[layer] = float(allowed[(allowed.layer == layer)
+                                          & (allowed.sparsity > ratios[layer] + 1e-9)].sparsity.min())
+        return ratios
+
+    assert check_ratio_dict(greedy)
     assert "✓" in capsys.readouterr().out
-    assert not check_ratio_dict(lambda scan, weights, target, floor: {layer: 0.35 for layer in weights})
-    assert "was not scanned" in capsys.readouterr().out
-    assert not check_ratio_dict(lambda scan, weights, target, floor: {layer: 0.9 for layer in weights})
-    assert "below the floor" in capsys.readouterr().out
-    assert not check_ratio_dict(lambda scan, weights, target, floor: {})
-    assert "target is at most" in capsys.readouterr().out
+    for wrong, words in [(lambda scan, weights, target, floor: {layer: 0.35 for layer in weights}, "was not scanned"),
+                         (lambda scan, weights, target, floor: {layer: 0.9 for layer in weights}, "below the floor"),
+                         (lambda scan, weights, target, floor: {}, "target is at most"),
+                         (lambda scan, weights, target, floor: ratios_for_size(scan, weights, target, floor=floor),
+                          "the library's own answer")]:
+        with pytest.raises(CheckFailed, match=words):
+            check_ratio_dict(wrong)
 
     def stub(scan, weights, target, floor):
         raise NotImplementedError
 
-    assert not check_ratio_dict(stub)
-    assert "not implemented" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match="not implemented"):
+        check_ratio_dict(stub)

@@ -145,7 +145,7 @@ def test_cached_evaluator_equals_evaluate(cnn, resnet, digits):
 
 @pytest.fixture(scope="module")
 def shared_explorer():
-    train, test = pruneviz.data.digits().test
+    test = pruneviz.data.digits().test
     model = pruneviz.zoo.load("digits-cnn", device="cpu")
     return explore(model, test, figure="agg", grid=GRID), state_of(model)
 
