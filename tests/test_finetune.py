@@ -52,11 +52,11 @@ def test_without_masks_the_same_training_revives_weights(digits, mlp):
 
 def test_finetune_wins_accuracy_back(digits, cnn):
     train_set, test = digits.train, digits.test
-    pruner = Pruner(cnn, "magnitude", "element", "global").prune(0.9)
+    pruner = Pruner(cnn, "magnitude", "element", "global").prune(0.95)  # the retrained zoo holds 99 % at 0.9
     pruned = evaluate(cnn, test)
     finetune(cnn, train_set, pruner=pruner, epochs=2, optimizer="adam", progress=False)
-    assert evaluate(cnn, test) > pruned + 0.3
-    assert abs(pruner.sparsity() - 0.9) < 1e-3
+    assert evaluate(cnn, test) > pruned + 0.3  # measured: 50.0 % -> 98.9 %
+    assert abs(pruner.sparsity() - 0.95) < 1e-3
 
 
 def test_optimizer_factory(digits, mlp):
