@@ -2,11 +2,17 @@
 import pytest
 import torch
 
-from pruneviz.coursework import check_fine_grained_prune, check_nm_mask, check_row_importance
+from pruneviz.coursework import CheckFailed, check_fine_grained_prune, check_nm_mask, check_row_importance
+from pruneviz.coursework.granularity import LAB_MASK, LAB_TENSOR
 
 
 def run(check, fn, capsys) -> tuple[bool, str]:
-    passed = check(fn)
+    """(passed, words): the printed ✓ line on a pass, the CheckFailed message on a fail."""
+    try:
+        passed = check(fn)
+    except CheckFailed as failure:
+        return False, str(failure)
+    assert passed is True
     return passed, capsys.readouterr().out
 
 
@@ -70,12 +76,32 @@ def test_fine_grained_fails_wrong_functions_with_words(fn, words, capsys):
     assert words in out, out
 
 
-def test_not_implemented_is_reported_not_raised(capsys):
+def test_a_stub_is_one_problem_not_implemented_yet(capsys):
     def stub(tensor, sparsity):
-        raise NotImplementedError
+        raise NotImplementedError("fine_grained_prune: your code here")
     passed, out = run(check_fine_grained_prune, stub, capsys)
     assert passed is False
-    assert "not implemented yet" in out
+    assert out.startswith("✗ fine-grained pruning: 1 problem(s)"), out
+    assert "stub is not implemented yet" in out and "returned None" not in out
+
+
+def test_the_labs_own_test_tensor_and_mask_are_a_case(capsys):
+    def lab_only_wrong(tensor, sparsity):  # right everywhere but on the lab's tensor
+        out = fine_grained(tensor, sparsity)
+        if tensor.shape == (5, 5):
+            out = torch.where(LAB_MASK, 0.0, tensor)
+        return out
+    passed, out = run(check_fine_grained_prune, lab_only_wrong, capsys)
+    assert not passed and "Lab 1's 5x5 test tensor at 75 %" in out and "1 problem(s)" in out, out
+    assert int(LAB_MASK.sum()) == 6 and LAB_TENSOR.shape == (5, 5)
+
+
+def test_each_failed_case_reports_one_problem(capsys):
+    # in place AND wrong weights AND a list: each case still names one problem
+    passed, out = run(check_fine_grained_prune, lambda t, s: t.mul_(-1).tolist(), capsys)
+    lines = out.split("\n")[1:]
+    assert not passed and len(lines) == int(out.split(": ")[1].split()[0]) == 9, out
+    assert all("changed the input tensor in place" in line for line in lines), out
 
 
 # -- N:M masks -------------------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 
 import pandas as pd
 
-from ..ratios import kept_fraction, ratios_for_size
-from .report import call, report
+from ..ratios import kept_fraction, ratios_for_drop, ratios_for_size
+from .report import Check
 
 _RATIOS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -44,43 +44,41 @@ def _cases() -> list[tuple[str, pd.DataFrame, dict[str, int], float, float]]:
             ("scan with a dip, keep 40 %, floor 0.95", bumpy, bumpy_counts, 0.40, 0.95)]
 
 
-def _problems(ratios: object, scan: pd.DataFrame, counts: dict[str, int], target: float, floor: float,
-              case: str) -> list[str]:
+def _problem(ratios: object, scan: pd.DataFrame, counts: dict[str, int], target: float,
+             floor: float) -> str | None:
+    """The first thing wrong with ``ratios`` for this case, in words (None when it is a valid answer)."""
     if not isinstance(ratios, Mapping):
-        return [f"{case}: returned {type(ratios).__name__}, expected a dict {{layer: ratio}}"]
-    problems = []
+        return f"returned {type(ratios).__name__}, expected a dict {{layer: ratio}}"
     for layer, ratio in ratios.items():
         rows = scan[scan.layer == layer]
         if rows.empty:
-            problems.append(f"{case}: layer {layer!r} is not in the scan (layers: {', '.join(counts)})")
-            continue
+            return f"layer {layer!r} is not in the scan (layers: {', '.join(counts)})"
         match = rows[(rows.sparsity - float(ratio)).abs() < 1e-9] if isinstance(ratio, (int, float)) else rows[:0]
         if match.empty:
-            problems.append(f"{case}: {layer}: ratio {ratio!r} was not scanned; choose among "
-                            f"{', '.join(f'{r:g}' for r in rows.sparsity)}")
-        elif float(match.accuracy.iloc[0]) < floor - 1e-9:
-            problems.append(f"{case}: {layer} at {float(ratio):g}: the scan's accuracy "
-                            f"{float(match.accuracy.iloc[0]):.3f} is below the floor {floor:.3f}")
-    if problems:
-        return problems
+            return (f"{layer}: ratio {ratio!r} was not scanned; choose among "
+                    f"{', '.join(f'{r:g}' for r in rows.sparsity)}")
+        if float(match.accuracy.iloc[0]) < floor - 1e-9:
+            return (f"{layer} at {float(ratio):g}: the scan's accuracy {float(match.accuracy.iloc[0]):.3f} is "
+                    f"below the floor {floor:.3f}")
     kept = kept_fraction({k: float(v) for k, v in ratios.items()}, counts)
     if kept > target + 1e-9:
-        problems.append(f"{case}: keeps {kept:.3f} of the weights, the target is at most {target:.3f}; "
-                        "prune the large, robust layers more")
-    return problems
+        return (f"keeps {kept:.3f} of the weights, the target is at most {target:.3f}; prune the large, robust "
+                "layers more")
+    return None
 
 
 def check_ratio_dict(student_fn: Callable[[pd.DataFrame, dict[str, int], float, float], dict[str, float]]
                      ) -> bool:
-    """Run ``student_fn(scan, weights, target, floor)`` on three scans; every case has a solution."""
-    problems: list[str] = []
+    """Run ``student_fn(scan, weights, target, floor)`` on three scans; every case has a solution. A function
+    that calls :func:`pruneviz.ratios_for_size` (or ``ratios_for_drop``) is refused."""
+    check = Check("sensitivity-guided ratio dict", forbid=(ratios_for_size, ratios_for_drop))
     for case, scan, counts, target, floor in _cases():
-        ratios_for_size(scan, counts, target, floor=floor)  # our own answer: the case can be solved
-        given = scan.copy()
-        ratios = call(student_fn, given, dict(counts), target, floor, problems=problems, case=case)
-        if ratios is None and problems:
-            continue
-        if not given.equals(scan):
-            problems.append(f"{case}: changed the scan DataFrame in place; work on a copy")
-        problems += _problems(ratios, scan, counts, target, floor, case)
-    return report("sensitivity-guided ratio dict", problems)
+        with check.case(case):
+            ratios_for_size(scan, counts, target, floor=floor)  # our own answer: the case can be solved
+            given = scan.copy()
+            ratios = check.run(student_fn, given, dict(counts), target, floor)
+            check.expect(given.equals(scan), "changed the scan DataFrame in place; work on a copy")
+            problem = _problem(ratios, scan, counts, target, floor)
+            if problem:
+                check.fail(problem)
+    return check.done()

@@ -1,26 +1,173 @@
-"""How every check speaks: one line for a pass, the problems listed for a fail."""
+"""How every check speaks and judges: ✓ on a pass; on a fail, an AssertionError listing one problem per case.
+
+A check is written with :class:`Check`::
+
+    def check_fine_grained_prune(fn):
+        check = Check("fine-grained pruning", forbid=[pruneviz.prune_tensor, pruneviz.tensor_mask])
+        for case, tensor, sparsity in cases:
+            with check.case(case):
+                got = check.run(fn, tensor, sparsity)  # ends the case if fn raises (or is still a stub)
+                if got is None:
+                    check.fail("returned None; return the pruned tensor")  # records it, ends the case
+                ...
+        return check.done()  # prints ✓ and returns True, or raises CheckFailed with every problem
+
+Why it is shaped this way:
+
+- **Raises on failure.** nbgrader counts a graded cell as failed only if it raises; a check that printed ✗ and
+  returned False gave an unsolved notebook full marks. :class:`CheckFailed` is an ``AssertionError`` whose message
+  is the check's words, so the student (and nbgrader's feedback) read what is wrong.
+- **One problem per case.** :meth:`Check.fail` records the problem and leaves the ``with check.case(...)`` block,
+  so a case reports its first problem only; a stub is one problem for the whole check ("not implemented yet"),
+  not also "returned None".
+- **No delegating to the library.** Functions listed in ``forbid`` (the library's own answer to the exercise)
+  are watched with ``sys.setprofile`` while the student's function runs; calling one, directly or through any
+  other pruneviz function that uses it (``Pruner``, ``tensor_mask``...), is one problem for the whole check.
+"""
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from types import CodeType, FrameType
+from typing import Any, NoReturn
+
+
+class CheckFailed(AssertionError):
+    """A check found problems; the message lists them in words (nbgrader shows it as the cell's feedback)."""
+
+
+class _CaseOver(Exception):
+    """Ends the current case after its one problem was recorded (never escapes ``Check.case``)."""
+
+
+def _public_name(fn: Callable) -> str:
+    """``pruneviz.prune_tensor`` when the package exports it under that name, else ``module.qualname``."""
+    import pruneviz
+
+    name = getattr(fn, "__name__", repr(fn))
+    if getattr(pruneviz, name, None) is fn:
+        return f"pruneviz.{name}"
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', name)}"
+
+
+def _codes(target: Any) -> Iterator[CodeType]:
+    """The code objects that run when ``target`` (a function, method or class) is used."""
+    if inspect.isclass(target):
+        for value in vars(target).values():
+            if isinstance(value, (staticmethod, classmethod)):
+                value = value.__func__
+            elif isinstance(value, property):
+                value = value.fget
+            if inspect.isfunction(value):
+                yield from _codes(value)
+        return
+    target = inspect.unwrap(getattr(target, "__func__", target))
+    code = getattr(target, "__code__", None)
+    if code is None:
+        raise TypeError(f"forbid= takes Python functions, methods or classes; got {target!r}")
+    yield code
+
+
+class Check:
+    """One check of a student's function: its cases, their problems (one each), and the verdict."""
+
+    def __init__(self, name: str, *, forbid: Iterable[Callable] = ()):
+        self.name = name
+        self.problems: list[str] = []
+        self._forbidden: dict[CodeType, str] = {code: _public_name(fn) for fn in forbid for code in _codes(fn)}
+        self._case: str | None = None
+        self._stopped = False  # a stub or a delegation: nothing more to learn
+
+    @contextmanager
+    def case(self, description: str) -> Iterator[None]:
+        """One case: the first :meth:`fail` inside it is recorded and ends it; the check goes on."""
+        self._case = description
+        try:
+            yield
+        except _CaseOver:
+            pass
+        finally:
+            self._case = None
+
+    def fail(self, message: str) -> NoReturn:
+        """Record what is wrong (prefixed with the case) and end the case."""
+        self.problems.append(f"{self._case}: {message}" if self._case else message)
+        raise _CaseOver
+
+    def expect(self, condition: object, message: str) -> None:
+        """:meth:`fail` with ``message`` unless ``condition`` holds."""
+        if not condition:
+            self.fail(message)
+
+    def run(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        """Call the student's function. A raised exception ends the case with one problem. Two answers end the
+        whole check with one problem, since every other case would repeat it: a stub (NotImplementedError:
+        "not implemented yet") and a call into a forbidden library function."""
+        if self._stopped:
+            raise _CaseOver  # already told; the other cases would only repeat it
+        who = getattr(fn, "__name__", "")
+        who = who if who.isidentifier() else "your function"
+        try:
+            result, used = self._traced(fn, args, kwargs)
+        except NotImplementedError:
+            self._stopped = True
+            self.fail(f"{who} is not implemented yet (it still raises NotImplementedError); the other cases "
+                      "were not run")
+        except Exception as err:  # any error in student code is a problem, with its type and message
+            self.fail(f"raised {type(err).__name__}: {err}")
+        if used:
+            self._stopped = True
+            self.problems.append(
+                f"{who} calls {used}, the library's own answer to this exercise: write it yourself "
+                "(plain torch is fine); the check cannot grade the library")
+            raise _CaseOver
+        return result
+
+    def _traced(self, fn: Callable, args: tuple, kwargs: dict) -> tuple[Any, str | None]:
+        """``fn(*args, **kwargs)`` and the first forbidden function it called (None if none)."""
+        if not self._forbidden:
+            return fn(*args, **kwargs), None
+        forbidden, seen = self._forbidden, []
+        previous = sys.getprofile()
+
+        def profile(frame: FrameType, event: str, arg: Any) -> None:
+            if event == "call" and not seen and frame.f_code in forbidden:
+                seen.append(forbidden[frame.f_code])
+            if previous is not None:
+                previous(frame, event, arg)
+
+        sys.setprofile(profile)
+        try:
+            result = fn(*args, **kwargs)
+        finally:
+            sys.setprofile(previous)
+        return result, (seen[0] if seen else None)
+
+    def done(self) -> bool:
+        """Print ``✓ name`` and return True, or raise :class:`CheckFailed` listing the problems."""
+        __tracebackhide__ = True  # IPython and pytest hide this frame: the student sees the words, not us
+        if self.problems:
+            lines = [f"✗ {self.name}: {len(self.problems)} problem(s)"] + [f"  - {p}" for p in self.problems]
+            raise CheckFailed("\n".join(lines))
+        print(f"✓ {self.name}: all checks passed")
+        return True
 
 
 def report(name: str, problems: list[str]) -> bool:
-    """Print ``✓ name`` or ``✗ name`` with the problems; return whether it passed."""
-    if problems:
-        print(f"✗ {name}: {len(problems)} problem(s)")
-        for problem in problems:
-            print(f"  - {problem}")
-        return False
-    print(f"✓ {name}: all checks passed")
-    return True
+    """Print ``✓ name`` and return True when ``problems`` is empty, else raise :class:`CheckFailed` with them."""
+    __tracebackhide__ = True
+    check = Check(name)
+    check.problems = list(problems)
+    return check.done()
 
 
 def call(fn: Callable, *args, problems: list[str], case: str, **kwargs):
-    """Call a student's function; a raised exception becomes a problem, not a crash of the check."""
-    try:
-        return fn(*args, **kwargs)
-    except NotImplementedError:
-        problems.append(f"{case}: not implemented yet (the function still raises NotImplementedError)")
-    except Exception as err:  # any error in student code is reported, with its type and message
-        problems.append(f"{case}: raised {type(err).__name__}: {err}")
+    """Older form of :meth:`Check.run`: call a student's function; a raised exception becomes a problem in
+    ``problems`` and the call returns None. New checks use :class:`Check`, which also ends the case."""
+    check = Check("")
+    with check.case(case):
+        return check.run(fn, *args, **kwargs)
+    problems += check.problems
     return None

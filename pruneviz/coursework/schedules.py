@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..schedules import AGP
-from .report import call, report
+from ..schedules import AGP, Schedule
+from .report import Check
 
 _CASES = (AGP(0.9, 0.0, start=0, prunes=10, every=10, finetune_steps=20),
           AGP(0.8, 0.2, start=15, prunes=4, every=7, finetune_steps=10),
@@ -27,28 +27,21 @@ def _why(step: int, expected: float, case: AGP) -> str:
 
 
 def check_agp_sparsity(student_fn: Callable[[int, float, float, int, int, int], float]) -> bool:
-    """Compare ``student_fn(step, initial, final, start, prunes, every)`` with AGP at every step."""
-    problems: list[str] = []
+    """Compare ``student_fn(step, initial, final, start, prunes, every)`` with AGP at every step; the first
+    wrong step of each schedule is its one problem. A function that asks :class:`pruneviz.AGP` is refused."""
+    check = Check("AGP sparsity", forbid=(AGP, Schedule))
     for case in _CASES:
         name = (f"AGP(initial={case.initial}, final={case.final}, start={case.start}, prunes={case.prunes}, "
                 f"every={case.every})")
-        for step in range(case.total_steps + 1):
-            before = len(problems)
-            got = call(student_fn, step, case.initial, case.final, case.start, case.prunes, case.every,
-                       problems=problems, case=f"{name} at step {step}")
-            if len(problems) > before:
-                break
-            if got is None:
-                problems.append(f"{name} at step {step}: returned None; return the sparsity (a float)")
-                break
-            expected = case.sparsity_at(step)
-            try:
-                wrong = abs(float(got) - expected) > 1e-6
-            except (TypeError, ValueError):
-                problems.append(f"{name} at step {step}: returned {got!r}, expected a number")
-                break
-            if wrong:
-                problems.append(f"{name} at step {step}: got {float(got):.4f}, expected {expected:.4f} "
-                                f"({_why(step, expected, case)})")
-                break  # one problem per schedule is enough to go on
-    return report("AGP sparsity", problems)
+        with check.case(name):
+            for step in range(case.total_steps + 1):
+                got = check.run(student_fn, step, case.initial, case.final, case.start, case.prunes, case.every)
+                check.expect(got is not None, f"at step {step}: returned None; return the sparsity (a float)")
+                expected = case.sparsity_at(step)
+                try:
+                    wrong = abs(float(got) - expected) > 1e-6
+                except (TypeError, ValueError):
+                    check.fail(f"at step {step}: returned {got!r}, expected a number")
+                check.expect(not wrong, f"at step {step}: got {float(got):.4f}, expected {expected:.4f} "
+                             f"({_why(step, expected, case)})")
+    return check.done()

@@ -1,0 +1,160 @@
+"""The check mechanism: raises with the words, one problem per case, and refuses the library's own answer."""
+import sys
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import pruneviz
+from pruneviz.coursework import (CheckFailed, check_apoz, check_channel_slice, check_fine_grained_prune,
+                                 check_mlp_parameters, check_nm_mask, check_obd_saliency, check_ratio_dict,
+                                 check_row_importance)
+from pruneviz.coursework.criteria import check_least_squares, check_slimming_penalty
+from pruneviz.coursework.report import Check, call, report
+from pruneviz.coursework.schedules import check_agp_sparsity
+from pruneviz.criteria.regression import Features, least_squares
+from pruneviz.schedules import AGP
+
+
+def _double(x):
+    return 2 * x
+
+
+def test_a_pass_prints_a_tick_and_returns_true(capsys):
+    check = Check("doubling")
+    for x in (1, 2):
+        with check.case(f"x = {x}"):
+            check.expect(check.run(_double, x) == 2 * x, "wrong")
+    assert check.done() is True
+    assert capsys.readouterr().out == "✓ doubling: all checks passed\n"
+
+
+def test_a_fail_raises_an_assertion_error_with_one_problem_per_case(capsys):
+    check = Check("doubling")
+    for x in (1, 2, 3):
+        with check.case(f"x = {x}"):
+            got = check.run(lambda v: None if v < 3 else v, x)
+            check.expect(got is not None, "returned None")
+            check.expect(got == 2 * x, f"got {got}")  # not reached when the line above failed
+    with pytest.raises(AssertionError) as failure:
+        check.done()
+    assert isinstance(failure.value, CheckFailed)
+    assert str(failure.value) == ("✗ doubling: 3 problem(s)\n  - x = 1: returned None\n  - x = 2: returned None\n"
+                                  "  - x = 3: got 3")
+    assert capsys.readouterr().out == ""  # the words are in the error, printed once by whoever shows it
+
+
+def test_an_error_in_the_students_function_is_a_problem_of_its_case():
+    check = Check("inverse")
+    for x in (0, 1):
+        with check.case(f"x = {x}"):
+            check.expect(check.run(lambda v: 1 / v, x) == 1, "wrong")
+    assert check.problems == ["x = 0: raised ZeroDivisionError: division by zero"]
+
+
+def test_a_stub_is_one_problem_for_the_whole_check():
+    def answer(x):
+        raise NotImplementedError("answer: your code here")
+    check = Check("answer")
+    for x in range(4):
+        with check.case(f"x = {x}"):
+            check.expect(check.run(answer, x) is not None, "returned None")
+    assert check.problems == ["x = 0: answer is not implemented yet (it still raises NotImplementedError); the "
+                              "other cases were not run"]
+
+
+def _via_pruner(tensor, sparsity):  # delegation two calls deep: Pruner -> selector
+    holder = nn.Linear(tensor.shape[1], tensor.shape[0], bias=False)
+    with torch.no_grad():
+        holder.weight.copy_(tensor)
+    pruner = pruneviz.Pruner(holder, "magnitude", "element", "local")
+    pruner.prune(sparsity)
+    return holder.weight.detach().clone()
+
+
+@pytest.mark.parametrize("fn", [pruneviz.prune_tensor, lambda t, s: pruneviz.tensor.prune_tensor(t, s),
+                                lambda t, s: torch.where(pruneviz.tensor_mask(t, s), t, 0.0), _via_pruner],
+                         ids=["the function itself", "a lambda around it", "tensor_mask", "through Pruner"])
+def test_delegating_to_the_library_is_refused_once(fn):
+    with pytest.raises(CheckFailed) as failure:
+        check_fine_grained_prune(fn if fn is not _via_pruner else
+                                 lambda t, s: _via_pruner(t.reshape(t.shape[0], -1), s).reshape(t.shape))
+    words = str(failure.value)
+    assert "1 problem(s)" in words and "the library's own answer" in words, words
+    assert "write it yourself" in words
+
+
+def test_the_profiler_in_place_before_a_check_is_back_after_it():
+    calls = []
+
+    def outer_profile(frame, event, arg):
+        calls.append(event)
+
+    sys.setprofile(outer_profile)
+    try:
+        with pytest.raises(CheckFailed):
+            check_fine_grained_prune(pruneviz.prune_tensor)
+        assert sys.getprofile() is outer_profile
+    finally:
+        sys.setprofile(None)
+    assert calls  # the previous profiler kept receiving events during the check
+
+
+def test_the_older_call_and_report_helpers_still_work(capsys):
+    problems = []
+    assert call(lambda: 1 / 0, problems=problems, case="case a") is None
+    assert problems == ["case a: raised ZeroDivisionError: division by zero"]
+    assert report("old style", []) is True and "✓ old style" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match="case a: raised ZeroDivisionError"):
+        report("old style", problems)
+
+
+# -- every check refuses the library's own answer ---------------------------------------------------------
+
+def _library_apoz(acts):
+    c = acts.shape[1]
+    conv = nn.Conv2d(c, c, 1, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.eye(c).reshape(c, c, 1, 1))
+    return pruneviz.apoz(nn.Sequential(conv, nn.ReLU()), (acts, torch.zeros(len(acts), dtype=torch.long)))["0"]
+
+
+def _library_least_squares(x, y):
+    features = Features(x[:, :, None], torch.zeros(y.shape[1], x.shape[1], 1, dtype=x.dtype), y)
+    return least_squares(features, torch.ones(x.shape[1], dtype=torch.bool))[0][:, :, 0]
+
+
+def _library_slice(conv, bn, next_conv, keep):
+    import copy
+    net = copy.deepcopy(nn.Sequential(conv, bn, nn.ReLU(), next_conv))
+    small = pruneviz.compact(net, {"0": keep})
+    return small[0], small[1], small[3]
+
+
+LIBRARY_ANSWERS = {
+    "fine-grained": (check_fine_grained_prune, pruneviz.prune_tensor),
+    "N:M": (check_nm_mask, lambda w, n, m: pruneviz.tensor_mask(w, 1 - n / m, granularity=f"{n}:{m}")),
+    "row importance": (check_row_importance,
+                       lambda w: pruneviz.get_granularity("channel").group_scores(w.abs())),
+    "APoZ": (check_apoz, _library_apoz),
+    "OBD": (check_obd_saliency, pruneviz.criteria.obd.obd_saliency),
+    "slimming": (check_slimming_penalty, pruneviz.slimming_penalty),
+    "least squares": (check_least_squares, _library_least_squares),
+    "ratio dict": (check_ratio_dict, lambda scan, w, target, floor: pruneviz.ratios_for_size(scan, w, target,
+                                                                                             floor=floor)),
+    "AGP": (check_agp_sparsity, lambda step, i, f, start, prunes, every:
+            AGP(f, i, start=start, prunes=prunes, every=every).sparsity_at(step)),
+    "channel slice": (check_channel_slice, _library_slice),
+    "MLP parameters": (check_mlp_parameters, lambda widths: pruneviz.count_parameters(
+        nn.Sequential(*[nn.Linear(a, b) for a, b in zip(widths, widths[1:])]))),
+}
+
+
+@pytest.mark.parametrize("name", LIBRARY_ANSWERS)
+def test_every_check_refuses_the_librarys_own_implementation(name):
+    check, library_answer = LIBRARY_ANSWERS[name]
+    with pytest.raises(CheckFailed) as failure:
+        check(library_answer)
+    words = str(failure.value)
+    assert "1 problem(s)" in words and "the library's own answer to this exercise" in words, words
