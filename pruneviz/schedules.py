@@ -3,7 +3,10 @@
 A schedule maps a training step to a target sparsity. Three from the lecture:
 
 - :class:`OneShot`: prune to the target at once, then fine-tune (``finetune_steps=0``: prune only).
-- :class:`Iterative`: n rounds of prune + fine-tune, the sparsity rising linearly to the target (Han et al. 2015).
+- :class:`Iterative`: n rounds of prune + fine-tune (Han et al. 2015). By default each round removes the same
+  fraction of the weights that survived the round before (geometric spacing: density (1 - s_f)^(k/n) after round
+  k); ``spacing="linear"`` raises the sparsity in equal steps, whose last round removes most of the survivors
+  (at 95 % in 3 rounds: 86 % of them, against 63 % in every geometric round).
 - :class:`AGP`: automated gradual pruning (Zhu & Gupta 2017), a prune every ``every`` steps along the cubic
   ramp  s_t = s_f + (s_i - s_f) (1 - (t - t0) / (n dt))^3  from s_i at t0 to s_f at t0 + n dt: fast while many
   redundant weights remain, slow near the end where each weight matters.
@@ -13,14 +16,14 @@ slider can set. :func:`run_schedule` trains a model along a schedule with a :cla
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 from torch import nn
 
 from .data import Data
-from .errors import check_ratio
+from .errors import check_ratio, unknown_choice
 from .evaluation import evaluate
 from .finetune import DEFAULT_LR, OptimizerChoice, check_count, check_optimizer
 from .pruner import Pruner
@@ -67,27 +70,50 @@ class OneShot(Schedule):
         return self.final
 
 
+SPACINGS = ("geometric", "linear")
+
+
 @dataclass
 class Iterative(Schedule):
-    """``iterations`` rounds: prune to final * k / iterations, fine-tune ``steps_per_iteration`` steps."""
+    """``iterations`` rounds: prune, then fine-tune ``steps_per_iteration`` steps; round k prunes to
+
+    - ``spacing="geometric"`` (default): 1 - (1 - final) ** (k / iterations), the same fraction of the
+      survivors in every round (at 95 % in 3 rounds: 63.2 %, 86.4 %, 95 %; 63 % of the survivors each time);
+    - ``spacing="linear"``: final * k / iterations (31.7 %, 63.3 %, 95 %: the last round takes 86 % of them).
+    """
 
     final: float
     iterations: int = 3
     steps_per_iteration: int = 50
+    spacing: str = "geometric"
 
     def __post_init__(self):
         self.final = check_ratio(self.final, "final sparsity")
         if check_count(self.iterations, "iterations") < 1:
             raise ValueError(f"iterations must be >= 1, got {self.iterations}")
         check_count(self.steps_per_iteration, "steps_per_iteration")
+        if self.spacing not in SPACINGS:
+            raise unknown_choice("spacing", self.spacing, SPACINGS)
 
     @property
     def total_steps(self) -> int:
         return self.iterations * self.steps_per_iteration
 
+    def round_targets(self) -> list[float]:
+        """The sparsity each round prunes to, in order (the last is ``final``)."""
+        n = self.iterations
+        if self.spacing == "linear":
+            return [self.final * k / n for k in range(1, n + 1)]
+        return [self.final if k == n else 1.0 - (1.0 - self.final) ** (k / n) for k in range(1, n + 1)]
+
+    def survivors_removed(self) -> list[float]:
+        """Per round, the fraction of the weights left by the round before that this round removes."""
+        densities = [1.0] + [1.0 - s for s in self.round_targets()]
+        return [1.0 - after / before if before > 0 else 0.0 for before, after in zip(densities, densities[1:])]
+
     def sparsity_at(self, step: int) -> float:
         spi = max(1, self.steps_per_iteration)
-        return self.final * min(self.iterations, step // spi + 1) / self.iterations
+        return self.round_targets()[min(self.iterations, step // spi + 1) - 1]
 
 
 @dataclass
@@ -198,10 +224,46 @@ def compare_schedules(model: nn.Module, schedules: Mapping[str, Schedule], data:
     return pd.DataFrame(rows, columns=["schedule", "sparsity", "steps", "accuracy"])
 
 
-def lecture_schedules(final: float, steps: int = 23) -> dict[str, Schedule]:
-    """The lecture's four: prune only, one-shot + ``steps`` of fine-tuning, 3 rounds of prune + ``steps``, and
-    AGP (10 prunes over about 2 x ``steps``, then ``steps`` more): every method that fine-tunes gets ``steps``
-    after its last prune. The default, 23 steps, is one epoch of the digits training split at batch 64."""
-    return {"prune only": OneShot(final), "one-shot + fine-tune": OneShot(final, steps),
-            "iterative (3 rounds)": Iterative(final, 3, steps),
-            "AGP": AGP(final, prunes=10, every=max(1, 2 * steps // 10), finetune_steps=steps)}
+def lecture_schedules(final: float, budget: int = 69, rounds: int = 3) -> dict[str, Schedule]:
+    """The lecture's four at one equal budget: prune only; one-shot + ``budget`` steps of fine-tuning;
+    ``rounds`` rounds of geometric iterative pruning, ``budget / rounds`` steps each; AGP (10 prunes over about
+    two thirds of the budget, the rest fine-tuning at the target). Every method that fine-tunes trains exactly
+    ``budget`` steps in all, so the comparison is of schedules, not of training time. The default, 69 steps, is
+    about four epochs of the digits training split at batch 64."""
+    check_count(budget, "budget")
+    if check_count(rounds, "rounds") < 1 or budget % rounds:
+        raise ValueError(f"budget must be a multiple of rounds >= 1 (rounds of equal length), got "
+                         f"budget={budget}, rounds={rounds}")
+    every = max(1, 2 * budget // 30)
+    if 10 * every > budget:
+        raise ValueError(f"budget must be at least 10 steps (one per AGP prune), got {budget}")
+    return {"prune only": OneShot(final), "one-shot + fine-tune": OneShot(final, budget),
+            f"iterative ({rounds} rounds)": Iterative(final, rounds, budget // rounds),
+            "AGP": AGP(final, prunes=10, every=every, finetune_steps=budget - 10 * every)}
+
+
+def schedule_sweep(model: nn.Module, sparsities: Sequence[float], data: Data, eval_data: Data, *,
+                   budget: int = 69, rounds: int = 3, include: Sequence[str] | None = None,
+                   seeds: Sequence[int] = (0,), **options) -> pd.DataFrame:
+    """:func:`compare_schedules` over :func:`lecture_schedules` at each target sparsity and fine-tuning seed:
+    Han et al. 2015's figure (accuracy against the fraction of weights pruned, per schedule) at one equal budget.
+
+    ``include``: the schedule names to run (default all four); ``seeds``: the fine-tuning seeds (data order).
+    Returns columns target, seed, schedule, sparsity, steps, accuracy and loss (the dense accuracy on
+    ``eval_data`` minus the accuracy); the model is left as it was.
+    """
+    dense = evaluate(model, eval_data)
+    tables = []
+    for final in sparsities:
+        schedules = lecture_schedules(final, budget, rounds)
+        if include is not None:
+            unknown = [name for name in include if name not in schedules]
+            if unknown:
+                raise unknown_choice("schedule", unknown[0], schedules)
+            schedules = {name: schedules[name] for name in include}
+        for seed in seeds:
+            table = compare_schedules(model, schedules, data, eval_data, seed=seed, **options)
+            tables.append(table.assign(target=final, seed=seed))
+    table = pd.concat(tables, ignore_index=True)
+    table["loss"] = dense - table["accuracy"]
+    return table[["target", "seed", "schedule", "sparsity", "steps", "accuracy", "loss"]]
