@@ -14,6 +14,7 @@ from .base import axes, percent_axis, register
 from .theme import ACCENT, PALETTE
 
 BAND_COLOR = "0.45"  # grey: a baseline, not one of the compared criteria
+FLOOR_COLOR = "0.15"  # near black: a reference line, never the colour of a curve
 
 Curve = tuple[Sequence[float], Sequence[float]]
 
@@ -145,7 +146,7 @@ def sensitivity_curves(scan, *, floor: float | None = None, title: str | None = 
         (lines[layer],) = ax.plot(100 * np.asarray(xs, float), 100 * np.asarray(ys, float), marker="o",
                                   markersize=3.5, linewidth=1.4, color=PALETTE[i % len(PALETTE)], label=layer)
     if floor is not None:
-        lines["floor"] = ax.axhline(100 * floor, color=ACCENT, linestyle="--", linewidth=1.2, label="accuracy floor")
+        lines["floor"] = ax.axhline(100 * floor, color=FLOOR_COLOR, linestyle="--", linewidth=1.2, label="accuracy floor")
     ax.set_xlabel("sparsity of the layer (% of its weights pruned)")
     ax.set_ylabel("model accuracy (%)")
     percent_axis(ax, "x")
