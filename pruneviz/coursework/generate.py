@@ -1,128 +1,34 @@
-"""Student notebooks from solution notebooks: solutions replaced by stubs, outputs cleared.
+"""Student notebooks from solution notebooks: what ``nbgrader generate_assignment`` writes, plus two tags.
 
-A solution notebook ``notebooks/NN_topic.ipynb`` holds each exercise's solution between the nbgrader markers::
-
-    def fine_grained_prune(tensor, sparsity):
-        ### BEGIN SOLUTION
-        ...
-        ### END SOLUTION
-
-The student copy ``notebooks/student/NN_topic.ipynb`` has, in their place, one line at the same indentation:
-``raise NotImplementedError("fine_grained_prune: your code here")``. Cells that would then raise when run top to
-bottom (a direct call of a stubbed function at the top level of a cell, or of a notebook function that calls
-one) are tagged ``raises-exception`` so nbval and nbclient accept them. Check cells do not raise: the checks call
-the student's function through :func:`pruneviz.coursework.report.call`, which reports NotImplementedError as ✗.
+A solution notebook ``notebooks/NN_topic.ipynb`` holds each exercise's solution between nbgrader's markers (see
+:mod:`.cells`); :mod:`.stamp` gives it nbgrader's cell metadata. Its student copy
+``notebooks/student/NN_topic.ipynb`` has, where each solution was, nbgrader's own stub at the marker's
+indentation (``# YOUR CODE HERE`` / ``raise NotImplementedError()``), no outputs, and the metadata nbgrader's
+release carries (the same grade ids and points, checksums, locked cells read-only), so ``nbgrader autograde``
+grades a submitted copy like one it released itself. Cells that raise when the copy runs top to bottom (a stubbed
+function called at a cell's top level, or passed to a check, which then raises CheckFailed) are tagged
+``raises-exception`` so nbval and nbclient run on past them.
 
 The output is a pure function of the solution notebook, so ``check`` can tell whether the committed student
-notebooks are up to date.
+notebooks (and the solution notebooks' metadata) are up to date.
 """
 from __future__ import annotations
 
-import ast
-import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
-BEGIN = "### BEGIN SOLUTION"
-END = "### END SOLUTION"
+from .cells import BEGIN, END, STUB, exercises, stub_source
+from .stamp import stamp_notebook, student_cell_metadata
+
+__all__ = ["BEGIN", "END", "RAISES_TAG", "STUB", "StudentNotebook", "expected_files", "generate", "render",
+           "solution_notebooks", "stale", "stub_source", "student_notebook", "student_path"]
+
 RAISES_TAG = "raises-exception"
 SOLUTION_NOTEBOOK = re.compile(r"^\d\d_\w+\.ipynb$")
 STUDENT_DIR = "student"
-_DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+(\w+)\s*\(")
-
-
-def stub_line(indent: str, function: str | None) -> str:
-    """The line that stands where a solution was."""
-    where = f"{function}: " if function else ""
-    return f'{indent}raise NotImplementedError("{where}your code here")'
-
-
-@dataclass
-class StubbedSource:
-    source: str
-    solutions: list[str]  # the solution code removed, to prove it does not leak
-    stubbed: set[str]  # functions whose body now raises
-
-
-def stub_source(source: str, where: str = "cell") -> StubbedSource:
-    """Replace each BEGIN/END SOLUTION region of a cell's source by a stub at the marker's indentation."""
-    out: list[str] = []
-    solutions: list[str] = []
-    stubbed: set[str] = set()
-    region: list[str] | None = None
-    defs: list[tuple[int, str]] = []  # enclosing defs seen so far: (indent width, name)
-    for number, line in enumerate(source.split("\n"), start=1):
-        marker = line.strip()
-        if region is None:
-            if marker == END:
-                raise ValueError(f"{where}, line {number}: {END!r} without a {BEGIN!r} before it")
-            if marker == BEGIN:
-                indent = line[: len(line) - len(line.lstrip())]
-                enclosing = [name for width, name in defs if width < len(indent)]
-                function = enclosing[-1] if enclosing else None
-                if function:
-                    stubbed.add(function)
-                out.append(stub_line(indent, function))
-                region = []
-                continue
-            match = _DEF.match(line)
-            if match:
-                width = len(match.group(1))
-                defs = [(w, n) for w, n in defs if w < width] + [(width, match.group(2))]
-            out.append(line)
-        else:
-            if marker == BEGIN:
-                raise ValueError(f"{where}, line {number}: {BEGIN!r} inside another solution region")
-            if marker == END:
-                solutions.append("\n".join(region))
-                region = None
-                continue
-            region.append(line)
-    if region is not None:
-        raise ValueError(f"{where}: {BEGIN!r} without a matching {END!r}")
-    return StubbedSource("\n".join(out), solutions, stubbed)
-
-
-def _top_level_calls(source: str) -> tuple[set[str], dict[str, set[str]]]:
-    """Names called at a cell's top level, and for each function the cell defines, the names it calls."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:  # IPython magics (%matplotlib) are not Python: drop those lines and retry
-        cleaned = "\n".join(line for line in source.split("\n") if not line.lstrip().startswith(("%", "!")))
-        tree = ast.parse(cleaned)
-
-    def called(nodes: list[ast.AST]) -> set[str]:
-        names = set()
-        for node in nodes:
-            for sub in ast.walk(node):
-                if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name):
-                    names.add(sub.func.id)
-        return names
-
-    functions = {node.name: called(node.body) for node in tree.body
-                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    top = [node for node in tree.body
-           if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
-    return called(top), functions
-
-
-def _raising_cells(sources: list[str], stubbed: set[str]) -> set[int]:
-    """Indices of the code cells that raise when run in order: they call, at their top level, a stubbed
-    function or a notebook function that (transitively) calls one."""
-    parsed = [_top_level_calls(src) for src in sources]
-    raising_functions = set(stubbed)
-    changed = True
-    while changed:  # a function that calls a raising function raises too
-        changed = False
-        for _, functions in parsed:
-            for name, calls in functions.items():
-                if name not in raising_functions and calls & raising_functions:
-                    raising_functions.add(name)
-                    changed = True
-    return {i for i, (calls, _) in enumerate(parsed) if calls & raising_functions}
 
 
 @dataclass
@@ -131,41 +37,33 @@ class StudentNotebook:
     solutions: list[str]
     stubbed: set[str]
     raising_cells: list[int]  # indices into notebook.cells
+    graded_cells: list[int]
 
 
 def student_notebook(solution: nbformat.NotebookNode, name: str = "notebook") -> StudentNotebook:
-    """The student version of a solution notebook (the input is not changed)."""
-    nb = copy.deepcopy(solution)
-    solutions: list[str] = []
-    stubbed: set[str] = set()
-    code_cells = []
+    """The student version of a solution notebook (the input is not changed; its nbgrader metadata is derived
+    afresh, so an unstamped notebook gives the same copy as a stamped one)."""
+    found = exercises(solution, name)
+    nb = stamp_notebook(solution, name)
     for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code":
-            if BEGIN in cell.source or END in cell.source:
-                raise ValueError(f"{name}, cell {index}: solution markers are only supported in code cells")
-            continue
-        result = stub_source(cell.source, f"{name}, cell {index}")
-        cell.source = result.source
-        solutions += result.solutions
-        stubbed |= result.stubbed
-        cell.outputs = []
-        cell.execution_count = None
-        cell.metadata.pop("execution", None)  # nbclient's timings: not the student's business
-        code_cells.append(index)
-
-    sources = [nb.cells[i].source for i in code_cells]
-    raising = sorted(code_cells[j] for j in _raising_cells(sources, stubbed))
-    for index in code_cells:
-        tags = [t for t in nb.cells[index].metadata.get("tags", []) if t != RAISES_TAG]
-        if index in raising:
-            tags.append(RAISES_TAG)
-        if tags:
-            nb.cells[index].metadata["tags"] = tags
-        else:
-            nb.cells[index].metadata.pop("tags", None)
+        if index in found.solution_cells:
+            cell.source = found.solution_cells[index].source
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+            cell.metadata.pop("execution", None)  # nbclient's timings: not the student's business
+            tags = [t for t in cell.metadata.get("tags", []) if t != RAISES_TAG]
+            if index in found.raising_cells:
+                tags.append(RAISES_TAG)
+            if tags:
+                cell.metadata["tags"] = tags
+            else:
+                cell.metadata.pop("tags", None)
+        student_cell_metadata(cell)
     # the widget state nbclient saved when the solution ran is output too, and would show its results
     nb.metadata.pop("widgets", None)
-    return StudentNotebook(nb, solutions, stubbed, raising)
+    return StudentNotebook(nb, found.solutions, found.stubbed, sorted(found.raising_cells),
+                           sorted(found.graded_cells))
 
 
 def render(nb: nbformat.NotebookNode) -> str:
@@ -184,23 +82,37 @@ def student_path(solution: Path) -> Path:
 
 
 def expected_files(folder: Path) -> dict[Path, str]:
-    """{student notebook path: the text it should hold} for every solution notebook in ``folder``."""
+    """{path: the text it should hold}: every solution notebook stamped, and its student copy."""
     files = {}
     for path in solution_notebooks(folder):
         solution = nbformat.read(path, as_version=4)
+        files[path] = render(stamp_notebook(solution, path.name))
         files[student_path(path)] = render(student_notebook(solution, path.name).notebook)
     return files
 
 
-def generate(folder: Path) -> list[Path]:
-    """Write every student notebook; remove student notebooks whose solution is gone. Returns what changed."""
-    files = expected_files(folder)
+def _write_changed(files: dict[Path, str]) -> list[Path]:
     changed = []
-    (folder / STUDENT_DIR).mkdir(exist_ok=True)
     for path, text in files.items():
         if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.parent.mkdir(exist_ok=True)
             path.write_text(text, encoding="utf-8")
             changed.append(path)
+    return changed
+
+
+def stamp(folder: Path) -> list[Path]:
+    """Write nbgrader's metadata into every solution notebook (metadata only). Returns the notebooks changed."""
+    return _write_changed({path: text for path, text in expected_files(folder).items()
+                           if path.parent == folder})
+
+
+def generate(folder: Path) -> list[Path]:
+    """Stamp the solution notebooks, write every student notebook, remove student notebooks whose solution is
+    gone. Returns what changed."""
+    files = expected_files(folder)
+    (folder / STUDENT_DIR).mkdir(exist_ok=True)
+    changed = _write_changed(files)
     for orphan in sorted((folder / STUDENT_DIR).glob("*.ipynb")):
         if orphan not in files:
             orphan.unlink()
@@ -209,14 +121,16 @@ def generate(folder: Path) -> list[Path]:
 
 
 def stale(folder: Path) -> list[str]:
-    """What is out of date, in words (empty when the committed student notebooks match the solutions)."""
+    """What is out of date, in words (empty when the solution notebooks are stamped and the committed student
+    notebooks match them)."""
     files = expected_files(folder)
     problems = []
     for path, text in files.items():
         if not path.exists():
             problems.append(f"{path}: missing")
         elif path.read_text(encoding="utf-8") != text:
-            problems.append(f"{path}: differs from what its solution notebook generates")
+            problems.append(f"{path}: nbgrader metadata out of date" if path.parent == folder
+                            else f"{path}: differs from what its solution notebook generates")
     student_dir = folder / STUDENT_DIR
     if student_dir.is_dir():
         problems += [f"{p}: no solution notebook {folder / p.name} with exercises"
