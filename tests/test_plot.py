@@ -151,3 +151,59 @@ def test_set_theme_is_the_only_global_change():
     with plot.theme():
         assert plt.rcParams["axes.grid"]
     assert dict(plt.rcParams) == before
+
+
+def test_threshold_lines_end_at_the_tallest_bar_below_the_legend(cnn):
+    """The threshold lines stop where the bars stop: the headroom above is the legend's (issue 11)."""
+    for log in (False, True):
+        fig, ax = plt.subplots(figsize=(4, 3))
+        plot.weight_histogram(cnn.conv3.weight, threshold=0.01, log=log, ax=ax)
+        hist = plot.artists(ax)
+        fig.canvas.draw()
+        top = hist.dense_counts.max()
+        for line in hist.thresholds:
+            y_end = ax.transAxes.transform((0, line.get_ydata()[1]))[1]
+            assert y_end == pytest.approx(ax.transData.transform((0, top))[1], abs=0.5)
+        legend = ax.get_legend().get_window_extent()
+        assert y_end <= legend.y0 + 1, f"log={log}: the line reaches into the legend"
+        plt.close(fig)
+
+
+def test_kernel_grid_blocks_lay_nm_blocks_side_by_side(cnn):
+    w = torch.arange(2 * 8 * 1 * 2, dtype=torch.float32).reshape(2, 8, 1, 2)
+    grid = plot.kernel_grid(w, blocks=4)
+    # row = (output, kernel position), columns = input channels 0-3 | 4-7, a NaN row between outputs
+    assert grid.shape == (2 * 3 - 1, 2 * 5 - 1)
+    np.testing.assert_array_equal(grid[1, :4], w[0, :4, 0, 1].numpy())
+    np.testing.assert_array_equal(grid[3, 5:], w[1, 4:, 0, 0].numpy())
+    assert np.isnan(grid[2]).all() and np.isnan(grid[:, 4]).all()
+    np.testing.assert_array_equal(plot.kernel_grid(torch.arange(16.).reshape(2, 8), blocks=4)[:, 5:],
+                                  torch.arange(16.).reshape(2, 8)[:, 4:].numpy())
+    with pytest.raises(ValueError, match="blocks must be"):
+        plot.kernel_grid(w, blocks=0)
+    mask = pruneviz.tensor_mask(cnn.conv3.weight.detach(), 0.5, granularity="2:4")
+    fig, ax = plt.subplots()
+    plot.mask_heatmap(mask, blocks=4, max_out=4, max_in=32, ax=ax)
+    image = np.ma.filled(np.asarray(ax.images[0].get_array(), dtype=float), np.nan)
+    rows = image[~np.isnan(image).all(axis=1)]
+    blocks = rows[:, ~np.isnan(rows).all(axis=0)].reshape(-1, 4)
+    assert (blocks.sum(axis=1) == 2).all()  # two kept in every drawn block of four
+    assert "blocks of 4" in ax.get_xlabel()
+    plt.close(fig)
+
+
+def test_network_graph_synapses_and_neurons():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
+    pruner = pruneviz.Pruner(net, "magnitude", "channel")
+    pruner.prune(0.5)  # 3 of the 6 hidden neurons go; the outputs are left out
+    fig, ax = plt.subplots()
+    plot.network_graph([net[0].weight, net[2].weight], ax=ax)
+    drawn = plot.artists(ax)
+    # kept lines: 3 neurons x 4 inputs in, 3 x 3 out; the 3 removed neurons' outgoing lines count as pruned
+    assert len(drawn["kept"].get_segments()) == 3 * 4 + 3 * 3
+    assert len(drawn["pruned"].get_segments()) == 3 * 4 + 3 * 3
+    assert len(drawn["removed"].get_offsets()) == 3
+    plt.close(fig)
+    with pytest.raises(ValueError, match="takes 5 inputs"):
+        plot.network_graph([torch.ones(6, 4), torch.ones(3, 5)])

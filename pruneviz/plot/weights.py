@@ -56,7 +56,19 @@ class WeightHistogram:
             self.ax.set_yscale("log")
         else:
             self.ax.set_ylim(0, top * 1.45)
+        self._fit_thresholds(top)
         return self
+
+    def _fit_thresholds(self, top: int) -> None:
+        """End the threshold lines at the tallest bar: the headroom above it is the legend's, and a line
+        through the legend hides its entries (the lines span axes fractions in y, so compute that fraction)."""
+        low, high = self.ax.get_ylim()
+        if self.log:
+            fraction = (np.log(top) - np.log(low)) / (np.log(high) - np.log(low))
+        else:
+            fraction = (top - low) / (high - low)
+        for line in self.thresholds:
+            line.set_ydata([0.0, float(fraction)])
 
     def set_kept(self, mask: WeightsLike | None = None, threshold: float | None = None) -> WeightHistogram:
         """Which dense weights are kept (bool, same layout as the dense weights; None: all), and the
@@ -100,14 +112,21 @@ def weight_histogram(weights: WeightsLike, pruned: WeightsLike | None = None, *,
 
 
 def kernel_grid(tensor: torch.Tensor | np.ndarray, max_out: int | None = None,
-                max_in: int | None = None) -> np.ndarray:
+                max_in: int | None = None, blocks: int | None = None) -> np.ndarray:
     """A weight (or mask) laid out as a 2-D image: a linear weight as it is ([out, in]); a conv weight as a
     grid of kh x kw kernels, one row of kernels per output channel, one column per input channel, with a NaN
-    gap between kernels. So N:M blocks (along the input) and vectors (kernel rows) show as patterns."""
+    gap between kernels. So vectors (kernel rows), kernels and channels show as patterns.
+
+    ``blocks=m`` lays the input dimension along x instead, cut into blocks of ``m`` consecutive input channels
+    with a NaN gap between blocks: one row per (output channel, kernel position), the kernel positions of one
+    output channel together. That is where an N:M pattern lives (N kept in every block of M along the input),
+    and in the kernel grid those M weights sit in M different kernels, far apart."""
     array = to_numpy(tensor).astype(np.float64)
     if array.ndim < 2:
         raise ValueError(f"a weight to draw needs 2 or more dims ([out, in, ...]), got shape {array.shape}")
     array = array[:max_out, :max_in]
+    if blocks is not None:
+        return _block_grid(array, blocks)
     if array.ndim == 2:
         return array
     if array.ndim == 3:  # conv1d: kernels of one row
@@ -120,6 +139,26 @@ def kernel_grid(tensor: torch.Tensor | np.ndarray, max_out: int | None = None,
     return padded.reshape(out * (kh + 1), cin * (kw + 1))[:-1, :-1]
 
 
+def _block_grid(array: np.ndarray, m: int) -> np.ndarray:
+    """``kernel_grid(..., blocks=m)``: rows (output, position), columns input channels in blocks of ``m``."""
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+        raise ValueError(f"blocks must be a whole number >= 1 (the M of N:M), got {m!r}")
+    out, cin = array.shape[:2]
+    if cin < m:
+        raise ValueError(f"blocks={m} needs at least {m} input channels, the weight shown has {cin}")
+    n_blocks = cin // m  # a ragged last block is left out: it is no block of the pattern
+    positions = array.reshape(out, cin, -1)[:, :n_blocks * m].transpose(0, 2, 1)  # [out, positions, in]
+    n_pos = positions.shape[1]
+    padded = np.full((out, n_pos, n_blocks, m + 1), np.nan)
+    padded[..., :m] = positions.reshape(out, n_pos, n_blocks, m)
+    rows = padded.reshape(out, n_pos, n_blocks * (m + 1))[:, :, :-1]
+    if n_pos == 1:  # a linear weight: one row per output
+        return rows[:, 0, :]
+    gapped = np.full((out, n_pos + 1, rows.shape[2]), np.nan)  # a gap row between output channels
+    gapped[:, :n_pos] = rows
+    return gapped.reshape(out * (n_pos + 1), rows.shape[2])[:-1]
+
+
 MASK_CMAP = ListedColormap([MUTED, PRUNED], name="pruneviz_mask").with_extremes(bad="white")
 # pruned (0) light grey; kept from a pale to the full blue by |w|, so even a tiny kept weight differs from a pruned one
 MAGNITUDE_CMAP = LinearSegmentedColormap.from_list(
@@ -130,10 +169,11 @@ MAGNITUDE_CMAP = LinearSegmentedColormap.from_list(
 class MaskImage:
     """The artist of a mask heatmap: one pixel per weight, kept (dark) or pruned (light)."""
 
-    def __init__(self, ax: Axes, *, show: str = "mask", max_out: int | None = 64, max_in: int | None = 64):
+    def __init__(self, ax: Axes, *, show: str = "mask", max_out: int | None = 64, max_in: int | None = 64,
+                 blocks: int | None = None):
         if show not in ("mask", "magnitude"):
             raise ValueError(f"show must be 'mask' or 'magnitude', got {show!r}")
-        self.ax, self.show, self.max_out, self.max_in = ax, show, max_out, max_in
+        self.ax, self.show, self.max_out, self.max_in, self.blocks = ax, show, max_out, max_in, blocks
         self.image = ax.imshow(np.zeros((1, 1)), cmap=MASK_CMAP if show == "mask" else MAGNITUDE_CMAP,
                                vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
         ax.grid(False)
@@ -151,8 +191,12 @@ class MaskImage:
         top = magnitude.max() if magnitude.size and magnitude.max() > 0 else 1.0
         self._weight = 0.02 + 0.98 * magnitude / top
         conv = array.ndim > 2
-        self.ax.set_xlabel("input channel (one kernel per cell)" if conv else "input (column)")
-        self.ax.set_ylabel("output channel" if conv else "output neuron (row)")
+        if self.blocks is not None:
+            self.ax.set_xlabel(f"input channel, in blocks of {self.blocks}")
+            self.ax.set_ylabel("output channel x kernel position" if conv else "output neuron (row)")
+        else:
+            self.ax.set_xlabel("input channel (one kernel per cell)" if conv else "input (column)")
+            self.ax.set_ylabel("output channel" if conv else "output neuron (row)")
         self.ax.set_aspect("equal" if conv else "auto")
         return self
 
@@ -164,8 +208,8 @@ class MaskImage:
         if keep.shape != self.shape:
             raise ValueError(f"mask shape {keep.shape} does not match the weight's {self.shape}")
         values = keep.astype(np.float64) if self.show == "mask" else np.where(keep, self._weight, 0.0)
-        data = np.ma.masked_invalid(kernel_grid(values, self.max_out, self.max_in))
-        self.cropped = data.shape != kernel_grid(values).shape
+        data = np.ma.masked_invalid(kernel_grid(values, self.max_out, self.max_in, self.blocks))
+        self.cropped = data.shape != kernel_grid(values, blocks=self.blocks).shape
         old = self.image.get_array()
         self.image.set_data(data)
         if old is None or old.shape != data.shape:
@@ -177,23 +221,81 @@ class MaskImage:
 
 
 def mask_heatmap(mask: torch.Tensor | np.ndarray | None = None, *, weight: torch.Tensor | np.ndarray | None = None,
-                 show: str = "mask", max_out: int | None = 64, max_in: int | None = 64, title: str | None = None,
-                 ax: Axes | None = None) -> Axes:
+                 show: str = "mask", max_out: int | None = 64, max_in: int | None = 64, blocks: int | None = None,
+                 title: str | None = None, ax: Axes | None = None) -> Axes:
     """A layer's mask as an image: kept weights dark, pruned light.
 
     A linear weight is drawn as it is (rows = neurons); a conv weight as a grid of its kh x kw kernels (rows =
     output channels, columns = input channels), so channel, kernel, vector and N:M patterns are visible.
     ``show="magnitude"`` shades kept weights by |w| (needs ``weight``). Layers larger than
-    ``max_out`` x ``max_in`` channels show their first channels.
+    ``max_out`` x ``max_in`` channels show their first channels. ``blocks=m`` draws the input dimension along x
+    in blocks of ``m`` (see :func:`kernel_grid`), where an N:M mask shows its N kept of every M.
     """
     if mask is None and weight is None:
         raise ValueError("give a mask, a weight, or both")
     if show == "magnitude" and weight is None:
         raise ValueError("show='magnitude' needs the weight")
     ax = axes(ax)
-    image = MaskImage(ax, show=show, max_out=max_out, max_in=max_in)
+    image = MaskImage(ax, show=show, max_out=max_out, max_in=max_in, blocks=blocks)
     image.set_weight(weight if weight is not None else np.ones(to_numpy(mask).shape))
     image.set_mask(mask)
     if title:
         ax.set_title(title)
+    return ax
+
+
+def _kept(weight: torch.Tensor | np.ndarray) -> np.ndarray:
+    array = to_numpy(weight)
+    return array.astype(bool) if array.dtype == bool else array != 0
+
+
+def network_graph(weights, *, title: str | None = None, ax: Axes | None = None) -> Axes:
+    """A small fully connected network as a graph: a column of neurons per layer, a line per kept weight.
+
+    The lecture's picture of what pruning removes: pruning *synapses* (weights) deletes lines; pruning *neurons*
+    (whole rows of a weight: channels) deletes a neuron with every line into it, and the lines out of it carry
+    nothing any more. Args: ``weights``, the weights or bool masks of consecutive Linear layers ([out, in] each,
+    e.g. ``list(pruner.masks.values())``); an entry is kept when nonzero. A neuron whose incoming weights are all
+    pruned is drawn hollow; pruned weights are faint dotted lines.
+    """
+    from matplotlib.collections import LineCollection
+
+    kept = [_kept(w) for w in (weights.values() if isinstance(weights, dict) else weights)]
+    if not kept or any(k.ndim != 2 for k in kept):
+        raise ValueError("network_graph takes a list of 2-D weights or masks [out, in], one per Linear layer; got "
+                         f"shapes {[k.shape for k in kept]}")
+    for i, (a, b) in enumerate(zip(kept, kept[1:])):
+        if b.shape[1] != a.shape[0]:
+            raise ValueError(f"layer {i + 1} takes {b.shape[1]} inputs but layer {i} has {a.shape[0]} outputs")
+    ax = axes(ax)
+    sizes = [kept[0].shape[1]] + [k.shape[0] for k in kept]
+    ys = [np.arange(n) - (n - 1) / 2 for n in sizes]
+    alive = [np.ones(sizes[0], dtype=bool)]
+    for k in kept:
+        alive.append((k & alive[-1][None, :]).any(axis=1))
+    on, off = [], []
+    for layer, k in enumerate(kept):
+        for j, i in np.ndindex(*k.shape):
+            segment = [(layer, ys[layer][i]), (layer + 1, ys[layer + 1][j])]
+            (on if k[j, i] and alive[layer][i] else off).append(segment)
+    artists_ = {
+        "pruned": ax.add_collection(LineCollection(off, colors=[DENSE], linewidths=0.6, linestyles=":",
+                                                   alpha=0.6, label="pruned weight" if off else "_none")),
+        "kept": ax.add_collection(LineCollection(on, colors=[PRUNED], linewidths=1.1, alpha=0.8,
+                                                 label="kept weight")),
+    }
+    x = np.concatenate([np.full(n, layer) for layer, n in enumerate(sizes)])
+    y, live = np.concatenate(ys), np.concatenate(alive)
+    artists_["neurons"] = ax.scatter(x[live], y[live], s=150, color=PRUNED, edgecolor="white", zorder=3,
+                                     label="neuron")
+    if (~live).any():
+        artists_["removed"] = ax.scatter(x[~live], y[~live], s=150, facecolor="white", edgecolor=ACCENT,
+                                         linewidth=1.6, zorder=3, label="removed neuron")
+    ax.set_xlim(-0.3, len(sizes) - 0.7)
+    ax.set_ylim(-max(sizes) / 2 - 0.8, max(sizes) / 2 + 0.3)
+    ax.set_axis_off()
+    ax.legend(loc="lower center", ncol=2, fontsize="x-small", frameon=False, bbox_to_anchor=(0.5, -0.02))
+    if title:
+        ax.set_title(title)
+    register(ax, artists_)
     return ax
