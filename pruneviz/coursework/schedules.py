@@ -45,3 +45,93 @@ def check_agp_sparsity(student_fn: Callable[[int, float, float, int, int, int], 
                 check.expect(not wrong, f"at step {step}: got {float(got):.4f}, expected {expected:.4f} "
                              f"({_why(step, expected, case)})")
     return check.done()
+
+
+# --- the masked optimizer step whose state persists across prunes -------------------------------------------
+
+_LECTURE_WEIGHT = (0.5, -0.2, 0.05, 0.8)  # four weights, the two smallest pruned at 50 %
+_LECTURE_GRAD = (0.1, 0.3, -0.2, -0.1)
+_LECTURE_VELOCITY = (0.2, -0.4, 0.1, 0.3)  # momentum from dense training: non-zero everywhere
+_LECTURE_MASK = (True, False, False, True)
+
+
+def _reference_step(weight, grad, velocity, mask, lr, momentum):
+    """g <- g m; v <- (mu v + g) m; w <- (w - lr v) m: kept weights follow momentum SGD, pruned ones stay 0."""
+    velocity = (momentum * velocity + grad * mask) * mask
+    return (weight - lr * velocity) * mask, velocity
+
+
+def _momentum_cases(seed: int = 0):
+    """(description, weight, [(grad, mask)] per step, lr, momentum): the lecture's one step, then random
+    sequences whose mask tightens twice (two prunes by magnitude of the current weights, as in iterative
+    pruning), so the velocity of the kept weights must carry over a prune while that of the pruned goes."""
+    import torch
+
+    yield ("the lecture's four weights, pruned at 50 % with momentum from dense training",
+           torch.tensor(_LECTURE_WEIGHT), torch.tensor(_LECTURE_VELOCITY),
+           [(torch.tensor(_LECTURE_GRAD), torch.tensor(_LECTURE_MASK))], 0.1, 0.9)
+    gen = torch.Generator().manual_seed(seed)
+    for shape, lr, momentum in (((6, 5), 0.05, 0.9), ((3, 4, 2), 0.1, 0.5), ((40,), 0.02, 0.99)):
+        weight = torch.randn(shape, generator=gen)
+        velocity = torch.randn(shape, generator=gen)
+        plan, mask = [], torch.ones(shape, dtype=torch.bool)
+        w = weight.clone()
+        for step in range(7):
+            if step in (2, 5):  # a prune: the smallest half of the survivors goes
+                kept = w[mask].abs()
+                mask = mask & (w.abs() > kept.median())
+            grad = torch.randn(shape, generator=gen)
+            plan.append((grad, mask.clone()))
+            v0 = velocity if step == 0 else v
+            w, v = _reference_step(w, grad, v0, mask, lr, momentum)
+        yield (f"random {tuple(shape)} weights, lr {lr}, momentum {momentum}, 7 steps with prunes before steps 2 "
+               "and 5", weight, velocity, plan, lr, momentum)
+
+
+def check_masked_momentum_step(student_fn) -> bool:
+    """Run ``student_fn(weight, grad, velocity, mask, lr, momentum) -> (weight, velocity)`` step after step,
+    feeding its own velocity back in, and compare with momentum SGD on the kept weights. The library's loops
+    (``Pruner.mask_gradients`` / ``apply_masks``, ``pruneviz.train``) and ``torch.optim.SGD`` are refused."""
+    import torch
+
+    from ..masked_loop import own_loop
+    from ..pruner import Pruner
+    from ..training import train
+
+    check = Check("masked momentum step", forbid=(Pruner.mask_gradients, Pruner.apply_masks, own_loop, train,
+                                                  torch.optim.SGD))
+    for case, weight, velocity, plan, lr, momentum in _momentum_cases():
+        with check.case(case):
+            w, v = weight.clone(), velocity.clone()
+            ref_w, ref_v = weight.clone(), velocity.clone()
+            plain_w = weight.clone()  # what SGD without momentum would give
+            for step, (grad, mask) in enumerate(plan):
+                got = check.run(student_fn, w.clone(), grad.clone(), v.clone(), mask.clone(), lr, momentum)
+                at = f"step {step}"
+                check.expect(isinstance(got, tuple) and len(got) == 2,
+                             f"{at}: returned {type(got).__name__}; return (new weight, new velocity)")
+                got_w, got_v = got
+                check.expect(isinstance(got_w, torch.Tensor) and isinstance(got_v, torch.Tensor)
+                             and got_w.shape == weight.shape and got_v.shape == weight.shape,
+                             f"{at}: return two tensors of the weight's shape {tuple(weight.shape)}")
+                ref_w, ref_v = _reference_step(ref_w, grad, ref_v, mask, lr, momentum)
+                plain_w = (plain_w - lr * grad * mask) * mask
+                revived = int(torch.count_nonzero(got_w[~mask]))
+                check.expect(revived == 0, f"{at}: {revived} pruned weight(s) are not zero after the step: the "
+                             "velocity carried from before the prune moved them; write the mask again after the "
+                             "update (w <- w * m)")
+                stale = int(torch.count_nonzero(got_v[~mask]))
+                check.expect(stale == 0, f"{at}: the velocity of {stale} pruned weight(s) is not zero: mask the "
+                             "gradient before the momentum update and the velocity itself (v <- v * m), or the "
+                             "momentum of dense training stays in the optimizer's state and pushes on them")
+                if not torch.allclose(got_w, ref_w, atol=1e-5):
+                    if torch.allclose(got_w, plain_w, atol=1e-5):
+                        check.fail(f"{at}: the kept weights moved like SGD without momentum: the velocity must "
+                                   "carry over from step to step, across a prune too (v <- mu v + g)")
+                    check.fail(f"{at}: kept weights differ from momentum SGD, w - lr (mu v + g) (largest gap "
+                               f"{float((got_w - ref_w).abs().max()):.3g})")
+                check.expect(torch.allclose(got_v, ref_v, atol=1e-5),
+                             f"{at}: the velocity of the kept weights differs from mu v + g (largest gap "
+                             f"{float((got_v - ref_v).abs().max()):.3g})")
+                w, v, plain_w = got_w, got_v, got_w
+    return check.done()
