@@ -158,3 +158,25 @@ def test_every_check_refuses_the_librarys_own_implementation(name):
         check(library_answer)
     words = str(failure.value)
     assert "1 problem(s)" in words and "the library's own answer to this exercise" in words, words
+
+
+@pytest.mark.parametrize("value, mutate", [
+    (torch.ones(3), lambda t: t.mul_(2)),
+    (nn.Linear(2, 2), lambda m: m.weight.data.zero_()),
+    (pd.DataFrame({"a": [1.0, 2.0]}), lambda df: df.drop(index=0, inplace=True)),
+    ([1, 2], lambda xs: xs.append(3)),
+], ids=["tensor", "module", "DataFrame", "list"])
+def test_unchanged_catches_an_argument_changed_in_place(value, mutate):
+    check = Check("purity")
+    with check.case("mutating"):
+        check.run(mutate, value, unchanged="changed its input in place")
+    with check.case("reading"):
+        check.run(lambda v: None, value, unchanged="changed its input in place")
+    assert check.problems == ["mutating: changed its input in place"]
+
+
+def test_unchanged_ignores_what_cannot_be_compared():
+    check = Check("purity")
+    with check.case("an object compared by identity"):
+        check.run(lambda v: None, object(), unchanged="changed")
+    assert check.problems == []

@@ -6,7 +6,8 @@ A check is written with :class:`Check`::
         check = Check("fine-grained pruning", forbid=[pruneviz.prune_tensor, pruneviz.tensor_mask])
         for case, tensor, sparsity in cases:
             with check.case(case):
-                got = check.run(fn, tensor, sparsity)  # ends the case if fn raises (or is still a stub)
+                got = check.run(fn, tensor, sparsity,  # ends the case if fn raises (or is still a stub)
+                                unchanged="changed the input tensor in place; work on a copy")
                 if got is None:
                     check.fail("returned None; return the pruned tensor")  # records it, ends the case
                 ...
@@ -26,12 +27,16 @@ Why it is shaped this way:
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import CodeType, FrameType
 from typing import Any, NoReturn
+
+import torch
+from torch import nn
 
 
 class CheckFailed(AssertionError):
@@ -70,6 +75,37 @@ def _codes(target: Any) -> Iterator[CodeType]:
     yield code
 
 
+def _snapshot(value: Any) -> Any:
+    """A copy of what a student's function could change in place."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, nn.Module):
+        return {k: v.detach().clone() for k, v in value.state_dict().items()}
+    if hasattr(value, "copy") and hasattr(value, "equals"):  # a pandas DataFrame or Series
+        return value.copy()
+    if type(value).__eq__ is object.__eq__:  # compared by identity: a copy would never be "equal"
+        return None
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # not copyable (a generator, a lock...): nothing to compare
+        return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is None or b is None:  # nothing that can be compared
+        return True
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if hasattr(a, "equals"):
+        return bool(a.equals(b))
+    try:
+        return bool(a == b)
+    except Exception:
+        return True
+
+
 class Check:
     """One check of a student's function: its cases, their problems (one each), and the verdict."""
 
@@ -101,10 +137,14 @@ class Check:
         if not condition:
             self.fail(message)
 
-    def run(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    def run(self, fn: Callable, *args: Any, unchanged: str | None = None, **kwargs: Any) -> Any:
         """Call the student's function. A raised exception ends the case with one problem. Two answers end the
         whole check with one problem, since every other case would repeat it: a stub (NotImplementedError:
-        "not implemented yet") and a call into a forbidden library function."""
+        "not implemented yet") and a call into a forbidden library function.
+
+        ``unchanged="..."``: the arguments (tensors, modules' state, DataFrames, anything copyable) must come
+        back as they were; if not, that message is the case's problem."""
+        before = [_snapshot(a) for a in (*args, *kwargs.values())] if unchanged else []
         if self._stopped:
             raise _CaseOver  # already told; the other cases would only repeat it
         who = getattr(fn, "__name__", "")
@@ -123,6 +163,8 @@ class Check:
                 f"{who} calls {used}, the library's own answer to this exercise: write it yourself "
                 "(plain torch is fine); the check cannot grade the library")
             raise _CaseOver
+        if unchanged and not all(_same(b, _snapshot(a)) for b, a in zip(before, (*args, *kwargs.values()))):
+            self.fail(unchanged)
         return result
 
     def _traced(self, fn: Callable, args: tuple, kwargs: dict) -> tuple[Any, str | None]:
