@@ -163,7 +163,7 @@ def test_every_check_refuses_the_librarys_own_implementation(name):
 @pytest.mark.parametrize("value, mutate", [
     (torch.ones(3), lambda t: t.mul_(2)),
     (nn.Linear(2, 2), lambda m: m.weight.data.zero_()),
-    (pd.DataFrame({"a": [1.0, 2.0]}), lambda df: df.drop(index=0, inplace=True)),
+    (pd.DataFrame({"a": [1.0, 2.0]}), lambda df: df.__setitem__("a", 0.0)),
     ([1, 2], lambda xs: xs.append(3)),
 ], ids=["tensor", "module", "DataFrame", "list"])
 def test_unchanged_catches_an_argument_changed_in_place(value, mutate):
