@@ -106,8 +106,52 @@ def as_tensors(data: Data, limit: int | None = None) -> tuple[torch.Tensor, torc
         n += len(x)
         if limit is not None and n >= limit:
             break
+    if not xs:
+        raise ValueError(f"data is empty (0 samples): {_describe(data)}")
     x, y = torch.cat(xs), torch.cat(ys)
     return (x[:limit], y[:limit]) if limit is not None else (x, y)
+
+
+def _describe(data: Data) -> str:
+    return f"a pair of tensors shaped {tuple(data[0].shape)}" if isinstance(data, tuple) else type(data).__name__
+
+
+def _first(data: Data) -> tuple[torch.Tensor, torch.Tensor]:
+    """All inputs of an in-memory pair or TensorDataset (cheap to check whole), else the first batch."""
+    if isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        return data
+    if isinstance(data, TensorDataset) and len(data.tensors) == 2:
+        return data.tensors
+    for x, y in batches(data):
+        return x, y
+    raise ValueError(f"data is empty (0 samples): {_describe(data)}")
+
+
+def check_data(data: Data, model: torch.nn.Module | None = None, what: str = "data") -> None:
+    """Refuse data that cannot give a meaningful answer, before anything runs: no samples, inputs and targets of
+    different lengths, NaN or infinite inputs, inputs that cannot reach the model's device.
+
+    In-memory data (an (x, y) pair, a TensorDataset) is checked whole; a DataLoader by its first batch."""
+    x, y = _first(data)
+    if len(x) == 0:
+        raise ValueError(f"{what} is empty (0 samples): {_describe(data)}")
+    if len(x) != len(y):
+        raise ValueError(f"{what} has {len(x)} inputs but {len(y)} targets")
+    if x.is_floating_point() or x.is_complex():
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise ValueError(f"{what} has {bad} NaN or infinite input values (of {x.numel()}); clean or drop those "
+                             "samples first")
+    if model is not None:
+        from .device import model_device
+
+        device = model_device(model)
+        if x.device != device:
+            try:
+                x[:1].to(device)
+            except (RuntimeError, NotImplementedError) as err:
+                raise ValueError(f"{what} is on {x.device} and the model on {device}, and it cannot be moved "
+                                 f"there ({err}); move one to the other's device") from None
 
 
 # -- torchvision data sets (extra "vision"), for users with a network ------------------------------------

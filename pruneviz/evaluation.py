@@ -6,12 +6,14 @@ from torch import nn
 
 from .data import Data, batches
 from .device import model_device
+from .errors import check_model
 
 
 @torch.no_grad()
 def predict(model: nn.Module, data: Data, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits, targets) over all of ``data``, in eval mode; the model's train/eval mode is left as it was."""
-    was_training = model.training
+    """(logits, targets) over all of ``data``, in eval mode; every module's train/eval mode is left as it was."""
+    check_model(model)
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     device = model_device(model)
     try:
@@ -20,7 +22,10 @@ def predict(model: nn.Module, data: Data, batch_size: int = 1024) -> tuple[torch
             logits.append(model(x.to(next(model.parameters()).dtype)))
             targets.append(y)
     finally:
-        model.train(was_training)
+        for module, mode in modes:
+            module.training = mode
+    if not logits:
+        raise ValueError(f"data is empty (0 samples): nothing to evaluate on ({type(data).__name__})")
     return torch.cat(logits), torch.cat(targets)
 
 

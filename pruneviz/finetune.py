@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from .data import Data
-from .errors import unknown_choice
+from .errors import check_model, unknown_choice
 from .pruner import Pruner
-from .training import OPTIMIZERS, train
+from .training import OPTIMIZERS, check_count, check_training, rolled_back_on_error, train
 
 # the learning rates fine-tuning usually takes: the lab's SGD 0.01 (momentum 0.9); Adam's default
 DEFAULT_LR = {"sgd": 1e-2, "adam": 1e-3, "adamw": 1e-3}
@@ -28,12 +28,6 @@ def check_optimizer(optimizer: OptimizerChoice) -> None:
         raise unknown_choice("optimizer", optimizer, OPTIMIZERS)
 
 
-def check_count(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{what} must be a whole number >= 0, got {value!r}")
-    return value
-
-
 def finetune(model: nn.Module, data: Data, *, pruner: Pruner, epochs: int = 5, optimizer: OptimizerChoice = "sgd",
              lr: float | None = None, batch_size: int = 64, seed: int = 0, steps: int | None = None,
              progress: bool = True) -> list[float]:
@@ -45,16 +39,17 @@ def finetune(model: nn.Module, data: Data, *, pruner: Pruner, epochs: int = 5, o
         lr: learning rate for a named optimizer (default: 0.01 for SGD, 0.001 for Adam and AdamW).
         steps: stop after this many optimizer steps instead of ``epochs`` epochs.
     """
+    check_model(model)
     check_optimizer(optimizer)
-    check_count(epochs, "epochs")
-    if steps is not None:
-        check_count(steps, "steps")
     if not isinstance(pruner, Pruner):
         raise ValueError(f"pruner must be the Pruner whose masks to keep, got {type(pruner).__name__}")
     if pruner.model is not model:
         raise ValueError("pruner was built on another model; pass the Pruner that pruned this model")
     if lr is None:
         lr = DEFAULT_LR.get(optimizer, 1e-3) if isinstance(optimizer, str) else 1e-3
-    pruner.apply_masks()  # a model whose weights moved since the prune starts from its masks
-    return train(model, data, epochs, optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed,
-                 pruner=pruner, progress=progress, steps=steps)
+    # everything checked before the first write; train() puts the model back if training itself fails
+    check_training(model, data, epochs=epochs, lr=lr, batch_size=batch_size, steps=steps)
+    with rolled_back_on_error(model):
+        pruner.apply_masks()  # a model whose weights moved since the prune starts from its masks
+        return train(model, data, epochs, optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed,
+                     pruner=pruner, progress=progress, steps=steps)

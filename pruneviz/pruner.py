@@ -1,22 +1,50 @@
 """The Pruner: criterion -> scores (once) -> selection -> masks written into the model in place.
 
-It keeps the dense weights on the side and writes ``dense * mask`` into the parameters: no forward hook, no
-second copy inside the module, so inference runs at full speed and ``restore()`` is bit-exact.
+It writes ``dense * mask`` into the parameters: no forward hook, no second copy inside the module, so inference
+runs at full speed and ``restore()`` is bit-exact. The dense copies live in :mod:`pruneviz.dense`, one per
+parameter, shared by every Pruner and widget on the model: a second Pruner built on a pruned model finds the true
+dense weights. Before it writes, a Pruner checks that the model still holds its last write (a stamp, not a
+copy); a model edited, trained, converted or re-wired behind its back is refused with :class:`ModelChangedError`.
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils import prune as torch_prune
 
+from . import dense as registry
 from .criteria import Criterion, get_criterion
-from .errors import check_ratio, unknown_choice
+from .errors import ModelChangedError, check_model, check_ratio, unknown_choice
 from .granularity import CHANNEL, INPUT_CHANNEL, Granularity, get_granularity
 from .graph import LayerInfo, build_graph
 from .selection import SCOPES, GlobalSelector, LocalSelector
 
 Ratio = float | Mapping[str, float]
+
+STATE_KEYS = ("criterion", "granularity", "scope", "layers", "ratios", "masks", "scores", "dense")
+NEW_PRUNER = "build a new Pruner on the model as it is now"
+RESCORE = ("pruner.rescore() takes the model's current weights as the dense ones and scores them again; "
+           "pruner.restore() writes the dense weights back; or " + NEW_PRUNER)
+
+
+@dataclass(eq=False)
+class _Entry:
+    """One tensor a Pruner writes: the parameter, its shared dense record, the generation it was scored on."""
+
+    param: nn.Parameter
+    record: registry.DenseRecord
+    generation: int
+    rewritten: bool = False  # a criterion rewrites it outside the masks (see Pruner.track): any content allowed
+
+    @property
+    def dense(self) -> torch.Tensor:
+        return self.record.dense
 
 
 class Pruner:
@@ -30,13 +58,14 @@ class Pruner:
     Attributes:
         layers: the layers in scope ({name: module}); ``skipped`` says why the others are left out.
         scores: the importance the masks are chosen from, per group ({name: tensor}); low = pruned first.
-        masks: one bool per weight, True = kept ({name: tensor shaped like the weight}).
+        masks: this Pruner's last prune, one bool per weight, True = kept ({name: tensor shaped like the weight}).
     """
 
     def __init__(self, model: nn.Module, criterion: str | Criterion = "magnitude",
                  granularity: str | Granularity = "element", scope: str = "local", *, data: object = None,
                  layers: Iterable[str] | None = None, max_layer_sparsity: float | None = None,
                  **criterion_options):
+        check_model(model)
         self.granularity = get_granularity(granularity)
         self.criterion = get_criterion(criterion, **criterion_options)
         if scope not in SCOPES:
@@ -47,6 +76,9 @@ class Pruner:
             max_layer_sparsity = check_ratio(max_layer_sparsity, "max_layer_sparsity")
         self.max_layer_sparsity = max_layer_sparsity
         self._check_combination(data)
+        if data is not None and self.criterion.needs_data:
+            from .data import check_data
+            check_data(data, model, "calibration data")
         self.model = model
         self.scope = scope
         self.data = data
@@ -56,11 +88,11 @@ class Pruner:
         self.criterion.setup(model)  # a criterion whose scope depends on the model's structure reads it here
         self._infos = self._select_layers(graph, layers)
         self.layers = {name: info.module for name, info in self._infos.items()}
-        self._dense = self._snapshot()
-        self._tracked: list[str] = []  # parameters outside the masks that a criterion rewrites (see track)
+        self._entries = self._claim()
         self.masks = {name: torch.ones_like(m.weight, dtype=torch.bool) for name, m in self.layers.items()}
         self.ratios: dict[str, float] = {name: 0.0 for name in self.layers}
-        self._score()
+        with self._dense_in_model():  # scores of the dense weights, whatever another Pruner left in the model
+            self._score()
 
     # -- construction ------------------------------------------------------------------------------
     def _check_combination(self, data: object) -> None:
@@ -77,17 +109,20 @@ class Pruner:
     def _select_layers(self, graph, requested: Iterable[str] | None) -> dict[str, LayerInfo]:
         infos = graph.layers
         if requested is not None:
-            requested = list(requested)
-            unknown = [n for n in requested if n not in infos]
-            if unknown:
-                raise unknown_choice("layer", unknown[0], infos)
-        chosen = {}
+            requested = _layer_list(requested, infos)
+        chosen: dict[str, LayerInfo] = {}
+        owner: dict[int, str] = {}  # id(weight) -> the first layer in scope holding it
         for name, info in infos.items():
             if requested is not None and name not in requested:
                 continue
+            _refuse_hooks(name, info.module)
             reason = self._scope_reason(info)
+            tied = owner.get(id(info.module.weight))
+            if reason is None and tied is not None:
+                reason = f"its weight is {tied}'s (tied parameters): pruned once, with {tied}"
             if reason is None:
                 chosen[name] = info
+                owner[id(info.module.weight)] = name
             else:
                 self.skipped[name] = reason
         if not chosen:
@@ -106,14 +141,8 @@ class Pruner:
             return "its input channels are the model's input data"
         return self.criterion.covers(info)
 
-    def _snapshot(self) -> dict[str, torch.Tensor]:
-        """Dense copies of every tensor a prune may write: weights, and per channel biases and BatchNorm."""
-        dense = {}
-        for key, tensor in self._written_tensors():
-            dense[key] = tensor.detach().clone()
-        return dense
-
     def _written_tensors(self):
+        """(key, parameter) for every tensor a prune may write: weights, and per channel biases and BatchNorm."""
         modules = dict(self.model.named_modules())
         for name, info in self._infos.items():
             yield f"{name}.weight", info.module.weight
@@ -126,8 +155,47 @@ class Pruner:
                         if getattr(norm, pname, None) is not None:
                             yield f"{info.norm}.{pname}", getattr(norm, pname)
 
+    def _claim(self, values: Mapping[str, torch.Tensor] | None = None) -> dict[str, _Entry]:
+        """The shared dense record of every tensor this Pruner writes (``values``: adopt these as dense)."""
+        entries: dict[str, _Entry] = {}
+        seen: dict[int, str] = {}
+        for key, param in self._written_tensors():
+            if id(param) in seen:  # e.g. one BatchNorm after two layers: two masks for one tensor
+                raise ValueError(f"{key} and {seen[id(param)]} are one tensor (tied parameters), which the "
+                                 f"layers in scope would mask differently; leave one of their layers out "
+                                 f"with layers=[...]")
+            seen[id(param)] = key
+            if not isinstance(param, nn.Parameter):
+                raise ValueError(f"{key} is not an nn.Parameter ({type(param).__name__}): the Pruner writes "
+                                 "parameters in place")
+            record = registry.claim(param) if values is None else registry.adopt(param, values[key])
+            entries[key] = _Entry(param, record, record.generation)
+        return entries
+
+    @contextmanager
+    def _dense_in_model(self):
+        """Within the block the model holds the dense weights; after it, exactly what it held before."""
+        held = {key: (e.param.detach().clone(), e.record.tuned) for key, e in self._entries.items()
+                if not e.record.is_dense}
+        try:
+            with torch.no_grad():
+                for key in held:
+                    entry = self._entries[key]
+                    entry.param.copy_(entry.dense)
+                    registry.stamp(entry.param, entry.record, is_dense=True)
+            yield
+        finally:
+            with torch.no_grad():
+                for key, (values, tuned) in held.items():
+                    entry = self._entries[key]
+                    entry.param.copy_(values)
+                    registry.stamp(entry.param, entry.record, is_dense=False, tuned=tuned)
+
     def _score(self) -> None:
         scores = self.criterion.scores(self.model, self._infos, self.granularity, self.data)
+        missing = [name for name in self.layers if name not in scores]
+        if missing:
+            raise RuntimeError(f"criterion {self.criterion.name!r} gave no scores for {', '.join(missing)}")
         for name, s in scores.items():
             expected = self.granularity.group_shape(self.layers[name].weight.shape)
             if s.shape != expected:
@@ -135,12 +203,48 @@ class Pruner:
                                    f"for {name}, expected {tuple(expected)}")
             if torch.isnan(s).any():
                 raise RuntimeError(f"criterion {self.criterion.name!r} gave NaN scores for layer {name}")
-        self.scores = {name: s.detach() for name, s in scores.items()}
+        self.scores = {name: s.detach() for name, s in scores.items() if name in self.layers}
+        self._make_selector()
+
+    def _make_selector(self) -> None:
         if self.scope == "global":
-            sizes = {name: self.layers[name].weight.numel() // max(1, s.numel()) for name, s in scores.items()}
+            sizes = {n: self.layers[n].weight.numel() // max(1, s.numel()) for n, s in self.scores.items()}
             self._selector = GlobalSelector(self.scores, self.granularity, sizes, self.max_layer_sparsity)
         else:
             self._selector = LocalSelector(self.scores, self.granularity)
+
+    # -- the model as this Pruner left it --------------------------------------------------------------
+    def _check(self, *, content: bool) -> None:
+        """Refuse (ModelChangedError, nothing written) unless the model's tensors are the ones this Pruner wrote.
+
+        ``content``: also refuse tensors whose values changed since the kit last wrote them (prune() would
+        write the old dense copy over them); restore() writes the dense copy back whatever the values.
+        """
+        for key, entry in self._entries.items():
+            problem = self._problem(key, entry, content)
+            if problem is not None:
+                raise ModelChangedError(f"{key}: {problem}")
+
+    def _problem(self, key: str, entry: _Entry, content: bool) -> str | None:
+        try:
+            now = self.model.get_parameter(key)
+        except AttributeError:
+            return (f"no longer a parameter of the model (its layer was replaced or removed, or a hook such as "
+                    f"torch.nn.utils.prune's turned it into {key}_orig); {NEW_PRUNER}")
+        if now is not entry.param:
+            return f"the model holds another tensor there (the layer or parameter was replaced); {NEW_PRUNER}"
+        if registry._RECORDS.get(now) is not entry.record or entry.record.generation != entry.generation:
+            return ("its dense weights were replaced since this Pruner scored them (another Pruner was built on "
+                    f"the edited model, or called rescore()); {RESCORE}")
+        why = entry.record.stamp.mismatch(now, entry.record.index)
+        if why is not None and (content and not entry.rewritten or not why.startswith("changed")):
+            if not why.startswith("changed"):
+                return f"{why} after this Pruner was built; {NEW_PRUNER}"
+            return f"{why} since the Pruner last wrote it; {RESCORE}"
+        if content and entry.record.tuned and not entry.rewritten:
+            return ("fine-tuned since the last prune, so pruning again from the dense copy would throw the "
+                    f"fine-tuned weights away; {RESCORE}")
+        return None
 
     # -- pruning -----------------------------------------------------------------------------------
     def _parse(self, sparsity: Ratio) -> dict[str, float]:
@@ -161,8 +265,14 @@ class Pruner:
         return {name: value for name in self.layers}
 
     def prune(self, sparsity: Ratio) -> Pruner:
-        """Prune to ``sparsity`` (a float for every layer, or {layer: ratio}); replaces the previous prune."""
+        """Prune to ``sparsity`` (a float for every layer, or {layer: ratio}); replaces the previous prune.
+
+        Refused (ModelChangedError, the model untouched) when the model no longer holds what the kit last wrote:
+        weights edited or trained outside the Pruner (call ``rescore()``), a layer replaced or the model
+        converted (build a new Pruner).
+        """
         ratios = self._parse(sparsity)
+        self._check(content=True)
         if self.scope == "global":
             group_masks = self._selector.group_masks(next(iter(ratios.values())))
         else:
@@ -173,78 +283,98 @@ class Pruner:
         self._write()
         return self
 
-    def _channel_extras(self):
-        """(key, keep) for the bias and BatchNorm gamma/beta of each channel-pruned layer.
+    def _keeps(self):
+        """(key, keep) for every masked tensor: a weight's mask, and for a channel-pruned layer the channel's keep
+        vector for its bias and the following BatchNorm's gamma and beta.
 
         A pruned channel goes as a whole: with its weights zero but beta still added, it would emit a constant
         that a physically smaller model cannot reproduce.
         """
         for name, info in self._infos.items():
-            keep = self.masks[name].flatten(1).any(1)
-            for key in (f"{name}.bias", f"{info.norm}.weight", f"{info.norm}.bias"):
-                if key in self._dense:
-                    yield key, keep
+            yield f"{name}.weight", self.masks[name]
+            if self.granularity is CHANNEL:
+                keep = self.masks[name].flatten(1).any(1)
+                for key in (f"{name}.bias", f"{info.norm}.weight", f"{info.norm}.bias"):
+                    if key in self._entries:
+                        yield key, keep
 
     @torch.no_grad()
     def _write(self) -> None:
-        for name, module in self.layers.items():
-            _masked_into(module.weight, self._dense[f"{name}.weight"], self.masks[name])
-        if self.granularity is CHANNEL:
-            for key, keep in self._channel_extras():
-                _masked_into(self.model.get_parameter(key), self._dense[key], keep)
-        for key in self._tracked:  # a new prune starts from the dense weights everywhere
-            self.model.get_parameter(key).copy_(self._dense[key])
+        masked = set()
+        for key, keep in self._keeps():
+            entry = self._entries[key]
+            _masked_into(entry.param, entry.dense, keep)
+            registry.stamp(entry.param, entry.record, is_dense=False)
+            masked.add(key)
+        for key, entry in self._entries.items():  # a new prune starts from the dense weights everywhere
+            if key not in masked:
+                entry.param.copy_(entry.dense)
+                registry.stamp(entry.param, entry.record, is_dense=True)
 
     def track(self, key: str) -> None:
-        """Keep a dense copy of one more parameter (e.g. the next layer a least-squares reconstruction
-        rewrites), so ``restore()`` and the next ``prune()`` give it back bit for bit."""
-        if key not in self._dense:
-            self._dense[key] = self.model.get_parameter(key).detach().clone()
-            self._tracked.append(key)
+        """Let a criterion rewrite one more parameter outside the masks (e.g. the next layer a least-squares
+        reconstruction refits): ``restore()`` and the next ``prune()`` write its dense values back, bit for bit,
+        whatever it holds then."""
+        if key not in self._entries:
+            param = self.model.get_parameter(key)
+            record = registry.claim(param)
+            self._entries[key] = _Entry(param, record, record.generation)
+        self._entries[key].rewritten = True
 
     def restore(self) -> Pruner:
-        """The dense weights back, bit for bit."""
+        """The dense weights back, bit for bit (any change to these tensors since the last prune is discarded).
+
+        Refused, with nothing written, when a layer was replaced or the model converted since the Pruner was built.
+        """
+        self._check(content=False)
         with torch.no_grad():
-            for key, dense in self._dense.items():
-                self.model.get_parameter(key).copy_(dense)
+            for entry in self._entries.values():
+                entry.param.copy_(entry.dense)
+                registry.stamp(entry.param, entry.record, is_dense=True)
         self.masks = {name: torch.ones_like(m, dtype=torch.bool) for name, m in self.masks.items()}
         self.ratios = {name: 0.0 for name in self.layers}
         return self
 
     @torch.no_grad()
     def apply_masks(self) -> None:
-        """Zero the pruned weights again (after an optimizer step moved them): for fine-tuning."""
-        for name, module in self.layers.items():
-            module.weight.mul_(self.masks[name])
-        if self.granularity is CHANNEL:
-            for key, keep in self._channel_extras():
-                self.model.get_parameter(key).mul_(keep)
+        """Zero the pruned weights again after an optimizer step moved them: for a fine-tuning loop.
+
+        The Pruner takes the model's weights as fine-tuned ones from here: a later ``prune()`` asks for
+        ``rescore()`` (prune the fine-tuned weights) or ``restore()`` first.
+        """
+        self._check(content=False)
+        for key, keep in self._keeps():
+            entry = self._entries[key]
+            moved = entry.record.stamp.mismatch(entry.param, entry.record.index) is not None
+            entry.param.mul_(keep)
+            registry.stamp(entry.param, entry.record, is_dense=False, tuned=entry.record.tuned or moved)
 
     def mask_gradients(self) -> None:
         """Zero the gradients of pruned weights, so momentum never builds up on them."""
-        for name, module in self.layers.items():
-            if module.weight.grad is not None:
-                module.weight.grad.mul_(self.masks[name])
-        if self.granularity is CHANNEL:
-            for key, keep in self._channel_extras():
-                grad = self.model.get_parameter(key).grad
-                if grad is not None:
-                    grad.mul_(keep)
+        for key, keep in self._keeps():
+            grad = self._entries[key].param.grad
+            if grad is not None:
+                grad.mul_(keep)
 
     def rescore(self) -> Pruner:
         """Adopt the model's current weights (e.g. after fine-tuning) as the dense ones and score them again.
 
-        Weights pruned now stay at their earlier dense values in the copy, and score as the zeros they are in
-        the model, so an iterative schedule keeps them pruned.
+        Weights pruned now keep their earlier dense values in the copy (for a pruned channel: its bias and
+        BatchNorm too), and score as the zeros they are in the model, so an iterative schedule keeps them pruned.
+        The dense copy is shared: other Pruners on these tensors then ask for their own ``rescore()``.
         """
+        self._check(content=False)
+        keeps = dict(self._keeps())
         with torch.no_grad():
-            for key, dense in self._dense.items():
-                current = self.model.get_parameter(key).detach()
-                name = key.rsplit(".", 1)[0]
-                if key.endswith(".weight") and name in self.masks:
-                    dense.copy_(torch.where(self.masks[name], current, dense))
-                else:
-                    dense.copy_(current)
+            for key, entry in self._entries.items():
+                if registry._RECORDS.get(entry.param) is not entry.record:  # another Pruner adopted edits
+                    entry.record = registry.claim(entry.param)
+                current = entry.param.detach()
+                keep = keeps.get(key)
+                entry.dense.copy_(current if keep is None else torch.where(keep, current, entry.dense))
+                entry.record.generation += 1
+                entry.generation = entry.record.generation
+                registry.stamp(entry.param, entry.record, is_dense=keep is None or bool(keep.all()))
         self._score()
         return self
 
@@ -265,7 +395,11 @@ class Pruner:
 
     def dense_weight(self, name: str) -> torch.Tensor:
         """The layer's dense weight as it was before pruning (a view: do not modify)."""
-        return self._dense[f"{name}.weight"]
+        return self._entries[f"{name}.weight"].dense
+
+    @property
+    def _dense(self) -> dict[str, torch.Tensor]:
+        return {key: entry.dense for key, entry in self._entries.items()}
 
     # -- saving ------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -274,45 +408,144 @@ class Pruner:
         return {"criterion": self.criterion.name, "granularity": self.granularity.name, "scope": self.scope,
                 "max_layer_sparsity": self.max_layer_sparsity,
                 "layers": list(self.layers), "ratios": dict(self.ratios), "masks": dict(self.masks),
-                "scores": dict(self.scores), "dense": dict(self._dense)}
+                "scores": dict(self.scores), "dense": self._dense,
+                "tracked": [key for key, entry in self._entries.items() if entry.rewritten]}
 
     @classmethod
-    def from_state_dict(cls, model: nn.Module, state: dict) -> Pruner:
-        """A pruner with the saved dense weights, scores and masks, written into ``model``. No data needed."""
+    def from_state_dict(cls, model: nn.Module, state: Mapping) -> Pruner:
+        """A pruner with the saved dense weights, scores and masks, written into ``model``. No data needed.
+
+        Every name, shape and dtype is checked before anything is written; a mismatch is a ValueError naming
+        the tensor, and the model is left as it was.
+        """
+        check_model(model)
+        _check_state(state)
         self = cls.__new__(cls)
         self.granularity = get_granularity(state["granularity"])
         self.criterion = get_criterion(state["criterion"])
+        if state["scope"] not in SCOPES:
+            raise unknown_choice("scope", state["scope"], SCOPES)
         self.scope, self.model, self.data = state["scope"], model, None
         self.max_layer_sparsity = state.get("max_layer_sparsity")
         self.graph = build_graph(model)
         self.skipped = {}
         missing = [n for n in state["layers"] if n not in self.graph.layers]
         if missing:
-            raise ValueError(f"the saved pruner names layers this model does not have: {missing}")
+            raise ValueError(f"the saved pruner names layers this model does not have: {missing}; the model's "
+                             f"layers: {', '.join(self.graph.layers) or 'none'}")
         self._infos = {n: self.graph.layers[n] for n in state["layers"]}
         self.layers = {n: i.module for n, i in self._infos.items()}
-        device = next(iter(self.layers.values())).weight.device
-        self._dense = {k: v.to(device) for k, v in state["dense"].items()}
+        for name, module in self.layers.items():
+            _refuse_hooks(name, module)
         written = {key for key, _ in self._written_tensors()}
-        self._tracked = [key for key in self._dense if key not in written]
+        dense = _checked_dense(model, state["dense"], written)
+        _check_saved(state["masks"], {n: (m.weight.shape, torch.bool) for n, m in self.layers.items()}, "mask")
+        _check_saved(state["scores"], {n: (self.granularity.group_shape(m.weight.shape), None)
+                                       for n, m in self.layers.items()}, "scores")
+        device = next(iter(self.layers.values())).weight.device
         self.masks = {k: v.to(device) for k, v in state["masks"].items()}
-        self.ratios = dict(state["ratios"])
+        self.ratios = {n: float(state["ratios"].get(n, 0.0)) for n in self.layers}
         self.scores = {k: v.to(device) for k, v in state["scores"].items()}
-        sizes = {n: self.layers[n].weight.numel() // max(1, s.numel()) for n, s in self.scores.items()}
-        self._selector = (GlobalSelector(self.scores, self.granularity, sizes, self.max_layer_sparsity)
-                          if self.scope == "global" else LocalSelector(self.scores, self.granularity))
+        self._make_selector()
+        self._entries = self._claim({key: dense[key] for key in written})
+        for key in dense.keys() - written:  # parameters a criterion rewrote (Pruner.track)
+            param = model.get_parameter(key)
+            record = registry.adopt(param, dense[key])
+            self._entries[key] = _Entry(param, record, record.generation, rewritten=True)
         self._write()
         return self
+
+    def __deepcopy__(self, memo: dict) -> Pruner:
+        """A copy on a copy of the model (deepcopy copies the model too), with its own dense records."""
+        twin = type(self).__new__(type(self))
+        memo[id(self)] = twin
+        for name, value in self.__dict__.items():
+            setattr(twin, name, copy.deepcopy(value, memo))
+        for key, entry in self._entries.items():
+            copied = twin._entries[key]
+            registry.register_copy(entry.param, entry.record, copied.param, copied.record)
+        return twin
 
     def __repr__(self) -> str:
         return (f"Pruner(criterion={self.criterion.name!r}, granularity={self.granularity.name!r}, "
                 f"scope={self.scope!r}, layers={len(self.layers)}, sparsity={self.sparsity():.3f})")
 
 
+def _layer_list(requested: object, infos: Mapping[str, LayerInfo]) -> list[str]:
+    """``layers=`` as a list of known layer names, or a ValueError saying what was given and what is valid."""
+    valid = ", ".join(repr(n) for n in infos)
+    if isinstance(requested, str):
+        raise ValueError(f"layers must be a list of layer names, got the string {requested!r} "
+                         f"(for one layer: layers=[{requested!r}]); layers: {valid}")
+    try:
+        names = list(requested)  # type: ignore[call-overload]
+    except TypeError:
+        raise ValueError(f"layers must be a list of layer names, got {type(requested).__name__}; "
+                         f"layers: {valid}") from None
+    if not names:
+        raise ValueError(f"layers=[] names no layer; give some of: {valid} (or layers=None for all)")
+    for name in names:
+        if name not in infos:
+            raise unknown_choice("layer", name, infos)
+    return names
+
+
+def _refuse_hooks(name: str, module: nn.Module) -> None:
+    """A layer whose weight another mechanism computes cannot take the Pruner's in-place writes."""
+    if torch_prune.is_pruned(module):
+        raise ValueError(f"layer {name!r} is pruned by torch.nn.utils.prune (weight_orig, weight_mask and a "
+                         "forward pre-hook), which would override the Pruner's masks; read its masks with "
+                         "pruneviz.from_torch_prune(model, remove=True) (that also makes them permanent), then "
+                         "build the Pruner")
+    if parametrize.is_parametrized(module):
+        raise ValueError(f"layer {name!r} has a parametrization (torch.nn.utils.parametrize) computing its weight; "
+                         "remove it first (parametrize.remove_parametrizations(module, 'weight'))")
+
+
+def _check_state(state: object) -> None:
+    if not isinstance(state, Mapping) or any(key not in state for key in STATE_KEYS):
+        tensors = isinstance(state, Mapping) and state and all(isinstance(v, torch.Tensor) for v in state.values())
+        hint = (" (this looks like a model's state_dict: load it with model.load_state_dict(state))"
+                if tensors else "")
+        given = sorted(map(str, state))[:4] if isinstance(state, Mapping) else type(state).__name__
+        raise ValueError(f"from_state_dict needs a Pruner.state_dict() with keys {', '.join(STATE_KEYS)}; "
+                         f"got {given}{hint}")
+
+
+def _checked_dense(model: nn.Module, dense: Mapping[str, torch.Tensor], written: set[str]
+                   ) -> dict[str, torch.Tensor]:
+    """The saved dense tensors, each checked against the model's parameter of that name."""
+    missing = sorted(written - dense.keys())
+    if missing:
+        raise ValueError(f"the saved pruner has no dense copy of {', '.join(missing)}")
+    out = {}
+    for key, value in dense.items():
+        try:
+            param = model.get_parameter(key)
+        except AttributeError:
+            raise ValueError(f"the saved pruner has a dense copy of {key}, which this model does not have") from None
+        if not isinstance(value, torch.Tensor) or value.shape != param.shape or value.dtype != param.dtype:
+            got = f"{tuple(value.shape)} {value.dtype}" if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ValueError(f"the saved dense copy of {key} is {got}, the model's {key} is "
+                             f"{tuple(param.shape)} {param.dtype}: not the model the pruner was saved from")
+        out[key] = value.to(param.device)
+    return out
+
+
+def _check_saved(saved: Mapping, expected: Mapping[str, tuple[torch.Size, torch.dtype | None]], what: str) -> None:
+    for name, (shape, dtype) in expected.items():
+        value = saved.get(name)
+        if not isinstance(value, torch.Tensor) or value.shape != shape or (dtype is not None and value.dtype != dtype):
+            got = f"{tuple(value.shape)} {value.dtype}" if isinstance(value, torch.Tensor) else repr(value)
+            raise ValueError(f"the saved {what} of layer {name} is {got}; this model's layer needs "
+                             f"{tuple(shape)}{' ' + str(dtype) if dtype else ''}")
+
+
 def _masked_into(target: torch.Tensor, dense: torch.Tensor, keep: torch.Tensor) -> None:
     """target = dense where kept, else 0, written straight into target: no temporary the size of the layer
-    (the write is most of a re-prune's time on a large model)."""
-    torch.where(keep, dense, torch.zeros((), dtype=dense.dtype, device=dense.device), out=target.data)
+    (the write is most of a re-prune's time on a large model). Written into the parameter itself (under
+    no_grad), so its version counter records the write."""
+    torch.where(keep, dense, torch.zeros((), dtype=dense.dtype, device=dense.device), out=target)
 
 
 def _reduce_any(mask: torch.Tensor, granularity: Granularity) -> torch.Tensor:

@@ -13,9 +13,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import Data, as_tensors
+from . import dense as registry
+from .data import Data, as_tensors, check_data
 from .device import model_device
-from .errors import unknown_choice
+from .errors import check_model, unknown_choice
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9),
@@ -28,10 +29,91 @@ def make_optimizer(optimizer: str | Callable[..., torch.optim.Optimizer], params
                    ) -> torch.optim.Optimizer:
     """An optimizer from a name ('sgd' with momentum 0.9, 'adam', 'adamw') or a factory ``f(params)``."""
     if callable(optimizer):
-        return optimizer(params)
+        opt = optimizer(params)
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise ValueError(f"the optimizer factory must return a torch.optim.Optimizer, got {type(opt).__name__}")
+        if isinstance(opt, torch.optim.LBFGS):
+            raise ValueError("LBFGS needs a closure that re-evaluates the loss at every step, which this loop "
+                             "does not give; use 'sgd', 'adam', 'adamw' or a factory of a first-order optimizer")
+        return opt
     if optimizer not in OPTIMIZERS:
         raise unknown_choice("optimizer", optimizer, OPTIMIZERS)
     return OPTIMIZERS[optimizer](params, lr)
+
+
+def check_count(value: object, what: str, minimum: int = 0) -> int:
+    """A whole number >= ``minimum`` (a bool or a float is refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{what} must be a whole number >= {minimum}, got {value!r}")
+    return value
+
+
+def check_lr(lr: object) -> float:
+    """A learning rate is a finite number > 0."""
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    return float(lr)
+
+
+def check_training(model: nn.Module, data: Data, *, epochs: int, lr: float, batch_size: int,
+                   steps: int | None = None, loss_fn: Callable | None = None) -> None:
+    """Everything about a training call that can be checked before the model is touched.
+
+    With the default cross-entropy the targets must be class indices the model can output: one forward pass on
+    a single sample, in eval mode and without gradients (nothing in the model moves), tells the class count.
+    """
+    check_model(model)
+    check_count(epochs, "epochs")
+    if steps is not None:
+        check_count(steps, "steps")
+    check_count(batch_size, "batch_size", minimum=1)
+    check_lr(lr)
+    check_data(data, model, "training data")
+    if loss_fn is not None:
+        return
+    x, y = as_tensors(data, limit=batch_size)
+    if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
+        raise ValueError(f"cross-entropy needs class indices as targets (an integer tensor), got {y.dtype} targets; "
+                         "convert them with y.long(), or pass loss_fn= for other targets")
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        with torch.no_grad():
+            out = model(x[:1].to(model_device(model), next(model.parameters()).dtype))
+    finally:
+        for module, mode in modes:
+            module.training = mode
+    if out.dim() == 2:
+        low, high = int(y.min()), int(y.max())
+        if low < 0 or high >= out.shape[1]:
+            raise ValueError(f"targets run from {low} to {high}, but the model outputs {out.shape[1]} classes "
+                             f"(valid targets: 0 to {out.shape[1] - 1})")
+
+
+@contextmanager
+def rolled_back_on_error(model: nn.Module) -> Iterator[None]:
+    """On an exception inside the block, put the model back as it was (parameters, gradients, buffers such as
+    BatchNorm's running statistics, every module's train/eval mode) and re-raise."""
+    tensors = [*model.parameters(), *model.buffers()]
+    saved = [t.detach().clone() for t in tensors]
+    grads = [p.grad for p in model.parameters()]
+    modes = [(m, m.training) for m in model.modules()]
+    stamps = registry.holding(model.parameters())
+    try:
+        yield
+    except Exception as err:
+        with torch.no_grad():
+            for tensor, value in zip(tensors, saved):
+                tensor.copy_(value)
+        for param, grad in zip(model.parameters(), grads):
+            param.grad = grad
+        for module, mode in modes:
+            module.training = mode
+        registry.restamp(stamps)  # what the kit had written is there again
+        if hasattr(err, "add_note"):
+            err.add_note("pruneviz: the model was put back as it was before the call (weights, buffers such as "
+                         "BatchNorm statistics, train/eval mode)")
+        raise
 
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -43,6 +125,7 @@ def shuffled(data: Data, batch_size: int, generator: torch.Generator, device: to
     """Mini-batches in a seeded random order (the kit's data sets fit in memory: index one tensor pair),
     each passed through ``augment(x, generator)`` on the CPU, so the draws do not depend on the device."""
     x, y = as_tensors(data)
+    x, y = x.cpu(), y.cpu()  # the seeded order and augmentation are drawn on the CPU
     order = torch.randperm(len(x), generator=generator)
     for start in range(0, len(x), batch_size):
         idx = order[start:start + batch_size]
@@ -93,15 +176,14 @@ def train(model: nn.Module, data: Data, epochs: int = 30, *, optimizer: str | Ca
     ``threads``: CPU threads to train on; the default 1 makes the result the same on any core count
     (see :func:`torch_threads`); None keeps torch's setting.
     """
-    with torch_threads(threads):
+    check_training(model, data, epochs=epochs, lr=lr, batch_size=batch_size, steps=steps, loss_fn=loss_fn)
+    with torch_threads(threads), rolled_back_on_error(model):
         return _train(model, data, epochs, optimizer, lr, batch_size, seed, pruner, progress, loss_fn, on_step,
                       steps, augment, schedule)
 
 
 def _train(model, data, epochs, optimizer, lr, batch_size, seed, pruner, progress, loss_fn, on_step, steps,
            augment, schedule) -> list[float]:
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
-        raise ValueError(f"steps must be a whole number >= 0 or None, got {steps!r}")
     device = model_device(model)
     dtype = next(model.parameters()).dtype
     opt = make_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad], lr)
@@ -132,7 +214,11 @@ def _train(model, data, epochs, optimizer, lr, batch_size, seed, pruner, progres
             done += 1
             if on_step is not None:
                 on_step()
-            total += float(loss.detach()) * len(x)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise FloatingPointError(f"the training loss became {value} at step {done} (learning rate {lr} "
+                                         "too high?)")
+            total += value * len(x)
             count += len(x)
         if count:
             losses.append(total / count)
