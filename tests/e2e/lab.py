@@ -119,6 +119,17 @@ def _reap(pids: list[int], block: bool = False) -> None:
 
 # --- the server -------------------------------------------------------------------------------------------
 
+def terminate(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if the process has not ended within ``timeout`` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -176,13 +187,7 @@ class Lab:
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM (the server shuts its kernels down with it), SIGKILL if it hangs."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, timeout)
 
 
 # --- pictures ---------------------------------------------------------------------------------------------
@@ -277,3 +282,105 @@ class NotebookPage:
             if time.monotonic() > deadline:
                 return shot  # the caller's assertion says what did not happen
             previous = shot
+
+
+# --- lecture mode (Voila) ---------------------------------------------------------------------------------
+
+@dataclass
+class LectureServer:
+    """``python -m pruneviz.lecture NOTEBOOK`` running at ``url``, ready (its notebook already run)."""
+    url: str
+    process: subprocess.Popen
+    log: Path
+    ready_after: float  # seconds from start to the "ready" line
+
+    @classmethod
+    def start(cls, notebook: Path, home: Path, timeout: float = 600.0) -> "LectureServer":
+        port = _free_port()
+        log = home / "lecture.log"
+        env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+                   JUPYTER_PLATFORM_DIRS="1")
+        cmd = [sys.executable, "-m", "pruneviz.lecture", str(notebook), "--no-browser", f"--port={port}"]
+        started = time.monotonic()
+        with log.open("wb") as out:
+            process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=home,
+                                       start_new_session=True)
+        server = cls(f"http://127.0.0.1:{port}/", process, log, 0.0)
+        while "pruneviz lecture ready" not in log.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() - started > timeout:
+                server.stop()
+                raise RuntimeError(f"lecture mode did not get ready within {timeout:.0f} s "
+                                   f"(exit code {process.returncode}):\n{log.read_text(errors='replace')[-4000:]}")
+            time.sleep(0.25)
+        server.ready_after = time.monotonic() - started
+        return server
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM: Voila shuts its kernels down with it; SIGKILL if it hangs."""
+        terminate(self.process, timeout)
+
+
+# --- live feel: key press -> changed readout and figure, timed inside the page -----------------------------
+
+# Installs window.__pv_watch(root): resolves, after the next keydown anywhere, with the milliseconds from that
+# keydown to the readout's text changing and to the figure's pixels (ipympl canvas) or picture (inline <img>)
+# changing, each checked on every animation frame (null: no change within the timeout).
+_WATCH_JS = """() => {
+  const signature = (figure) => {
+    const canvas = figure.querySelector('canvas');
+    if (canvas && canvas.width) {
+      const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+      let sum = 0;
+      for (let i = 0; i < data.length; i += 7) sum = (sum * 31 + data[i]) % 2147483647;
+      return 'canvas:' + sum;
+    }
+    const img = figure.querySelector('img');
+    return img ? 'img:' + img.src + ':' + img.complete : '';
+  };
+  window.__pv_watch = (root, timeout) => new Promise(resolve => {
+    const readout = root.querySelector('.pruneviz-readout');
+    const figure = root.querySelector('.pruneviz-figure');
+    const text0 = readout.innerText, sig0 = signature(figure);
+    let t0 = null, readoutAt = null, figureAt = null;
+    document.addEventListener('keydown', () => { t0 = performance.now(); }, {capture: true, once: true});
+    const tick = () => {
+      const now = performance.now();
+      if (t0 !== null) {
+        if (readoutAt === null && readout.innerText !== text0) readoutAt = now - t0;
+        if (figureAt === null && signature(figure) !== sig0) figureAt = now - t0;
+        if ((readoutAt !== null && figureAt !== null) || now - t0 > timeout) {
+          resolve({readout: readoutAt, figure: figureAt});
+          return;
+        }
+      }
+      requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  });
+}"""
+
+
+def key_to_change_times(page, root, handle, presses: int = 8, key: str = "ArrowRight", settle: float = 0.6,
+                        timeout_ms: float = 5000.0) -> dict[str, list[float | None]]:
+    """Press ``key`` on the slider ``handle`` ``presses`` times, one at a time (each once the page has settled
+    after the last), and return the milliseconds from each key press to the changed readout and figure of the
+    widget ``root`` (a locator)."""
+    page.evaluate(_WATCH_JS)
+    times: dict[str, list[float | None]] = {"readout": [], "figure": []}
+    handle.focus()
+    for _ in range(presses):
+        page.evaluate("(root) => { window.__pv_result = null; window.__pv_watch(root, %f).then(r => "
+                      "{ window.__pv_result = r; }); }" % timeout_ms, root.element_handle())
+        handle.press(key)
+        page.wait_for_function("() => window.__pv_result !== null", timeout=timeout_ms + 5000)
+        result = page.evaluate("() => window.__pv_result")
+        for name in times:
+            times[name].append(result[name])
+        time.sleep(settle)  # let the kernel and the canvas finish before the next press
+    return times
+
+
+def median_ms(values: list[float | None]) -> float | None:
+    """The median of the measured values (None when none changed)."""
+    measured = sorted(v for v in values if v is not None)
+    return float(np.median(measured)) if measured else None
