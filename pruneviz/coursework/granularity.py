@@ -11,13 +11,13 @@ from collections.abc import Callable
 
 import torch
 
-from ..granularity import CHANNEL, Granularity
+from ..granularity import CHANNEL, Granularity, NMGranularity
 from ..selection import GlobalSelector, LocalSelector
 from ..tensor import prune_tensor, tensor_mask
 from .report import Check
 
 # What computes a mask or a row score in the library: a student's function must not call it.
-_LIBRARY = (prune_tensor, tensor_mask, LocalSelector, GlobalSelector, Granularity)
+_LIBRARY = (prune_tensor, tensor_mask, LocalSelector, GlobalSelector, Granularity, NMGranularity)
 
 # MIT 6.5940 Lab 1's test_fine_grained_prune: this 5x5 tensor at sparsity 0.75 keeps exactly these 6 weights.
 LAB_TENSOR = torch.tensor([[-0.46, -0.40, 0.39, 0.19, 0.37],
