@@ -27,6 +27,13 @@ def prune_tensor(tensor: torch.Tensor, sparsity: float, criterion: str = "magnit
 def tensor_mask(tensor: torch.Tensor, sparsity: float, criterion: str = "magnitude",
                 granularity: str = "element") -> torch.Tensor:
     """The bool keep-mask that :func:`prune_tensor` applies."""
+    if not isinstance(tensor, torch.Tensor):
+        hint = " (convert it with torch.as_tensor(array))" if hasattr(tensor, "__array__") else ""
+        raise TypeError(f"prune_tensor takes a torch.Tensor, got {type(tensor).__name__}{hint}")
+    if tensor.dtype == torch.bool or tensor.is_complex():
+        raise TypeError(f"prune_tensor takes a tensor of real weights, got a {tensor.dtype} tensor"
+                        f"{' (a bool tensor is already a mask)' if tensor.dtype == torch.bool else ''}; "
+                        "convert it with tensor.float()")
     ratio = check_ratio(sparsity)
     gran = get_granularity(granularity)
     crit = get_criterion(criterion)

@@ -154,7 +154,7 @@ def test_global_guard_caps_every_layer_and_stays_nested(granularity, cap, pair):
     pruner = Pruner(small_cnn(), "magnitude", granularity, "global", max_layer_sparsity=cap)
     kept_low = {n: m.clone() for n, m in pruner.prune(low).group_masks().items()}
     for name, kept in pruner.prune(high).group_masks().items():
-        assert int((~kept).sum()) <= round(cap * kept.numel()), name
+        assert (~kept).sum() / kept.numel() <= cap + 1e-9, name  # a cap is a cap: never above it
         assert bool((kept <= kept_low[name]).all()), name
 
 

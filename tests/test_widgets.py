@@ -81,8 +81,29 @@ def test_invalid_choice_is_shown_not_raised(explorer, digits):
     assert isinstance(explorer.last_error, ValueError)
     assert "fc" in explorer.errors.widget.value and "pruneviz-error" in explorer.errors.widget.value
     assert same_state(before, state_of(explorer.session.model))
-    explorer.only_layer.value = False
+    assert explorer.only_layer.value is False  # the control shows what the model holds, not the refused choice
+    explorer.sparsity.value = 0.4  # the next accepted move clears the message
     assert explorer.errors.widget.value == ""
+
+
+def test_refused_choice_puts_every_control_back(cnn, mlp, digits):
+    """Issue 13, item 11: after a refusal the dropdowns, the repr and the readout show what the model holds."""
+    explorer = explore(cnn, digits.test, figure="agg", layer="fc", grid=GRID)
+    explorer.only_layer.value = True
+    explorer.sparsity.value = 0.6  # fc alone, element granularity: fine
+    before, shown = state_of(cnn), repr(explorer)
+    explorer.granularity.value = "channel"  # fc's channels are the classes: refused
+    assert isinstance(explorer.last_error, ValueError) and "fc" in str(explorer.last_error)
+    assert explorer.granularity.value == "element" and repr(explorer) == shown
+    assert explorer.session.key == ("magnitude", "element", "local") and same_state(before, state_of(cnn))
+    assert explorer.last_readout.accuracy == pruneviz.evaluate(cnn, digits.test)
+
+    other = explore(mlp, digits.test, figure="agg", grid=GRID)
+    other.criterion.value = "scaling"  # needs a BatchNorm after a layer: the MLP has none
+    assert isinstance(other.last_error, ValueError)
+    assert (other.criterion.value, other.granularity.value) == ("magnitude", "element")
+    assert list(other.granularity.options) == valid_granularities(mlp, "magnitude")
+    assert repr(other).startswith("Explorer(criterion='magnitude', granularity='element'")
 
 
 class Broken(Criterion):

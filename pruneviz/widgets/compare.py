@@ -1,7 +1,6 @@
 """Criteria side by side: the same model, the same sparsity, one mask per criterion and all accuracy curves."""
 from __future__ import annotations
 
-import copy
 import html
 from collections.abc import Sequence
 
@@ -9,6 +8,7 @@ import ipywidgets as widgets
 from torch import nn
 
 from ..data import Data
+from ..dense import dense_copy
 from ..plot import AccuracyCurves, MaskImage
 from .base import ErrorPanel, default_model_and_data
 from .figure import LiveFigure
@@ -31,7 +31,7 @@ class Comparison(widgets.VBox):
         self.sessions: dict[str, PruningSession] = {}
         for criterion, gran in pairs:
             label = f"{criterion}, {gran}"
-            session = PruningSession(copy.deepcopy(model), data, calibration=calibration, grid=tuple(grid))
+            session = PruningSession(dense_copy(model), data, calibration=calibration, grid=tuple(grid))
             session.use(criterion, gran, scope)  # an invalid pair raises here, before any widget exists
             self.sessions[label] = session
         first = next(iter(self.sessions.values()))
@@ -108,7 +108,8 @@ def compare(model: nn.Module | None = None, data: Data | None = None, criteria: 
         grid: Sequence[float] = SPARSITY_GRID) -> Comparison:
     """Two or more criteria (or ``(criterion, granularity)`` pairs) side by side at the same sparsity.
 
-    Each gets its own copy of the model, so the model passed in stays as it is. With no model and data:
+    Each gets its own copy of the model holding its dense weights (even if a Pruner or an explorer has pruned the
+    model passed in), and the model passed in stays as it is. With no model and data:
     digits-cnn on the digits test set (calibration: the training set).
     """
     model, data, calibration = default_model_and_data(model, data, calibration)

@@ -94,8 +94,32 @@ class Explorer(widgets.VBox):
     def _callback(self, action):
         def on_change(_change) -> None:
             if not self._syncing:  # a control we are setting ourselves: one update at the end is enough
-                self.errors.guard(action)
+                if not self.errors.guard(action):
+                    self._show_what_the_model_holds()  # the error stays in the panel
         return on_change
+
+    def _show_what_the_model_holds(self) -> None:
+        """After a refused choice: every control back to the session's pruner, ratio and layer, and the plots
+        and readout redrawn from the model, so nothing shows a choice the model does not hold."""
+        session = self.session
+        if session.key is None:
+            return
+        criterion, granularity, scope = session.key
+        self._syncing = True
+        try:
+            self.criterion.value = criterion
+            self.granularity.options = valid_granularities(session.model, criterion)
+            self.granularity.value = granularity
+            self.scope.value = scope
+            self.only_layer.disabled = scope == "global"
+            self.only_layer.value = session.layer is not None
+            if session.layer is not None:
+                self.layer.value = session.layer
+            self.sparsity.value = session.ratio
+        finally:
+            self._syncing = False
+        self._show_layer()
+        self._refresh()
 
     # -- callbacks ----------------------------------------------------------------------------------
     def _target_layer(self) -> str | None:

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..criteria import get_criterion
 from ..data import Data, as_tensors
+from ..dense import dense_value
 from ..errors import check_ratio
 from ..evaluation import evaluate
 from ..granularity import get_granularity
@@ -191,7 +192,7 @@ class PruningSession:
     def dense_weight(self, layer: str) -> torch.Tensor:
         if self.pruner is not None and layer in self.pruner.layers:
             return self.pruner.dense_weight(layer)
-        return self.model.get_submodule(layer).weight.detach()
+        return dense_value(self.model.get_submodule(layer).weight)  # dense even if another Pruner pruned it
 
     def threshold(self, layer: str) -> float | None:
         """The |w| below which the layer's weights went: only meaningful for magnitude at element level."""
