@@ -18,7 +18,8 @@ from .data import Data, as_tensors
 from .errors import unknown_choice
 from .evaluation import predict
 from .metrics import count_parameters, latency, layer_macs, macs
-from .surgery import _ADDS, _ELEMENTWISE_FUNCS, _ELEMENTWISE_METHODS, channel_prunable_layers, compact
+from .graph import passes_through
+from .surgery import _ADDS, channel_prunable_layers, compact
 from .training import train
 
 METRICS = ("accuracy", "output")
@@ -36,7 +37,7 @@ def _is_identity_residual(module: nn.Module) -> bool:
     if len(inputs) != 1:
         return False
     node = next(n for n in graph.nodes if n.op == "output").args[0]
-    while isinstance(node, fx.Node) and (node.target in _ELEMENTWISE_FUNCS or node.target in _ELEMENTWISE_METHODS
+    while isinstance(node, fx.Node) and ((node.op != "call_module" and passes_through(node, None))
                                          or (node.op == "call_module" and isinstance(
                                              module.get_submodule(node.target), (nn.ReLU, nn.Identity)))):
         node = node.args[0]
@@ -122,7 +123,8 @@ def _width_pruned(model: nn.Module, target_macs: int, example: torch.Tensor, cri
 
 def depth_vs_width(model: nn.Module, train_data: Data, test_data: Data, blocks: int = 2, epochs: int = 2,
                    criterion: str = "magnitude", calibration: Data | None = None, batch_size: int = 64,
-                   seed: int = 0, measure_latency: bool = True, return_models: bool = False
+                   seed: int = 0, measure_latency: bool = True, return_models: bool = False,
+                   ranking: pd.DataFrame | None = None
                    ) -> pd.DataFrame | tuple[pd.DataFrame, dict[str, nn.Module]]:
     """Depth pruning vs width pruning of a residual ``model`` at about the same MACs, before and after fine-tuning.
 
@@ -132,11 +134,13 @@ def depth_vs_width(model: nn.Module, train_data: Data, test_data: Data, blocks: 
     Both are fine-tuned for ``epochs`` (plain training: they are physically smaller models). ``model`` is left
     unchanged. One row per model: method, removed, parameters, macs, accuracy, accuracy_finetuned and, with
     ``measure_latency``, latency_ms (median forward time at ``batch_size`` after warm-up). With
-    ``return_models``, also {method: fine-tuned model}, to measure or plot further.
+    ``return_models``, also {method: fine-tuned model}, to measure or plot further. ``ranking``: a
+    :func:`block_importance` table already computed on the calibration data (saves computing it again).
     """
     x_train, _ = as_tensors(train_data)
     example = x_train[:1]
-    ranking = block_importance(model, calibration if calibration is not None else train_data)
+    if ranking is None:
+        ranking = block_importance(model, calibration if calibration is not None else train_data)
     if blocks > len(ranking):
         raise ValueError(f"cannot remove {blocks} blocks: the model has {len(ranking)} removable "
                          f"({', '.join(ranking.block)})")

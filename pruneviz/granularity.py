@@ -3,7 +3,11 @@
 A granularity reduces element scores to group scores and expands a group mask back to the weight's shape.
 Everything is a reshape and a reduction; no Python loop touches a weight.
 
-Weights are conv ``[out, in, kh, kw]`` (any number of spatial dims) or linear ``[out, in]``.
+Weights are conv ``[out, in, kh, kw]`` (any number of spatial dims) or linear ``[out, in]``. A grouped conv
+(depthwise included) stores ``[out, in / groups, kh, kw]``: output channel o reads only the input channels of
+its group, so dim 1 holds one input channel of *each* group. Every granularity but input_channel means the same
+there as on a plain conv (a weight, a kernel, a filter, N of M consecutive inputs of one output); input_channel
+would prune one input channel of every group at once, so it leaves grouped convs out and says why.
 
 | name            | a group is                                    | lecture term                      |
 |-----------------|-----------------------------------------------|-----------------------------------|
@@ -44,13 +48,17 @@ class Granularity:
     conv_only: bool = False
 
     # -- scope -------------------------------------------------------------------------------------
-    def unsupported_reason(self, weight_shape: torch.Size) -> str | None:
-        """Why this granularity has no meaning for a weight of this shape, or None if it has."""
+    def unsupported_reason(self, weight_shape: torch.Size, groups: int = 1) -> str | None:
+        """Why this granularity has no meaning for a weight of this shape (of a conv with ``groups``), or None."""
         if self.group_dims is None:
             return None  # element-wise works on any shape
         _check_rank(weight_shape)
         if self.conv_only and len(weight_shape) < 3:
             return f"{self.name} granularity needs a conv weight [out, in, k...], got shape {tuple(weight_shape)}"
+        if groups != 1 and 1 in self.group_dims and 0 not in self.group_dims:
+            return (f"{self.name} granularity on a grouped conv (groups={groups}, weight {tuple(weight_shape)}): "
+                    f"its weight's dim 1 holds one input channel of each of the {groups} groups, not one input "
+                    "channel of the layer; prune the channels of the layer before it instead")
         return None
 
     # -- scores and masks --------------------------------------------------------------------------
@@ -103,11 +111,12 @@ class NMGranularity(Granularity):
     n: int = 2
     m: int = 4
 
-    def unsupported_reason(self, weight_shape: torch.Size) -> str | None:
+    def unsupported_reason(self, weight_shape: torch.Size, groups: int = 1) -> str | None:
         _check_rank(weight_shape)
         if weight_shape[1] % self.m:
+            within = f" input channels per group of a grouped conv with groups={groups}" if groups != 1 else ""
             return (f"{self.name} needs the input dimension to be a multiple of {self.m}, "
-                    f"got {weight_shape[1]} (weight shape {tuple(weight_shape)})")
+                    f"got {weight_shape[1]}{within} (weight shape {tuple(weight_shape)})")
         return None
 
     def tiers(self, group_scores: torch.Tensor) -> torch.Tensor:

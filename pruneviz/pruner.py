@@ -132,11 +132,13 @@ class Pruner:
         return chosen
 
     def _scope_reason(self, info: LayerInfo) -> str | None:
-        reason = self.granularity.unsupported_reason(info.module.weight.shape)
+        reason = self.granularity.unsupported_reason(info.module.weight.shape, getattr(info.module, "groups", 1))
         if reason:
             return reason
         if self.granularity is CHANNEL and info.is_output:
             return "its output channels are the model's outputs (the classes)"
+        if self.granularity is CHANNEL and info.channel_leak:
+            return f"a pruned channel would not be gone: {info.channel_leak}"
         if self.granularity is INPUT_CHANNEL and info.is_input:
             return "its input channels are the model's input data"
         return self.criterion.covers(info)

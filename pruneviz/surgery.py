@@ -12,8 +12,14 @@ meets there (a *coupled group*: in a ResNet the stem, each block's last conv and
 only be removed together, so :func:`compact` accepts a coupled group only when all its layers carry the same
 channel mask. The Pruner scores each layer on its own, so on a residual network pass it the layers that can go
 alone, ``Pruner(model, granularity="channel", layers=channel_prunable_layers(model))`` (in a ResNet: the first
-conv of each block). Anything the tracer cannot follow (a ``view``, a ``cat``, a grouped conv, the model's
-output) blocks the channels that reach it, and asking to remove them is a ValueError naming the layer and the op.
+conv of each block). A module called more than once ties the channels it reads at each call the same way.
+Anything the tracer cannot follow (a ``view``, a ``cat``, a grouped conv, a ConvTranspose, the model's output)
+blocks the channels that reach it, and asking to remove them is a ValueError naming the layer and the op.
+
+The copy computes what the masked model computes only if a pruned channel reaches every later layer as zero, so
+:func:`compact` also refuses channels that a masked model would turn into a constant on the way (graph.py's
+leaks: a Sigmoid, a BatchNorm with ``affine=False``, a second BatchNorm, a BatchNorm after a skip connection's
+add, which a channel Pruner cannot zero for one layer).
 """
 from __future__ import annotations
 
@@ -24,20 +30,13 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import fx, nn
-from torch.nn import functional as F
 
 from .errors import unknown_choice
-from .graph import NORMS, PASS_THROUGH, prunable_layers
+from .graph import NORMS, build_graph, leak, module_leak, passes_through, prunable_layers
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _FLAT, _DIM1 = "flat", "dim1"  # where the channels are: the last dim ([N, C]), or dim 1 of [N, C, spatial...]
-
-# call_function / call_method targets that keep every channel where it is and keep a zero channel zero
-_ELEMENTWISE_FUNCS = {torch.relu, torch.relu_, F.relu, F.relu6, F.leaky_relu, F.gelu, F.silu, F.elu,
-                      F.hardswish, torch.tanh, F.dropout, F.dropout2d, F.max_pool1d, F.max_pool2d, F.max_pool3d,
-                      F.avg_pool1d, F.avg_pool2d, F.avg_pool3d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d,
-                      F.adaptive_max_pool2d}
-_ELEMENTWISE_METHODS = {"relu", "relu_", "tanh", "contiguous", "clone", "detach"}
+_ADD_TIE = "a skip connection (add)"
 _ADDS = {operator.add, operator.iadd, torch.add}
 _METADATA = {"size", "dim", "numel"}  # ops that read a tensor's shape, not its channels
 _REDUCTIONS = {"mean", "sum", "amax", "amin"}
@@ -46,12 +45,14 @@ _REDUCTIONS = {"mean", "sum", "amax", "amin"}
 @dataclass
 class ChannelGroup:
     """Channels that are kept or removed together: the outputs of ``producers`` (more than one when a skip
-    connection adds them), scaled by ``norms`` and read by ``consumers`` ({layer: input columns per channel})."""
+    connection adds them, or a module called twice reads them), scaled by ``norms`` and read by ``consumers``
+    ({layer: input columns per channel})."""
 
     producers: list[str] = field(default_factory=list)
     norms: list[str] = field(default_factory=list)
     consumers: dict[str, int] = field(default_factory=dict)
     blockers: list[str] = field(default_factory=list)  # why these channels cannot be removed
+    ties: list[str] = field(default_factory=list)  # what couples the producers (an add, a reused module)
 
     @property
     def coupled(self) -> bool:
@@ -66,6 +67,7 @@ class _Analysis:
         self.parent: dict[str, str] = {}
         self.origin: dict[fx.Node, tuple[str, str]] = {}  # node -> (producer key, layout)
         self.records: list[tuple[str, str, object]] = []  # (key, kind, payload), grouped once unions are known
+        self.read_by: dict[str, str] = {}  # module with per-channel weights -> the channels its first call read
         for node in traced.graph.nodes:
             self._visit(node)
 
@@ -80,10 +82,17 @@ class _Analysis:
             key = self.parent[key]
         return key
 
-    def _union(self, a: str, b: str) -> None:
+    def _union(self, a: str, b: str, why: str) -> None:
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
             self.parent[rb] = ra
+            self.records.append((ra, "tie", why))
+
+    def _read(self, name: str, key: str) -> None:
+        """A module with per-channel weights reads the channels of ``key``: every call must read the same ones
+        (a module called twice ties the channels it reads each time)."""
+        first = self.read_by.setdefault(name, key)
+        self._union(first, key, f"{name!r}, called more than once,")
 
     # -- recording -----------------------------------------------------------------------------------
     def _block(self, node: fx.Node, why: str) -> None:
@@ -110,23 +119,33 @@ class _Analysis:
 
     def _visit_module(self, node: fx.Node, module: nn.Module) -> None:
         name, src = node.target, node.args[0] if node.args else None
-        if isinstance(module, CONVS + (nn.Linear,)):
+        why = module_leak(name, module)
+        if why is not None:
+            self._block(node, why)
+        elif isinstance(module, CONVS + (nn.Linear,)):
             layout = _DIM1 if isinstance(module, CONVS) else _FLAT
+            grouped = isinstance(module, CONVS) and module.groups != 1
             if src in self.origin:
                 key, have = self.origin[src]
-                if isinstance(module, CONVS) and getattr(module, "groups", 1) != 1:
-                    self.records.append((key, "blocker", f"grouped conv {name!r} reads them"))
+                self._read(name, key)
+                if grouped:
+                    self.records.append((key, "blocker", f"grouped conv {name!r} (groups={module.groups}) reads "
+                                         "them: each of its groups reads a fixed slice of input channels, and "
+                                         "compact does not remove channels around grouped or depthwise convs"))
                 elif have != layout:
                     self.records.append((key, "blocker", f"{name!r} reads them along another dimension"))
                 else:
                     self.records.append((key, "consumer", name))
             key = self._key(name)
             self.records.append((key, "producer", name))
-            if isinstance(module, CONVS) and module.groups != 1:
-                self.records.append((key, "blocker", f"{name!r} is a grouped conv"))
+            if grouped:
+                self.records.append((key, "blocker", f"{name!r} is a grouped conv (groups={module.groups}): its "
+                                     "groups must keep equal widths, and compact does not remove channels "
+                                     "around grouped or depthwise convs"))
             self.origin[node] = (key, layout)
         elif isinstance(module, NORMS):
             if src in self.origin:
+                self._read(name, self.origin[src][0])
                 self.records.append((self.origin[src][0], "norm", name))
             self._pass(node, src)
         elif isinstance(module, nn.Flatten):
@@ -134,7 +153,7 @@ class _Analysis:
                 self._pass(node, src, _FLAT)
             else:
                 self._block(node, f"{name!r} flattens dims {module.start_dim}..{module.end_dim}")
-        elif isinstance(module, PASS_THROUGH):
+        elif passes_through(node, module):
             self._pass(node, src)
         else:
             self._block(node, f"{name!r} ({type(module).__name__}) reads them, which compact cannot follow")
@@ -145,7 +164,10 @@ class _Analysis:
         src = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
         if target in _METADATA or target is getattr:
             return  # reads a shape: no channel flows on
-        if target in _ELEMENTWISE_FUNCS or target in _ELEMENTWISE_METHODS:
+        why = leak(node, None)
+        if why is not None:
+            self._block(node, why)
+        elif passes_through(node, None):
             self._pass(node, src)
         elif target in _ADDS or target in ("add", "add_"):
             self._visit_add(node, label)
@@ -170,7 +192,7 @@ class _Analysis:
         if la != lb:
             self._block(node, f"{label} (node {node.name!r}) adds tensors of different layouts")
             return
-        self._union(ka, kb)
+        self._union(ka, kb, _ADD_TIE)
         self.origin[node] = (ka, la)
 
     def _visit_reduction(self, node: fx.Node, label: str, src: fx.Node | None) -> None:
@@ -184,24 +206,26 @@ class _Analysis:
             self._block(node, f"{label} over dims {dims} (node {node.name!r}) mixes channels")
 
     # -- result --------------------------------------------------------------------------------------
-    def groups(self) -> list[ChannelGroup]:
+    def groups(self, graph) -> list[ChannelGroup]:
         by_root: dict[str, ChannelGroup] = {}
         for key, kind, payload in self.records:
             group = by_root.setdefault(self.find(key), ChannelGroup())
             if kind == "producer":
-                if payload in group.producers:
-                    group.blockers.append(f"{payload!r} is called more than once")
-                else:
+                if payload not in group.producers:  # a layer called twice produces the same channels
                     group.producers.append(payload)
             elif kind == "norm":
-                group.norms.append(payload)
+                if payload not in group.norms:
+                    group.norms.append(payload)
             elif kind == "consumer":
                 group.consumers[payload] = 1
+            elif kind == "tie":
+                group.ties.append(payload)
             else:
                 group.blockers.append(payload)
         groups = [g for g in by_root.values() if g.producers]
         for group in groups:
             self._fill_columns(group)
+            _check_zeroed(group, graph)
         return groups
 
     def _fill_columns(self, group: ChannelGroup) -> None:
@@ -214,6 +238,25 @@ class _Analysis:
                 group.blockers.append(f"{name!r} reads {width} inputs, not a multiple of their {channels}")
             else:
                 group.consumers[name] = width // channels
+        for name in group.norms:
+            if self.modules[name].num_features != channels:
+                group.blockers.append(f"BatchNorm {name!r} normalizes {self.modules[name].num_features} "
+                                      f"features, not their {channels} channels")
+
+
+def _check_zeroed(group: ChannelGroup, graph) -> None:
+    """Compact equals masked only if a pruned channel reaches every later layer as zero: each producer's
+    channels must not leak (graph.py), and every BatchNorm on the way must be one a channel Pruner zeros."""
+    for name in group.producers:
+        why = graph.layers[name].channel_leak
+        if why is not None:
+            group.blockers.append(why)
+    zeroed = {graph.layers[name].norm for name in group.producers}
+    for norm in group.norms:
+        if norm not in zeroed:
+            group.blockers.append(f"BatchNorm {norm!r} scales them where other channels join them (after a skip "
+                                  "connection's add, or in a module called more than once), and a channel "
+                                  "Pruner zeros only the BatchNorm one layer's channels pass alone")
 
 
 def _out_channels(module: nn.Module) -> int:
@@ -231,7 +274,8 @@ def _trace(model: nn.Module) -> fx.GraphModule:
 
 def channel_groups(model: nn.Module) -> list[ChannelGroup]:
     """Every set of channels the surgery keeps or removes together, with what reads them and what blocks them."""
-    return _Analysis(model, _trace(model)).groups()
+    traced = _trace(model)
+    return _Analysis(model, traced).groups(build_graph(model, traced))
 
 
 def channel_prunable_layers(model: nn.Module) -> list[str]:
@@ -287,9 +331,10 @@ def _group_keep(group: ChannelGroup, keeps: Mapping[str, torch.Tensor], alone: l
         differ = [n for n in masked if not torch.equal(masked[n], masked[layer])]
         if whole or differ:
             others = ", ".join(repr(n) for n in group.producers if n != layer)
-            raise ValueError(f"cannot remove channels of {layer!r} alone: a skip connection (add) ties them to "
-                             f"{others}; give all of these the same channel mask, or prune only layers that can "
-                             f"go alone: {', '.join(repr(n) for n in alone)}")
+            tie = group.ties[0] if group.ties else _ADD_TIE
+            raise ValueError(f"cannot remove channels of {layer!r} alone: {tie} ties them to {others}; give all "
+                             f"of these the same channel mask, or prune only layers that can go alone: "
+                             f"{', '.join(repr(n) for n in alone) or 'none'}")
     keep = masked[layer]
     if not bool(keep.any()):
         raise ValueError(f"the mask of {layer!r} removes every channel; keep at least one")
@@ -340,6 +385,12 @@ def compact(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn.Module:
     parameters and MACs. Masks that split a skip connection's coupled channels, that remove every channel of a
     layer, or that reach an op the surgery cannot follow raise a ValueError naming the layer.
     """
+    if not isinstance(masks, Mapping):
+        if isinstance(getattr(masks, "masks", None), Mapping):
+            raise TypeError(f"compact takes a Pruner's masks, not the {type(masks).__name__} itself: "
+                            "compact(model, pruner.masks)")
+        raise TypeError(f"masks must be a dict {{layer: bool mask}} such as Pruner.masks, got "
+                        f"{type(masks).__name__}")
     keeps = channel_keep(masks, model)
     groups = channel_groups(model)
     alone = _alone(groups, model)

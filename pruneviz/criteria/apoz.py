@@ -44,7 +44,7 @@ def _sources(model: nn.Module, infos: dict[str, LayerInfo]) -> dict[str, tuple[s
         if act in modules and isinstance(modules[act], ACTIVATIONS) and shared[act] == 1:
             out[name] = (act, False)
         else:
-            out[name] = (info.norm or name, True)
+            out[name] = (info.activation_input or name, True)
     return out
 
 
