@@ -1,0 +1,114 @@
+"""The real nbgrader, end to end, on two of the notebooks: generate the assignment from the stamped solution
+notebooks with the shipped course configuration, autograde a solved, an unsolved and a wrong submission, assert
+the points. Five notebook runs: about a minute and a half on 2 quiet cores, up to 4 minutes under load (02 and
+05 are the quickest notebooks with exercises)."""
+import copy
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from pruneviz.coursework.generate import render, student_notebook
+from pruneviz.coursework.stamp import stamp_notebook
+
+pytest.importorskip("nbgrader")
+from nbgrader.api import Gradebook  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ("02_magnitude", "05_apoz")
+ASSIGNMENT = "pruning"
+
+
+def nbgrader(course: Path, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+def submit(course: Path, student: str, notebooks: dict[str, nbformat.NotebookNode]) -> None:
+    folder = course / "submitted" / student / ASSIGNMENT
+    folder.mkdir(parents=True)
+    for name, nb in notebooks.items():
+        (folder / f"{name}.ipynb").write_text(render(nb), encoding="utf-8")
+
+
+FORGOT_ABS = '''def fine_grained_prune(tensor, sparsity):
+    """Forgets abs(): prunes the most negative weights, not the smallest magnitudes."""
+    k = round(sparsity * tensor.numel())
+    if k == 0:
+        return tensor.clone()
+    threshold = tensor.flatten().kthvalue(k).values
+    return torch.where(tensor > threshold, tensor, torch.zeros_like(tensor))'''
+
+
+def forget_abs(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The solved notebook, but with a fine_grained_prune that forgets the absolute value."""
+    nb = copy.deepcopy(solution)
+    answers = [cell for cell in nb.cells if cell.metadata["nbgrader"]["grade_id"] == "fine_grained_prune"]
+    assert len(answers) == 1, "notebook 02 has no fine_grained_prune exercise any more: update this test"
+    answers[0].source = FORGOT_ABS
+    return nb
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    course = tmp_path_factory.mktemp("course")
+    shutil.copy(ROOT / "course" / "nbgrader_config.py", course)
+    source = course / "source" / ASSIGNMENT
+    source.mkdir(parents=True)
+    solutions = {name: stamp_notebook(nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4), name)
+                 for name in NOTEBOOKS}
+    for name, nb in solutions.items():
+        (source / f"{name}.ipynb").write_text(render(nb), encoding="utf-8")
+
+    nbgrader(course, "generate_assignment", ASSIGNMENT)
+    submit(course, "solved", solutions)
+    submit(course, "unsolved", {name: student_notebook(nb).notebook for name, nb in solutions.items()})
+    submit(course, "wrong", {"02_magnitude": forget_abs(solutions["02_magnitude"])})  # 05 not handed in
+    nbgrader(course, "autograde", ASSIGNMENT)
+    return course, solutions
+
+
+def scores(course: Path, student: str) -> dict[str, tuple[float, float]]:
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        submission = gb.find_submission(ASSIGNMENT, student)
+        return {nb.name: (nb.score, nb.max_score) for nb in submission.notebooks}
+
+
+def test_the_release_is_our_student_copy(graded):
+    course, solutions = graded
+    for name, solution in solutions.items():
+        released = nbformat.read(course / "release" / ASSIGNMENT / f"{name}.ipynb", as_version=4)
+        ours = student_notebook(solution).notebook
+        assert len(released.cells) == len(ours.cells)
+        for theirs, mine in zip(released.cells, ours.cells):
+            assert theirs.source == mine.source
+            assert theirs.metadata["nbgrader"] == mine.metadata["nbgrader"]  # grade ids, points, checksums
+            for flag in ("editable", "deletable"):
+                assert theirs.metadata.get(flag) == mine.metadata.get(flag), (name, flag, mine.source[:60])
+
+
+def test_a_solved_submission_gets_full_marks(graded):
+    course, _ = graded
+    got = scores(course, "solved")
+    assert got == {"02_magnitude": (2.0, 2.0), "05_apoz": (1.0, 1.0)}
+
+
+def test_an_unsolved_submission_gets_nothing(graded):
+    course, _ = graded
+    got = scores(course, "unsolved")
+    assert got == {"02_magnitude": (0.0, 2.0), "05_apoz": (0.0, 1.0)}
+
+
+def test_a_wrong_answer_loses_its_point_and_is_told_why(graded):
+    course, _ = graded
+    assert scores(course, "wrong") == {"02_magnitude": (1.0, 2.0), "05_apoz": (0.0, 1.0)}  # row_importance ok
+    nb = nbformat.read(course / "autograded" / "wrong" / ASSIGNMENT / "02_magnitude.ipynb", as_version=4)
+    errors = [o for cell in nb.cells if cell.metadata.get("nbgrader", {}).get("grade")
+              for o in cell.get("outputs", []) if o.output_type == "error"]
+    assert len(errors) == 1 and errors[0].ename == "CheckFailed"
+    assert "prune the smallest |w| first" in errors[0].evalue, errors[0].evalue
