@@ -11,11 +11,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from pruneviz.coursework.generate import render, student_notebook
-from pruneviz.coursework.stamp import stamp_notebook
+from pruneviz.coursework.generate import render, solution_notebooks, student_notebook
+from pruneviz.coursework.stamp import checksum, stamp_notebook
 
 pytest.importorskip("nbgrader")
 from nbgrader.api import Gradebook  # noqa: E402
+from nbgrader.nbgraderformat import MetadataValidator  # noqa: E402
+from nbgrader.utils import compute_checksum  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ("02_magnitude", "05_apoz")
@@ -79,17 +81,41 @@ def scores(course: Path, student: str) -> dict[str, tuple[float, float]]:
         return {nb.name: (nb.score, nb.max_score) for nb in submission.notebooks}
 
 
-def test_the_release_is_our_student_copy(graded):
-    course, solutions = graded
+def assert_released_as_ours(released_dir: Path, solutions: dict[str, nbformat.NotebookNode]) -> None:
     for name, solution in solutions.items():
-        released = nbformat.read(course / "release" / ASSIGNMENT / f"{name}.ipynb", as_version=4)
+        released = nbformat.read(released_dir / f"{name}.ipynb", as_version=4)
         ours = student_notebook(solution).notebook
-        assert len(released.cells) == len(ours.cells)
+        assert len(released.cells) == len(ours.cells), name
         for theirs, mine in zip(released.cells, ours.cells):
-            assert theirs.source == mine.source
-            assert theirs.metadata["nbgrader"] == mine.metadata["nbgrader"]  # grade ids, points, checksums
+            assert theirs.source == mine.source, name
+            assert theirs.metadata["nbgrader"] == mine.metadata["nbgrader"], name  # ids, points, checksums
             for flag in ("editable", "deletable"):
                 assert theirs.metadata.get(flag) == mine.metadata.get(flag), (name, flag, mine.source[:60])
+
+
+def test_the_release_is_our_student_copy(graded):
+    course, solutions = graded
+    assert_released_as_ours(course / "release" / ASSIGNMENT, solutions)
+
+
+def test_every_notebook_is_accepted_by_nbgrader_and_released_as_our_student_copy(tmp_path):
+    """generate_assignment on all the solution notebooks (no execution: seconds), and nbgrader's own metadata
+    validator and checksum on every stamped and student notebook."""
+    shutil.copy(ROOT / "course" / "nbgrader_config.py", tmp_path)
+    source = tmp_path / "source" / "all"
+    source.mkdir(parents=True)
+    solutions = {}
+    for path in solution_notebooks(ROOT / "notebooks"):
+        solutions[path.stem] = stamp_notebook(nbformat.read(path, as_version=4), path.name)
+        (source / path.name).write_text(render(solutions[path.stem]), encoding="utf-8")
+        student = student_notebook(solutions[path.stem], path.name).notebook
+        for nb in (solutions[path.stem], student):
+            MetadataValidator().validate_nb(nb)  # raises on a missing grade_id, points, a duplicate id...
+        for cell in student.cells:
+            assert cell.metadata["nbgrader"]["checksum"] == checksum(cell) == compute_checksum(cell)
+    assert len(solutions) >= 2
+    nbgrader(tmp_path, "generate_assignment", "all")
+    assert_released_as_ours(tmp_path / "release" / "all", solutions)
 
 
 def test_a_solved_submission_gets_full_marks(graded):
