@@ -68,10 +68,11 @@ def test_only_cells_that_call_a_stub_at_top_level_are_tagged():
         "check_x(len)",  # a check of something the student does not write: neither graded nor raising
     )
     nb.cells[4].metadata["tags"] = ["keep-me"]
+    nb.cells[7].metadata["tags"] = [RAISES_TAG]  # the solution shows a failing check on purpose
     student = student_notebook(nb)
     assert student.raising_cells == [3, 4, 6] and student.graded_cells == [6]
     assert [c.metadata.get("tags", []) for c in student.notebook.cells] == [
-        [], [], [], [RAISES_TAG], ["keep-me", RAISES_TAG], [], [RAISES_TAG], []]
+        [], [], [], [RAISES_TAG], ["keep-me", RAISES_TAG], [], [RAISES_TAG], [RAISES_TAG]]
     assert all(c.outputs == [] and c.execution_count is None for c in student.notebook.cells)
     assert "2 * x" not in render(student.notebook)
     assert nb.cells[0].source.count(BEGIN) == 1  # the solution notebook is not changed

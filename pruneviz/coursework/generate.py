@@ -52,13 +52,9 @@ def student_notebook(solution: nbformat.NotebookNode, name: str = "notebook") ->
             cell.outputs = []
             cell.execution_count = None
             cell.metadata.pop("execution", None)  # nbclient's timings: not the student's business
-            tags = [t for t in cell.metadata.get("tags", []) if t != RAISES_TAG]
-            if index in found.raising_cells:
-                tags.append(RAISES_TAG)
-            if tags:
-                cell.metadata["tags"] = tags
-            else:
-                cell.metadata.pop("tags", None)
+            tags = list(cell.metadata.get("tags", []))  # a cell the solution tags raises in the copy too
+            if index in found.raising_cells and RAISES_TAG not in tags:
+                cell.metadata["tags"] = tags + [RAISES_TAG]
         student_cell_metadata(cell)
     # the widget state nbclient saved when the solution ran is output too, and would show its results
     nb.metadata.pop("widgets", None)
