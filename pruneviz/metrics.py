@@ -74,7 +74,10 @@ def layer_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
     Counted by torch.utils.flop_counter (FLOPs / 2) rather than by formulas of our own. What the rest of the
     model costs (a ConvTranspose, an ``x @ W`` written in ``forward``, attention) is ``macs(...)`` minus the sum.
     """
-    counts = _flop_counts(model, example)
+    return _per_layer(model, _flop_counts(model, example))
+
+
+def _per_layer(model: nn.Module, counts: dict[str, dict]) -> dict[str, int]:
     root = type(model).__name__
     return {name: _macs_of(counts.get(f"{root}.{name}", {})) for name in prunable_layers(model)}
 
@@ -86,14 +89,16 @@ def macs(model: nn.Module, example: torch.Tensor, sparse: bool = False) -> int:
     ``sparse=True`` scales each Linear and Conv layer's MACs by its weight density, the MACs a sparse kernel
     could skip (dense hardware still does them all); MACs outside those layers count in full.
     """
-    counts = _flop_counts(model, example)
+    return _macs(model, _flop_counts(model, example), sparse)
+
+
+def _macs(model: nn.Module, counts: dict[str, dict], sparse: bool) -> int:
     total = _macs_of(counts.get("Global", {}))
     if not sparse:
         return total
-    root = type(model).__name__
+    per_layer = _per_layer(model, counts)
     density = {name: 1.0 - s for name, s in layer_sparsity(model).items()}
-    skipped = sum(_macs_of(counts.get(f"{root}.{name}", {})) * (1.0 - d) for name, d in density.items())
-    return round(total - skipped)
+    return total - sum(per_layer.values()) + round(sum(m * density[name] for name, m in per_layer.items()))
 
 
 @torch.no_grad()
@@ -118,8 +123,9 @@ def latency(model: nn.Module, example: torch.Tensor, warmup: int = 10, runs: int
 
 
 def summary(model: nn.Module, example: torch.Tensor) -> dict[str, float]:
-    """One dict of the numbers a readout shows: sparsity, parameters, bytes, MACs."""
+    """One dict of the numbers a readout shows: sparsity, parameters, bytes, MACs (one counted forward)."""
+    counts = _flop_counts(model, example)
     return {"sparsity": sparsity(model), "parameters": count_parameters(model),
             "nonzero_parameters": count_parameters(model, nonzero=True),
             "dense_bytes": size_bytes(model), "sparse_bytes": size_bytes(model, sparse=True),
-            "macs": macs(model, example), "sparse_macs": macs(model, example, sparse=True)}
+            "macs": _macs(model, counts, False), "sparse_macs": _macs(model, counts, True)}

@@ -83,3 +83,11 @@ def test_macs_leave_the_mode_as_it_was():
     macs(model, X)
     layer_macs(model, X)
     assert model.training
+
+
+def test_summary_counts_as_macs_does():
+    model = MatmulNet()
+    pruneviz.Pruner(model, "magnitude", "channel", layers=["fc1"]).prune(0.25)
+    numbers = pruneviz.metrics.summary(model, X)
+    assert numbers["macs"] == macs(model, X) and numbers["sparse_macs"] == macs(model, X, sparse=True)
+    assert numbers["sparse_macs"] == numbers["macs"] - 8 * 64  # 8 of fc1's 32 rows of 64 weights
