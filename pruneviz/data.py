@@ -116,7 +116,7 @@ def _describe(data: Data) -> str:
     return f"a pair of tensors shaped {tuple(data[0].shape)}" if isinstance(data, tuple) else type(data).__name__
 
 
-def _first(data: Data) -> tuple[torch.Tensor, torch.Tensor]:
+def first_batch(data: Data) -> tuple[torch.Tensor, torch.Tensor]:
     """All inputs of an in-memory pair or TensorDataset (cheap to check whole), else the first batch."""
     if isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
         return data
@@ -132,7 +132,7 @@ def check_data(data: Data, model: torch.nn.Module | None = None, what: str = "da
     different lengths, NaN or infinite inputs, inputs that cannot reach the model's device.
 
     In-memory data (an (x, y) pair, a TensorDataset) is checked whole; a DataLoader by its first batch."""
-    x, y = _first(data)
+    x, y = first_batch(data)
     if len(x) == 0:
         raise ValueError(f"{what} is empty (0 samples): {_describe(data)}")
     if len(x) != len(y):

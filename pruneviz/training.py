@@ -14,7 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import dense as registry
-from .data import Data, as_tensors, check_data
+from .data import Data, as_tensors, check_data, first_batch
 from .device import model_device
 from .errors import check_model, unknown_choice
 
@@ -71,7 +71,7 @@ def check_training(model: nn.Module, data: Data, *, epochs: int, lr: float, batc
     check_data(data, model, "training data")
     if loss_fn is not None:
         return
-    x, y = as_tensors(data, limit=batch_size)
+    x, y = first_batch(data)  # in-memory data whole, a DataLoader by its first batch
     if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
         raise ValueError(f"cross-entropy needs class indices as targets (an integer tensor), got {y.dtype} targets; "
                          "convert them with y.long(), or pass loss_fn= for other targets")
