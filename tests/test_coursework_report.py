@@ -60,8 +60,19 @@ def test_a_stub_is_one_problem_for_the_whole_check():
     for x in range(4):
         with check.case(f"x = {x}"):
             check.expect(check.run(answer, x) is not None, "returned None")
-    assert check.problems == ["x = 0: answer is not implemented yet (it still raises NotImplementedError); the "
-                              "other cases were not run"]
+    assert check.problems == ["answer is not implemented yet (it still raises NotImplementedError)"]
+
+
+def test_not_implemented_after_some_cases_names_its_case():
+    def partly(x):
+        if x > 1:
+            raise NotImplementedError("the general case")
+        return x
+    check = Check("partly")
+    for x in range(4):
+        with check.case(f"x = {x}"):
+            check.run(partly, x)
+    assert check.problems == ["x = 2: partly raised NotImplementedError; the cases after this one were not run"]
 
 
 def _via_pruner(tensor, sparsity):  # delegation two calls deep: Pruner -> selector
@@ -180,3 +191,4 @@ def test_unchanged_ignores_what_cannot_be_compared():
     with check.case("an object compared by identity"):
         check.run(lambda v: None, object(), unchanged="changed")
     assert check.problems == []
+
