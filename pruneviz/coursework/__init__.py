@@ -8,14 +8,16 @@
         check = Check("APoZ of a channel", forbid=[pruneviz.apoz])  # the library's answer: refused
         for case, acts, expected in cases:                           # the lecture's / lab's examples + random
             with check.case(case):
-                got = check.run(student_fn, acts)          # a stub or an error ends the case, in words
+                got = check.run(student_fn, acts,          # a stub or an error ends the case, in words
+                                unchanged="changed the activations in place")  # optional purity check
                 check.expect(got is not None, "returned None; return one APoZ per channel")
                 check.expect(got.shape == expected.shape, f"returned shape {tuple(got.shape)}, ...")
         return check.done()                                # ✓ and True, or raises CheckFailed
 
 The first :meth:`Check.fail` / failed :meth:`Check.expect` of a case is its one problem and ends the case; a stub
-(NotImplementedError) or a call into a ``forbid`` function (traced, however deep) is one problem for the whole
-check. A failed check raises :class:`CheckFailed` (an ``AssertionError``) whose message lists the problems: a
+(NotImplementedError) or a call into a ``forbid`` function (functions, methods or whole classes; traced with
+``sys.setprofile`` while the student's function runs, however deep the call) is one problem for the whole
+check. Test each new check with the library's own answer (``tests/test_coursework_report.py``, LIBRARY_ANSWERS). A failed check raises :class:`CheckFailed` (an ``AssertionError``) whose message lists the problems: a
 notebook cell ``check_x(student_fn);`` then fails, which is what nbgrader grades. To show a failing check in
 prose, catch it: ``try: check_x(wrong) except CheckFailed as e: print(e)``.
 
