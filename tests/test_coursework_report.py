@@ -192,3 +192,12 @@ def test_unchanged_ignores_what_cannot_be_compared():
         check.run(lambda v: None, object(), unchanged="changed")
     assert check.problems == []
 
+
+
+def test_a_delegation_that_then_fails_is_still_told_as_a_delegation():
+    def half_delegating(tensor, sparsity):
+        pruneviz.tensor_mask(tensor, sparsity)
+        raise RuntimeError("and then something broke")
+    with pytest.raises(CheckFailed) as failure:
+        check_fine_grained_prune(half_delegating)
+    assert "calls pruneviz.tensor_mask" in str(failure.value) and "RuntimeError" not in str(failure.value)

@@ -150,31 +150,29 @@ class Check:
         before = [_snapshot(a) for a in (*args, *kwargs.values())] if unchanged else []
         who = getattr(fn, "__name__", "")
         who = who if who.isidentifier() else "your function"
-        try:
-            result, used = self._traced(fn, args, kwargs)
-        except NotImplementedError:
-            self._stopped = True
-            if not self._returned:  # a stub: the case it happened on does not matter
-                self._case = None
-                self.fail(f"{who} is not implemented yet (it still raises NotImplementedError)")
-            self.fail(f"{who} raised NotImplementedError; the cases after this one were not run")
-        except Exception as err:  # any error in student code is a problem, with its type and message
-            self.fail(f"raised {type(err).__name__}: {err}")
-        if used:
+        result, error, used = self._traced(fn, args, kwargs)
+        if used:  # said first: a delegation that then failed is still a delegation
             self._stopped = True
             self.problems.append(
                 f"{who} calls {used}, the library's own answer to this exercise: write it yourself "
                 "(plain torch is fine); the check cannot grade the library")
             raise _CaseOver
+        if isinstance(error, NotImplementedError):
+            self._stopped = True
+            if not self._returned:  # a stub: the case it happened on does not matter
+                self._case = None
+                self.fail(f"{who} is not implemented yet (it still raises NotImplementedError)")
+            self.fail(f"{who} raised NotImplementedError; the cases after this one were not run")
+        if error is not None:  # any error in student code is a problem, with its type and message
+            self.fail(f"raised {type(error).__name__}: {error}")
         if unchanged and not all(_same(b, _snapshot(a)) for b, a in zip(before, (*args, *kwargs.values()))):
             self.fail(unchanged)
         self._returned += 1
         return result
 
-    def _traced(self, fn: Callable, args: tuple, kwargs: dict) -> tuple[Any, str | None]:
-        """``fn(*args, **kwargs)`` and the first forbidden function it called (None if none)."""
-        if not self._forbidden:
-            return fn(*args, **kwargs), None
+    def _traced(self, fn: Callable, args: tuple, kwargs: dict) -> tuple[Any, Exception | None, str | None]:
+        """``fn(*args, **kwargs)``: its result, the exception it raised (or None) and the first forbidden
+        function it called (or None)."""
         forbidden, seen = self._forbidden, []
         previous = sys.getprofile()
 
@@ -184,12 +182,15 @@ class Check:
             if previous is not None:
                 previous(frame, event, arg)
 
-        sys.setprofile(profile)
+        if forbidden:
+            sys.setprofile(profile)
         try:
-            result = fn(*args, **kwargs)
+            return fn(*args, **kwargs), None, (seen[0] if seen else None)
+        except Exception as err:  # the student's error, judged by run()
+            return None, err, (seen[0] if seen else None)
         finally:
-            sys.setprofile(previous)
-        return result, (seen[0] if seen else None)
+            if forbidden:
+                sys.setprofile(previous)
 
     def done(self) -> bool:
         """Print ``✓ name`` and return True, or raise :class:`CheckFailed` listing the problems."""
