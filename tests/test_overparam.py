@@ -1,9 +1,12 @@
 """The over-parameterization experiment: fresh re-initialisation, and pruned + fine-tuned vs from scratch."""
+import json
+
+import pandas as pd
 import pytest
 import torch
 
 import pruneviz
-from pruneviz.overparam import pruned_vs_scratch, reinitialized
+from pruneviz.overparam import DEFAULT_CACHE, best_lrs, choose_finetune_lr, pruned_vs_scratch, reinitialized
 
 from .conftest import same_state, state_of
 
@@ -24,11 +27,12 @@ def test_pruned_vs_scratch_rows(mlp, digits):
     train, test = digits.train, digits.test
     small_train = pruneviz.data.as_tensors(train, limit=200)
     before = state_of(mlp)
-    table = pruned_vs_scratch(mlp, small_train, test, sparsities=[0.75], finetune_epochs=1, scratch_epochs=1,
+    table = pruned_vs_scratch(mlp, small_train, test, sparsities=[0.75], trained_epochs=1, finetune_epochs=1,
                               seeds=[0, 1])
     assert same_state(before, state_of(mlp))
-    assert list(table.method) == ["pruned", "pruned + fine-tuned", "from scratch", "pruned + fine-tuned",
-                                  "from scratch"]
+    assert list(table.method) == ["pruned", "pruned + fine-tuned", "scratch-E", "scratch-B",
+                                  "pruned + fine-tuned", "scratch-E", "scratch-B"]
+    assert list(table.epochs) == [1, 2, 1, 2, 2, 1, 2]
     expected = pruneviz.count_parameters(
         pruneviz.compact(mlp, pruneviz.Pruner(mlp, "magnitude", "channel").prune(0.75).masks))
     assert set(table.parameters) == {expected}
@@ -39,4 +43,39 @@ def test_pruned_vs_scratch_rows(mlp, digits):
     assert table.accuracy.between(0, 1).all()
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         pruned_vs_scratch(mlp, small_train, test, sparsities=[1.5])
+    with pytest.raises(ValueError, match="at least one seed"):
+        pruned_vs_scratch(mlp, small_train, test, seeds=[])
     pruner.restore()
+
+
+def test_the_cache_is_read_when_its_key_matches_and_recomputed_when_not(mlp, digits, tmp_path):
+    data = pruneviz.data.as_tensors(digits.train, limit=100)
+    cache = tmp_path / "rows.json"
+    args = dict(sparsities=[0.75], trained_epochs=1, finetune_epochs=1, seeds=[0], cache=cache)
+    first = pruned_vs_scratch(mlp, data, digits.test, **args)
+    stored = json.loads(cache.read_text())
+    stored["pruned_vs_scratch"]["rows"][0]["accuracy"] = -1.0  # a marker: read back only if the key matches
+    cache.write_text(json.dumps(stored))
+    assert pruned_vs_scratch(mlp, data, digits.test, **args).accuracy[0] == -1.0
+    with torch.no_grad():
+        mlp.fc3.bias.add_(1.0)  # other weights: another key
+    again = pruned_vs_scratch(mlp, data, digits.test, **args)
+    assert again.accuracy[0] != -1.0 and len(again) == len(first)
+    other = pruned_vs_scratch(mlp, data, digits.test, **{**args, "finetune_epochs": 2})
+    assert other.epochs.max() == 3
+
+
+def test_the_shipped_cache_is_what_the_computation_gives(mlp, digits):
+    """One size and one seed of the shipped rows, computed again on one thread: the same accuracies."""
+    lrs = best_lrs(choose_finetune_lr(mlp, digits.train, digits.val, cache=DEFAULT_CACHE))
+    shipped = pruned_vs_scratch(mlp, digits.train, digits.test, finetune_lr=lrs, cache=DEFAULT_CACHE)
+    fresh = pruned_vs_scratch(mlp, digits.train, digits.test, sparsities=[0.9375], seeds=[0],
+                              finetune_lr=lrs[0.9375])
+    want = shipped[(shipped.sparsity == 0.9375) & (shipped.seed == 0)].reset_index(drop=True)
+    assert fresh.to_dict("records") == want.to_dict("records")
+
+
+def test_best_lrs_picks_the_highest_validation_accuracy_smaller_lr_on_ties():
+    choice = pd.DataFrame({"sparsity": [0.5, 0.5, 0.5, 0.9, 0.9], "parameters": [1, 1, 1, 2, 2],
+                           "lr": [0.01, 0.03, 0.1, 0.01, 0.1], "val_accuracy": [0.9, 0.9, 0.8, 0.5, 0.7]})
+    assert best_lrs(choice) == {0.5: 0.01, 0.9: 0.1}
