@@ -38,6 +38,8 @@ NONZERO_AT_ZERO = (nn.Sigmoid, nn.Hardsigmoid, nn.LogSigmoid, nn.Softplus)
 NONZERO_AT_ZERO_FUNCS = {torch.sigmoid: torch.sigmoid, F.sigmoid: torch.sigmoid, F.hardsigmoid: F.hardsigmoid,
                          F.logsigmoid: F.logsigmoid, F.softplus: F.softplus, "sigmoid": torch.sigmoid,
                          "sigmoid_": torch.sigmoid}
+# norms whose statistics span several channels: a zeroed channel comes out of them as minus their mean
+MIXING_NORMS = (nn.GroupNorm, nn.LayerNorm)
 ACTIVATIONS = (nn.ReLU, nn.ReLU6)
 
 
@@ -49,6 +51,11 @@ def module_leak(name: str, module: nn.Module) -> str | None:
                 "constant -running_mean / sqrt(running_var + eps), not zero")
     if isinstance(module, NONZERO_AT_ZERO):
         return f"{name!r} ({type(module).__name__}) maps a zeroed channel to {_at_zero(module):g}, not 0"
+    if isinstance(module, MIXING_NORMS):
+        return (f"{name!r} ({type(module).__name__}) normalizes a zeroed channel with the others, so it leaves "
+                "as -mean / std of them (times gamma, plus beta), not zero")
+    if isinstance(module, nn.modules.instancenorm._InstanceNorm) and module.affine:
+        return f"{name!r} ({type(module).__name__}) adds its beta to a zeroed channel"
     return None
 
 

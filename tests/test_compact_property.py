@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import pruneviz
+from pruneviz.criteria.apoz import apoz
 from pruneviz.graph import prunable_layers
 from pruneviz.surgery import channel_groups, channel_prunable_layers, compact
 
@@ -145,6 +146,12 @@ CASES = {
     "flatten-then-bn": Case(lambda bias: Seq(conv1=conv(1, 4, bias), relu1=nn.ReLU(), flat=nn.Flatten(),
                                              bn=nn.BatchNorm1d(256), fc=nn.Linear(256, 10)),
                             [], {"conv1": "features, not the layer's 4 channels"}),
+    "groupnorm": Case(lambda bias: Seq(conv1=conv(1, 6, bias), gn=nn.GroupNorm(2, 6), relu1=nn.ReLU(),
+                                       conv2=conv(6, 4, bias), relu2=nn.ReLU(), **head(4)),
+                      ["conv2"], {"conv1": "normalizes a zeroed channel with the others"}),
+    "layernorm-mlp": Case(lambda bias: Seq(flat=nn.Flatten(), fc1=nn.Linear(64, 32, bias), ln=nn.LayerNorm(32),
+                                           relu=nn.ReLU(), fc2=nn.Linear(32, 10)),
+                          [], {"fc1": "'ln' (LayerNorm)"}),
     "called-twice": Case(Twice, [], coupled=[["conv1", "conv2"]]),
     "shared-norm": Case(SharedNorm, [], coupled=[["conv1", "conv2"]]),
     "residual": Case(Residual, ["conv1"], coupled=[["stem", "conv2"]]),
@@ -369,3 +376,45 @@ def test_a_pruner_instead_of_its_masks_is_a_clear_error():
     with pytest.raises(TypeError, match="masks must be a dict.*got list"):
         compact(model, [pruner.masks["conv1"]])
     assert same_state(before, state_of(model))
+
+
+class Untraceable(nn.Module):
+    """Data-dependent control flow: fx cannot trace it, so graph.py reads the registration order."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.act, self.conv2 = conv(1, 4), nn.Sigmoid(), conv(4, 4)
+        self.bn, self.relu, self.fc = nn.BatchNorm2d(4), nn.ReLU(), nn.Linear(4, 10)
+
+    def forward(self, x):
+        x = self.conv2(self.act(self.conv1(x)))
+        x = self.relu(self.bn(x)) if x.sum() > 0 else x
+        return self.fc(x.mean([2, 3]))
+
+
+def test_untraceable_models_name_the_leak_by_registration_order():
+    pruner = pruneviz.Pruner(Untraceable(), "magnitude", "channel")
+    assert not pruner.graph.traced
+    assert "'act' (Sigmoid) maps a zeroed channel to 0.5" in pruner.skipped["conv1"]
+    assert list(pruner.layers) == ["conv2"] and pruner.graph.layers["conv2"].norm == "bn"
+
+
+class ReluThenNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn, self.conv2, self.fc = conv(1, 4), nn.BatchNorm2d(4), conv(4, 4), nn.Linear(4, 10)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv2(self.bn(torch.relu(self.conv1(x))))).mean([2, 3]))
+
+
+def test_apoz_counts_zeros_of_the_relu_input_when_the_norm_comes_after_it():
+    """conv1 -> relu -> bn: the Pruner zeros bn with conv1's channels, and APoZ still counts relu's zeros."""
+    model = ReluThenNorm().eval()
+    info = pruneviz.Pruner(model, "magnitude", "channel").graph.layers["conv1"]
+    assert info.norm == "bn" and info.activation_input == "conv1"
+    x = torch.randn(16, 1, 8, 8)
+    with torch.no_grad():
+        expected = (torch.relu(model.conv1(x)) == 0).float().mean(dim=(0, 2, 3))
+    torch.testing.assert_close(apoz(model, (x, torch.zeros(16, dtype=torch.long)),
+                                                           layers=["conv1"])["conv1"].float(), expected)
