@@ -137,11 +137,6 @@ def check_data(data: Data, model: torch.nn.Module | None = None, what: str = "da
         raise ValueError(f"{what} is empty (0 samples): {_describe(data)}")
     if len(x) != len(y):
         raise ValueError(f"{what} has {len(x)} inputs but {len(y)} targets")
-    if x.is_floating_point() or x.is_complex():
-        bad = int((~torch.isfinite(x)).sum())
-        if bad:
-            raise ValueError(f"{what} has {bad} NaN or infinite input values (of {x.numel()}); clean or drop those "
-                             "samples first")
     if model is not None:
         from .device import model_device
 
@@ -152,6 +147,11 @@ def check_data(data: Data, model: torch.nn.Module | None = None, what: str = "da
             except (RuntimeError, NotImplementedError) as err:
                 raise ValueError(f"{what} is on {x.device} and the model on {device}, and it cannot be moved "
                                  f"there ({err}); move one to the other's device") from None
+    if (x.is_floating_point() or x.is_complex()) and x.device.type != "meta":
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise ValueError(f"{what} has {bad} NaN or infinite input values (of {x.numel()}); clean or drop those "
+                             "samples first")
 
 
 # -- torchvision data sets (extra "vision"), for users with a network ------------------------------------

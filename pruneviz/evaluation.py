@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .data import Data, batches
+from .data import Data, batches, check_data
 from .device import model_device
 from .errors import check_model
 
@@ -13,6 +13,7 @@ from .errors import check_model
 def predict(model: nn.Module, data: Data, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits, targets) over all of ``data``, in eval mode; every module's train/eval mode is left as it was."""
     check_model(model)
+    check_data(data, model)
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     device = model_device(model)
