@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pruneviz import AGP, Iterative, OneShot, Pruner, run_schedule
-from pruneviz.schedules import compare_schedules, lecture_schedules
+import pruneviz
+from pruneviz.schedules import compare_schedules, lecture_schedules, schedule_sweep
 
 from .conftest import same_state, state_of
 
@@ -45,9 +46,12 @@ def test_agp_cubic_prunes_fast_then_slow():
 
 
 def test_iterative_and_one_shot_points():
-    it = Iterative(0.9, iterations=3, steps_per_iteration=10)
+    it = Iterative(0.9, iterations=3, steps_per_iteration=10)  # geometric: density 0.1 ** (k / 3)
     assert it.prune_steps() == [0, 10, 20]
-    assert [it.sparsity_at(t) for t in (0, 10, 20, 30)] == pytest.approx([0.3, 0.6, 0.9, 0.9])
+    assert [it.sparsity_at(t) for t in (0, 10, 20, 30)] == pytest.approx([1 - 0.1 ** (1 / 3), 1 - 0.1 ** (2 / 3),
+                                                                         0.9, 0.9])
+    linear = Iterative(0.9, iterations=3, steps_per_iteration=10, spacing="linear")
+    assert [linear.sparsity_at(t) for t in (0, 10, 20, 30)] == pytest.approx([0.3, 0.6, 0.9, 0.9])
     one = OneShot(0.8, finetune_steps=7)
     assert one.points() == (list(range(8)), [0.8] * 8)
     assert one.prune_steps() == [0]
@@ -57,7 +61,10 @@ def test_iterative_and_one_shot_points():
     (lambda: OneShot(1.5), r"\[0, 1\]"), (lambda: AGP(0.5, initial=0.6), "initial"),
     (lambda: AGP(0.5, prunes=0), "prunes"), (lambda: AGP(0.5, every=-1), "every"),
     (lambda: Iterative(0.5, iterations=0), "iterations"), (lambda: Iterative(float("nan")), r"\[0, 1\]"),
-    (lambda: OneShot(0.5, finetune_steps=1.5), "finetune_steps")])
+    (lambda: OneShot(0.5, finetune_steps=1.5), "finetune_steps"),
+    (lambda: Iterative(0.5, spacing="log"), "spacing 'log'; valid choices: 'geometric', 'linear'"),
+    (lambda: lecture_schedules(0.5, budget=70), "multiple of rounds"),
+    (lambda: lecture_schedules(0.5, budget=9, rounds=3), "at least 10 steps")])
 def test_bad_schedules(make, match):
     with pytest.raises(ValueError, match=match):
         make()
@@ -95,17 +102,50 @@ def test_run_schedule_bad_input(digits, mlp):
     assert pruner.sparsity() == 0.0
 
 
-def test_lecture_claim_at_95_percent(digits, cnn):
-    """Prune only < prune + fine-tune <= iterative prune + fine-tune or AGP (23 steps after the last prune).
+@settings(max_examples=60, deadline=None)
+@given(st.floats(0.0, 1.0), st.integers(1, 8))
+def test_geometric_rounds_remove_the_same_fraction_of_the_survivors(final, rounds):
+    it = Iterative(final, rounds, 5)
+    targets = it.round_targets()
+    assert targets[-1] == final and all(b >= a for a, b in zip(targets, targets[1:]))
+    removed = it.survivors_removed()
+    if final < 1.0:
+        assert removed == pytest.approx([1 - (1 - final) ** (1 / rounds)] * rounds, rel=1e-6, abs=1e-9)
+    assert it.total_steps == 5 * rounds and it.points()[1][-1] == final
 
-    Seeds fixed. At 95 % the margins on the zoo CNN are several points (see benchmarks/bench_finetune.py).
-    """
-    before = state_of(cnn)
-    table = compare_schedules(cnn, lecture_schedules(0.95), digits.train, digits.test, progress=False)
-    assert same_state(before, state_of(cnn))
+
+def test_lecture_schedules_share_one_budget():
+    for budget, rounds in ((69, 3), (30, 5), (10, 1)):
+        schedules = lecture_schedules(0.9, budget, rounds)
+        assert [s.total_steps for s in schedules.values()] == [0, budget, budget, budget]
+        assert all(s.sparsity_at(s.total_steps) == pytest.approx(0.9) for s in schedules.values())
+
+
+def test_lecture_claim_at_95_percent(digits, mlp):
+    """benchmarks/bench_finetune.py and notebook 08 at 95 %, equal budget (69 steps), digits-mlp, seed 0:
+    prune only < one-shot + fine-tune ~ iterative (3 geometric rounds) < AGP."""
+    before = state_of(mlp)
+    table = compare_schedules(mlp, lecture_schedules(0.95), digits.train, digits.test, progress=False)
+    assert same_state(before, state_of(mlp))
     assert table.sparsity.tolist() == pytest.approx([0.95] * 4, abs=1e-3)
+    assert table.steps.tolist() == [0, 69, 69, 69]
     acc = dict(zip(table.schedule, table.accuracy))
-    assert acc["prune only"] < acc["one-shot + fine-tune"] <= max(acc["iterative (3 rounds)"], acc["AGP"]), acc
+    assert acc["prune only"] < acc["one-shot + fine-tune"] - 0.5, acc
+    assert abs(acc["iterative (3 rounds)"] - acc["one-shot + fine-tune"]) <= 2 / 360 + 1e-6, acc
+    assert acc["AGP"] > max(acc["one-shot + fine-tune"], acc["iterative (3 rounds)"]) + 5 / 360, acc
+
+
+def test_schedule_sweep_rows_and_bad_names(digits, mlp):
+    before = state_of(mlp)
+    sweep = schedule_sweep(mlp, [0.5], digits.train, digits.test, budget=30, seeds=(0, 1), progress=False,
+                           include=["prune only", "AGP"])
+    assert same_state(before, state_of(mlp))
+    assert list(sweep.columns) == ["target", "seed", "schedule", "sparsity", "steps", "accuracy", "loss"]
+    assert sweep.schedule.tolist() == ["prune only", "AGP"] * 2 and sweep.seed.tolist() == [0, 0, 1, 1]
+    dense = pruneviz.evaluate(mlp, digits.test)
+    assert (sweep.loss == dense - sweep.accuracy).all()
+    with pytest.raises(ValueError, match="unknown schedule 'agp'"):
+        schedule_sweep(mlp, [0.5], digits.train, digits.test, include=["agp"], progress=False)
 
 
 def test_check_agp_sparsity(capsys):
