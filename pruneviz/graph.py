@@ -6,8 +6,9 @@ the order in which modules were registered, which is right for the Sequential-st
 A pruned channel must arrive at the next layer as zero, or zeroing it (the Pruner) and removing it
 (:func:`pruneviz.compact`) compute different things. On its way it may pass ops that keep a zero channel zero
 (``PASS_THROUGH``: ReLU, pooling, dropout...), and BatchNorms, which the Pruner zeros with the channel (gamma and
-beta). Anything that turns a zero into something else (a Sigmoid, a BatchNorm without gamma and beta) is a
-*leak*: ``LayerInfo.channel_leak`` says why, and channel granularity leaves the layer out.
+beta). Anything that turns a zero into something else (a Sigmoid, a BatchNorm without gamma and beta, a second
+BatchNorm, a GroupNorm or LayerNorm) is a *leak*: ``LayerInfo.channel_leak`` says why, channel granularity
+leaves the layer out, and compact refuses to remove its channels.
 """
 from __future__ import annotations
 
