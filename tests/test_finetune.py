@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+import pruneviz
 from pruneviz import Pruner, evaluate, finetune, train
 
 from .conftest import same_state, state_of
@@ -85,3 +86,35 @@ def test_bad_input_changes_nothing(digits, mlp, kwargs, match):
 def test_pruner_of_another_model(digits, mlp, cnn):
     with pytest.raises(ValueError, match="another model"):
         finetune(mlp, digits.train, pruner=Pruner(cnn), progress=False)
+
+
+def _own_loop(digits, both: bool) -> tuple[int, int]:
+    """The README's and notebook 08's own-training-loop example: an SGD optimizer with momentum from 5 dense
+    steps, a 90 % prune, 20 more steps. Returns (pruned weights that came back, pruned weights)."""
+    model = pruneviz.zoo.load("digits-cnn", device="cpu")
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, y = digits.train.tensors
+    batches = [(x[i:i + 64], y[i:i + 64]) for i in range(0, 64 * 20, 64)]
+    model.train()
+    for xb, yb in batches[:5]:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(xb), yb).backward()
+        opt.step()
+    pruner = Pruner(model, "magnitude", "element", scope="global").prune(0.9)
+    for xb, yb in batches:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(xb), yb).backward()
+        pruner.mask_gradients()
+        opt.step()
+        if both:
+            pruner.apply_masks()
+    revived = sum(int(torch.count_nonzero(layer.weight[~pruner.masks[n]])) for n, layer in pruner.layers.items())
+    return revived, sum(int((~m).sum()) for m in pruner.masks.values())
+
+
+def test_own_loop_needs_both_calls_when_the_optimizer_has_state(digits):
+    """Masking gradients alone lets the momentum from dense training move the pruned weights (measured: 54,804 of
+    56,347 came back); with apply_masks after each step none does."""
+    revived, pruned = _own_loop(digits, both=False)
+    assert revived > 0.9 * pruned, (revived, pruned)
+    assert _own_loop(digits, both=True) == (0, pruned)
