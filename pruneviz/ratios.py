@@ -122,3 +122,36 @@ def _trim(ratios: dict[str, float], curves: dict[str, pd.Series], weights: dict[
             return ratios
         _, _, layer, ratio = max(moves)
         ratios[layer] = ratio
+
+
+def compare_allocations(model: nn.Module, ratio_dicts: Mapping[str, Mapping[str, float]], data, *,
+                        criterion: str = "magnitude", granularity: str = "element") -> pd.DataFrame:
+    """Each ratio dict against the two allocations that need no scan, at the same overall sparsity: one uniform
+    ratio for every layer (local scope), and one global threshold (global scope, the layers' shares left to the
+    criterion's scores). The overall sparsity is what the dict reaches over the layers it is pruned on.
+
+    Returns one row per dict: ``allocation``, ``sparsity``, ``guided``, ``uniform``, ``global`` (accuracies on
+    ``data`` as fractions); the model is restored after each.
+    """
+    from .evaluation import evaluate
+    from .pruner import Pruner
+
+    rows = []
+    for label, ratios in ratio_dicts.items():
+        local = Pruner(model, criterion, granularity, layers=list(ratios))
+        try:
+            local.prune(dict(ratios))
+            guided, overall = evaluate(model, data), local.sparsity()
+            local.prune(overall)
+            uniform = evaluate(model, data)
+        finally:
+            local.restore()
+        threshold = Pruner(model, criterion, granularity, scope="global", layers=list(ratios))
+        try:
+            threshold.prune(overall)
+            global_ = evaluate(model, data)
+        finally:
+            threshold.restore()
+        rows.append({"allocation": label, "sparsity": overall, "guided": guided, "uniform": uniform,
+                     "global": global_})
+    return pd.DataFrame(rows, columns=["allocation", "sparsity", "guided", "uniform", "global"])

@@ -1,0 +1,102 @@
+"""Notebook 07's sentences, asserted over the computations the notebook runs (same calls, same arguments):
+scans and ratio dicts on the validation split, the allocations judged on test."""
+import pytest
+
+import pruneviz
+from pruneviz.ratios import compare_allocations
+
+RATIOS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+TARGETS = (0.5, 0.4, 0.3, 0.2, 0.1)
+IMAGE = 1 / 360
+
+
+@pytest.fixture(scope="module")
+def model():
+    return pruneviz.zoo.load("digits-cnn", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def scan(model, digits):
+    return pruneviz.sensitivity_scan(model, digits.val, criterion="magnitude", granularity="element",
+                                     sparsities=RATIOS, progress=False)
+
+
+def images(accuracy: float) -> int:
+    return round(360 * accuracy)
+
+
+def at(scan, layer, ratio):
+    return float(scan[(scan.layer == layer) & (scan.sparsity == ratio)].accuracy.iloc[0])
+
+
+def test_conv1_collapses_first_and_conv4_and_fc_barely_notice(scan):
+    """'conv1 loses 9 validation images at 60 % and collapses at 80 % (34.7 %); conv2 and conv3 hold to 70 % ...
+    conv4 and fc lose at most one validation image at any ratio up to 95 %.'"""
+    dense = at(scan, "conv1", 0.0)
+    assert images(dense) - images(at(scan, "conv1", 0.6)) == 9
+    assert at(scan, "conv1", 0.8) < 0.4
+    for layer in ("conv2", "conv3"):
+        assert all(at(scan, layer, r) >= dense - 0.01 for r in RATIOS if r <= 0.7), layer
+    assert at(scan, "conv2", 0.8) < dense - 0.05 and at(scan, "conv3", 0.9) < dense - 0.2
+    for layer in ("conv4", "fc"):
+        assert all(images(dense) - images(at(scan, layer, r)) <= 1 for r in RATIOS), layer
+
+
+def test_drop_threshold_beats_uniform_but_not_the_global_threshold(model, digits, scan):
+    """'95.3 % against 10.0 % ... the global threshold keeps 98.9 % at the same sparsity, 13 test images more ...
+    five layers each within one point lose 4.4 points together.'"""
+    by_drop = pruneviz.ratios_for_drop(scan, max_drop=0.01)
+    row = compare_allocations(model, {"drop <= 1 point": by_drop}, digits.test).iloc[0]
+    assert row.guided > row.uniform + 0.5
+    assert images(row["global"]) - images(row.guided) == 13
+    assert pruneviz.evaluate(model, digits.test) - row.guided > 0.04
+
+
+@pytest.fixture(scope="module")
+def allocations(model, digits, scan):
+    dicts = {f"{t:.1f}": pruneviz.ratios_for_size(scan, model, t) for t in TARGETS}
+    return compare_allocations(model, dicts, digits.test).set_index("allocation"), dicts
+
+
+def test_guided_beats_uniform_from_66_percent(allocations):
+    """'the sensitivity-guided dicts win from 66 % sparsity on ...; at 54.5 % the two are 2 test images apart.'"""
+    table, _ = allocations
+    assert table.sparsity["0.4"] == pytest.approx(0.663, abs=1e-3)
+    assert images(table.guided["0.5"]) - images(table.uniform["0.5"]) == 2
+    for target in ("0.4", "0.3", "0.2", "0.1"):
+        assert table.guided[target] > table.uniform[target] + 0.04, target
+
+
+def test_guided_is_no_better_than_the_global_threshold(allocations):
+    """'up to 80 % the two are within one test image, and at 90 % the global threshold is 5 images ahead.'"""
+    table, dicts = allocations
+    for target in ("0.5", "0.4", "0.3", "0.2"):
+        assert abs(images(table.guided[target]) - images(table["global"][target])) <= 1, target
+    assert images(table["global"]["0.1"]) - images(table.guided["0.1"]) == 5
+    ratios = dicts["0.2"]  # 'leave conv1 and fc light and take most of the weights from conv4'
+    assert ratios["conv4"] == max(ratios.values()) and ratios["conv1"] <= 0.2 and ratios["fc"] <= 0.5
+
+
+def test_channel_pruning_allows_a_lower_ratio_in_every_layer(model, digits, scan):
+    """'a one-point drop allows a lower ratio in every layer' at channel granularity."""
+    channel_scan = pruneviz.sensitivity_scan(model, digits.val, granularity="channel", sparsities=RATIOS,
+                                             progress=False)
+    channel = pruneviz.ratios_for_drop(channel_scan, 0.01)
+    element = pruneviz.ratios_for_drop(scan, 0.01)
+    assert set(channel) == {"conv1", "conv2", "conv3", "conv4"}
+    assert all(channel[layer] < element[layer] for layer in channel)
+
+
+def test_the_explorer_on_one_layer_reads_the_scan(model, digits, scan):
+    """'the accuracy (readout and curve) is the scan's A_l(r)' and the cell leaves it at conv1, 0, dense."""
+    import pruneviz.widgets
+
+    explorer = pruneviz.widgets.explore(model, digits.val, calibration=digits.train, layer="conv1")
+    explorer.only_layer.value = True
+    for layer, value in [("conv1", 0.8), ("conv4", 0.8), ("conv4", 0.95)]:
+        explorer.layer.value = layer
+        explorer.sparsity.value = value
+        assert f"accuracy {100 * at(scan, layer, value):.1f} %" in explorer.readout_text()
+    explorer.layer.value = "conv1"
+    explorer.sparsity.value = 0.0
+    assert pruneviz.sparsity(model) == 0.0
