@@ -106,3 +106,30 @@ def record_io(model: nn.Module, name: str, data: Data, limit: int | None = None
 
     run(model, data, {name: hook}, limit)
     return torch.cat(inputs), torch.cat(outputs)
+
+
+def unit_removal_cost(model: nn.Module, data: Data, layer: str, activation: str, *, limit: int | None = None
+                      ) -> torch.Tensor:
+    """Per unit (output channel or neuron) of ``layer``: the increase of the mean cross-entropy on ``data``
+    when that unit alone is silenced, its output zeroed after ``activation`` (the module that follows the
+    layer, e.g. its ReLU) by a forward hook. A unit that is always zero there (APoZ = 1) costs exactly 0.
+
+    What a criterion of single units should predict; the model is not changed (the hook is removed).
+    """
+    from .criteria.obd import mean_loss
+
+    modules = dict(model.named_modules())
+    for name in (layer, activation):
+        if name not in modules:
+            raise unknown_choice("module", name, [n for n in modules if n])
+    units = modules[layer].weight.shape[0]
+    base = mean_loss(model, data, limit)
+    costs = torch.zeros(units, dtype=torch.float64)
+    for unit in range(units):
+        def silence(module, inputs, output, unit=unit):
+            output = output.clone()
+            output[:, unit] = 0.0
+            return output
+        with forward_hooks(model, {activation: silence}):
+            costs[unit] = mean_loss(model, data, limit) - base
+    return costs

@@ -18,12 +18,13 @@ from .pruner import Pruner
 RANDOM_SEEDS = tuple(range(5))
 
 
-def accuracy_sweep(model: nn.Module, data: Data, sparsities: Sequence[float], *, criterion: str = "magnitude",
+def accuracy_sweep(model: nn.Module, data: Data, sparsities: Sequence[float], /, *, criterion: str = "magnitude",
                    granularity: str = "element", scope: str = "local", **pruner_options) -> pd.DataFrame:
     """Accuracy of ``model`` on ``data`` pruned at each sparsity (no fine-tuning); the model is restored after.
 
     Returns a DataFrame with columns ``sparsity``, ``accuracy`` and ``achieved`` (the sparsity the Pruner
-    reached over the layers it prunes).
+    reached over the layers it prunes). ``data`` is what the accuracy is measured on; a data-driven criterion's
+    calibration data goes to the Pruner as ``data=`` among ``pruner_options`` (hence ``data`` positional-only).
     """
     pruner = Pruner(model, criterion, granularity, scope=scope, **pruner_options)
     rows = []

@@ -1,4 +1,5 @@
-"""Checks for the data-driven criteria exercises: APoZ of a channel (notebook 05), OBD saliency (notebook 04).
+"""Checks for the criteria exercises of notebooks 03-06: the slimming penalty and its global threshold (03),
+OBD saliency and the Fisher diagonal (04), APoZ and dead neurons (05), least squares and LASSO selection (06).
 
 Each check runs the student's function on the lecture's example and on random cases, compares it with the
 formula, says in words what is wrong (shape, a channel's value, a mutated input), and refuses a function that
@@ -13,7 +14,7 @@ import torch
 from ..criteria.apoz import APoZ, apoz
 from ..criteria.obd import OBD, obd_saliency
 from ..criteria.regression import least_squares, reconstruct
-from ..criteria.scaling import slimming_loss, slimming_penalty
+from ..criteria.scaling import Scaling, slimming_loss, slimming_penalty
 from .report import Check
 
 _APOZ = (apoz, APoZ)  # the library's APoZ: a student's function must not call it
@@ -28,16 +29,17 @@ def _lecture_activations() -> torch.Tensor:
     return acts.reshape(3, 2, 4, 4).transpose(0, 1).contiguous()
 
 
-def _compare(check: Check, got: object, expected: torch.Tensor, what: str) -> None:
+def _compare(check: Check, got: object, expected: torch.Tensor, what: str, *, atol: float = 1e-7,
+             fmt: str = ".4f") -> None:
     """End the case with a problem unless ``got`` is a tensor equal to ``expected`` (to float tolerance)."""
     check.expect(got is not None, f"returned None; return the {what} (a tensor)")
     check.expect(isinstance(got, torch.Tensor), f"returned a {type(got).__name__}, expected a torch.Tensor")
     check.expect(got.shape == expected.shape,
                  f"returned shape {tuple(got.shape)}, expected {tuple(expected.shape)} ({what})")
-    close = torch.isclose(got.to(expected.dtype), expected, rtol=1e-5, atol=1e-7)
+    close = torch.isclose(got.to(expected.dtype), expected, rtol=1e-5, atol=atol)
     if not close.all():
         wrong = tuple((~close).nonzero()[0].tolist())
-        check.fail(f"at index {list(wrong)} got {got[wrong].item():.4f}, expected {expected[wrong].item():.4f}")
+        check.fail(f"at index {list(wrong)} got {got[wrong].item():{fmt}}, expected {expected[wrong].item():{fmt}}")
 
 
 def check_apoz(student_fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
@@ -123,4 +125,230 @@ def check_least_squares(student_fn: Callable[[torch.Tensor, torch.Tensor], torch
             got = check.run(student_fn, x.clone(), y.clone())
             best = torch.linalg.lstsq(x, y).solution.T
             _compare(check, got, best, "a weight [n_out, d]: note the transpose")
+    return check.done()
+
+
+def _expected_slimming_masks(model: torch.nn.Module, fraction: float) -> dict[str, torch.Tensor]:
+    norms = {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    gammas = torch.cat([m.weight.detach().abs().flatten() for m in norms.values()])
+    keep = torch.ones(gammas.numel(), dtype=torch.bool)
+    keep[torch.argsort(gammas, stable=True)[:round(fraction * gammas.numel())]] = False
+    return dict(zip(norms, keep.split([m.weight.numel() for m in norms.values()])))
+
+
+def check_slimming_masks(student_fn: Callable[[torch.nn.Module, float], dict]) -> bool:
+    """``student_fn(model, fraction) -> {BatchNorm2d name: keep mask}``: network slimming's one global threshold
+    on |gamma|, the ``round(fraction * C)`` smallest of all C channels dropped."""
+    from ..pruner import Pruner
+    from ..zoo import load
+    from ..zoo.models import digits_cnn
+
+    torch.manual_seed(4)
+    signed = digits_cnn()
+    with torch.no_grad():
+        for module in signed.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(-1.0, 1.0)  # negative gammas: the threshold is on |gamma|
+    skewed = digits_cnn()
+    with torch.no_grad():
+        for i, module in enumerate(m for m in skewed.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            module.weight.copy_(torch.rand(module.weight.shape) * 10.0 ** -i)  # each layer ten times smaller
+    cases = [("the zoo's digits-cnn at 0.5", load("digits-cnn", device="cpu"), 0.5),
+             ("digits-cnn with gammas of both signs, at 0.3", signed, 0.3),
+             ("layers on different scales (bn4's gammas the smallest), at 0.4", skewed, 0.4),
+             ("fraction 0: nothing dropped", signed, 0.0)]
+    check = Check("network slimming masks", forbid=(Pruner, Scaling))
+    for case, model, fraction in cases:
+        with check.case(case):
+            before = {k: v.clone() for k, v in model.state_dict().items()}
+            got = check.run(student_fn, model, fraction)
+            check.expect(all(torch.equal(before[k], v) for k, v in model.state_dict().items()),
+                         "changed the model; only read the gammas")
+            expected = _expected_slimming_masks(model, fraction)
+            check.expect(isinstance(got, dict), f"returned a {type(got).__name__}, expected a dict "
+                         "{BatchNorm name: keep mask}")
+            check.expect(set(got) == set(expected), f"returned masks for {sorted(got)}, expected one per "
+                         f"BatchNorm2d: {sorted(expected)}")
+            for name, want in expected.items():
+                mask = got[name]
+                check.expect(isinstance(mask, torch.Tensor) and mask.dtype == torch.bool,
+                             f"the mask of {name} is not a bool tensor")
+                check.expect(tuple(mask.shape) == tuple(want.shape),
+                             f"the mask of {name} has shape {tuple(mask.shape)}, expected {tuple(want.shape)} "
+                             "(one entry per channel)")
+            dropped = sum(int((~got[n]).sum()) for n in expected)
+            total = sum(m.numel() for m in expected.values())
+            check.expect(dropped == round(fraction * total),
+                         f"dropped {dropped} channels in all, expected round({fraction} * {total}) = "
+                         f"{round(fraction * total)}")
+            per_layer = [round(fraction * m.numel()) for m in expected.values()]
+            if fraction and [int((~got[n]).sum()) for n in expected] == per_layer and any(
+                    not torch.equal(got[n], m) for n, m in expected.items()):
+                check.fail("dropped the same fraction of every layer: network slimming uses one threshold "
+                           "for the whole network")
+            for name, want in expected.items():
+                if not torch.equal(got[name], want):
+                    gammas = dict(model.named_modules())[name].weight.detach()
+                    wrong = int((got[name] != want).nonzero()[0])
+                    verb = "kept" if got[name][wrong] else "dropped"
+                    check.fail(f"{name} channel {wrong} (gamma {gammas[wrong].item():.4f}) was {verb}; the "
+                               "channels dropped are those of smallest |gamma| over the whole network")
+    return check.done()
+
+
+def _per_sample_fisher(model: torch.nn.Module, layer: str, x: torch.Tensor, y: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean of squared per-sample gradients, square of the mean gradient) of the layer's weight, eval mode."""
+    from torch.func import functional_call, grad, vmap
+
+    key = f"{layer}.weight"
+    fixed = {k: v.detach() for k, v in (*model.named_parameters(), *model.named_buffers())}
+    was_training = model.training
+    model.eval()
+    try:
+        def loss(w, xn, yn):
+            logits = functional_call(model, {**fixed, key: w}, (xn.unsqueeze(0),))
+            return torch.nn.functional.cross_entropy(logits, yn.unsqueeze(0))
+
+        grads = vmap(grad(loss), in_dims=(None, 0, 0))(fixed[key], x, y)
+    finally:
+        model.train(was_training)
+    return grads.square().mean(0), grads.mean(0).square()
+
+
+def check_empirical_fisher(student_fn: Callable[[torch.nn.Module, str, torch.Tensor, torch.Tensor], torch.Tensor]
+                           ) -> bool:
+    """``student_fn(model, layer, x, y) -> F`` (the layer's weight shape): the mean over samples of the squared
+    per-sample gradient of the cross-entropy, the model in eval mode and left as it was."""
+    from collections import OrderedDict
+
+    from ..criteria.obd import hessian_diagonal
+    from ..data import as_tensors, digits
+    from ..zoo import load
+
+    gen = torch.Generator().manual_seed(5)
+    torch.manual_seed(5)
+    mlp = torch.nn.Sequential(OrderedDict([("fc1", torch.nn.Linear(6, 5)), ("relu", torch.nn.ReLU()),
+                                           ("fc2", torch.nn.Linear(5, 3))]))
+    x_small, y_small = torch.randn(10, 6, generator=gen), torch.randint(0, 3, (10,), generator=gen)
+    cnn = load("digits-cnn", device="cpu")
+    x_val, y_val = as_tensors(digits().val, limit=8)
+    cnn.train()  # the check hands it over in training mode: BatchNorm must be switched to eval for the gradients
+    cases = [("a small MLP, fc1, 10 samples", mlp, "fc1", x_small, y_small),
+             ("a small MLP, fc2, a single sample", mlp, "fc2", x_small[:1], y_small[:1]),
+             ("the zoo's digits-cnn (handed over in training mode), conv4, 8 validation images", cnn, "conv4",
+              x_val, y_val)]
+    check = Check("empirical Fisher diagonal", forbid=(hessian_diagonal, OBD))
+    for case, model, layer, x, y in cases:
+        with check.case(case):
+            state = {k: v.clone() for k, v in model.state_dict().items()}
+            was_training = model.training
+            for p in model.parameters():
+                p.grad = None
+            got = check.run(student_fn, model, layer, x.clone(), y.clone())
+            check.expect(all(torch.equal(state[k], v) for k, v in model.state_dict().items()),
+                         "changed the model's weights or BatchNorm statistics (run it in eval mode)")
+            check.expect(model.training == was_training, "left the model in another train/eval mode than it "
+                         "was handed over in: put it back")
+            check.expect(all(p.grad is None for p in model.parameters()), "left gradients in .grad: use "
+                         "torch.autograd.grad, or zero them afterwards")
+            expected, mean_squared = _per_sample_fisher(model, layer, x, y)
+            if (isinstance(got, torch.Tensor) and got.shape == expected.shape and len(x) > 1
+                    and torch.allclose(got.detach().to(expected.dtype), mean_squared, rtol=1e-3,
+                                       atol=1e-4 * float(mean_squared.abs().max()))):
+                check.fail("this is the square of the batch's mean gradient; the Fisher is the mean of the "
+                           "squared per-sample gradients (one gradient per sample, squared, then averaged)")
+            if (isinstance(got, torch.Tensor) and got.shape == expected.shape and len(x) > 1
+                    and torch.allclose(got.detach().to(expected.dtype), len(x) * expected, rtol=1e-3,
+                                       atol=1e-4 * len(x) * float(expected.abs().max()))):
+                check.fail(f"{len(x)} times too large: divide the sum over samples by their number")
+            _compare(check, got.detach() if isinstance(got, torch.Tensor) else got, expected,
+                     "one value per weight of the layer", atol=1e-4 * float(expected.abs().max()), fmt=".3e")
+    return check.done()
+
+
+def _hidden_alive(mlp: torch.nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
+    """Per hidden Linear (all but the last): which of its neurons are non-zero after the ReLU on some row."""
+    alive, h = [], x
+    modules = list(mlp)
+    with torch.no_grad():
+        for i, module in enumerate(modules):
+            h = module(h)
+            if isinstance(module, torch.nn.ReLU):
+                alive.append((h != 0).any(dim=0))
+    return alive
+
+
+def _planted_mlp() -> tuple[torch.nn.Sequential, torch.Tensor]:
+    """A 5-8-6-3 MLP with dead neurons planted (rows that can never fire) and one that fires on one row only."""
+    from collections import OrderedDict
+
+    torch.manual_seed(6)
+    mlp = torch.nn.Sequential(OrderedDict([("fc1", torch.nn.Linear(5, 8)), ("relu1", torch.nn.ReLU()),
+                                           ("fc2", torch.nn.Linear(8, 6)), ("relu2", torch.nn.ReLU()),
+                                           ("fc3", torch.nn.Linear(6, 3))]))
+    x = torch.randn(20, 5, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        for layer, row in ((mlp.fc1, 1), (mlp.fc1, 6), (mlp.fc2, 3)):
+            layer.weight[row] = 0.0
+            layer.bias[row] = -1.0  # never above zero: dead on any input
+        mlp.fc1.weight[4] = 0.0
+        mlp.fc1.weight[4, 0] = 1.0
+        mlp.fc1.bias[4] = -float(x[:, 0].max()) + 1e-3  # fires on the one row with the largest x[:, 0]
+    return mlp, x
+
+
+def check_remove_dead_neurons(student_fn: Callable[[torch.nn.Sequential, torch.Tensor], torch.nn.Module]) -> bool:
+    """``student_fn(mlp, x) -> smaller MLP``: the hidden neurons that are zero after their ReLU on every row of
+    ``x`` removed (rows of their Linear, columns of the next), the same outputs on ``x``, the input untouched."""
+    from collections import OrderedDict
+
+    from ..criteria.apoz import dead_units, prune_dead
+    from ..data import as_tensors, digits
+    from ..pruner import Pruner
+    from ..zoo import load
+
+    planted, x_planted = _planted_mlp()
+    torch.manual_seed(7)
+    lively = torch.nn.Sequential(OrderedDict([("fc1", torch.nn.Linear(4, 6)), ("relu1", torch.nn.ReLU()),
+                                              ("fc2", torch.nn.Linear(6, 2))]))
+    with torch.no_grad():
+        lively.fc1.bias.fill_(10.0)  # every neuron fires on every row: nothing to remove
+    x_val, _ = as_tensors(digits().val)
+    cases = [("the zoo's digits-mlp on the 360 validation images", load("digits-mlp", device="cpu"), x_val),
+             ("an MLP with three dead neurons planted and one that fires on a single row", planted, x_planted),
+             ("an MLP in which every neuron fires (nothing to remove)", lively,
+              torch.randn(10, 4, generator=torch.Generator().manual_seed(7)))]
+    check = Check("removing dead neurons", forbid=(apoz, APoZ, dead_units, prune_dead, Pruner))
+    for case, mlp, x in cases:
+        with check.case(case):
+            state = {k: v.clone() for k, v in mlp.state_dict().items()}
+            got = check.run(student_fn, mlp, x.clone())
+            check.expect(all(torch.equal(state[k], v) for k, v in mlp.state_dict().items())
+                         and len(state) == len(mlp.state_dict()),
+                         "changed the MLP it was given; build a new one (copy.deepcopy, or new nn.Linear layers)")
+            check.expect(isinstance(got, torch.nn.Module), f"returned a {type(got).__name__}, expected a smaller "
+                         "nn.Sequential")
+            alive = _hidden_alive(mlp, x)
+            dense_linears = [m for m in mlp if isinstance(m, torch.nn.Linear)]
+            got_linears = [m for m in got.modules() if isinstance(m, torch.nn.Linear)]
+            check.expect(len(got_linears) == len(dense_linears),
+                         f"has {len(got_linears)} Linear layers, expected {len(dense_linears)}: keep every layer, "
+                         "only fewer neurons")
+            for i, (mask, layer) in enumerate(zip(alive, got_linears)):
+                want = int(mask.sum())
+                if layer.out_features > want:
+                    check.fail(f"hidden layer {i + 1} has {layer.out_features} neurons, expected {want}: "
+                               f"{layer.out_features - want} dead neuron(s) (zero after the ReLU on every row) kept")
+                if layer.out_features < want:
+                    check.fail(f"hidden layer {i + 1} has {layer.out_features} neurons, expected {want}: a neuron "
+                               "that fires on some row was removed (APoZ below 1 is not dead)")
+            with torch.no_grad():
+                expected, out = mlp(x), got(x)
+            check.expect(tuple(out.shape) == tuple(expected.shape),
+                         f"outputs of shape {tuple(out.shape)}, expected {tuple(expected.shape)}")
+            check.expect(torch.allclose(out, expected, rtol=1e-4, atol=1e-5),
+                         f"computes other outputs than the MLP on x (largest difference "
+                         f"{float((out - expected).abs().max()):.2e}): remove the matching columns of the next "
+                         "Linear, and keep the biases of the neurons that stay")
     return check.done()

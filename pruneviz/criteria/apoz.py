@@ -101,6 +101,26 @@ def _count_zeros(model: nn.Module, infos: dict[str, LayerInfo], data: Data, limi
     return {name: (zeros[name] / totals[name]).to(infos[name].module.weight.dtype) for name in infos}
 
 
+def dead_units(model: nn.Module, data: Data, layers: Iterable[str] | None = None, limit: int | None = None
+               ) -> dict[str, torch.Tensor]:
+    """{layer: bool per channel}: the units whose ReLU output is zero on every sample of ``data`` (APoZ = 1).
+
+    Removing them changes nothing on ``data``: their output is always zero. Whether they stay dead on other
+    inputs is a question for held-out data."""
+    return {name: value == 1.0 for name, value in apoz(model, data, layers, limit).items()}
+
+
+def prune_dead(model: nn.Module, data: Data, limit: int | None = None):
+    """A channel-granularity APoZ Pruner that has pruned exactly the dead units of every layer (see
+    :func:`dead_units`, counted on ``data``); ``pruner.restore()`` gives the dense model back."""
+    from ..pruner import Pruner
+
+    dead = dead_units(model, data, limit=limit)
+    pruner = Pruner(model, "apoz", "channel", data=data, layers=list(dead), limit=limit)
+    ratios = {name: float(mask.sum()) / mask.numel() for name, mask in dead.items() if name in pruner.layers}
+    return pruner.prune(ratios)
+
+
 @dataclass
 class APoZ(Criterion):
     """1 - APoZ per channel: channels that are zero after the ReLU most of the time go first."""

@@ -20,9 +20,11 @@ penalty where k channels are left, and every ratio reuses the one path (scores o
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -191,8 +193,8 @@ def reconstruct(pruner, data: Data, *, positions: int = 4096, limit: int | None 
         pruner.track(f"{consumer}.weight")
     masks, ratios = pruner.masks, pruner.ratios
     pruner.restore()
-    with torch.no_grad():
-        targets = {consumer: record(model, [consumer], data, "output", limit)[consumer] for _, consumer in pairs}
+    with torch.no_grad():  # the dense outputs every refit aims at, in one pass
+        targets = record(model, [consumer for _, consumer in pairs], data, "output", limit)
     pruner.masks, pruner.ratios = masks, ratios
     pruner.apply_masks()
     errors = {}
@@ -208,6 +210,45 @@ def reconstruct(pruner, data: Data, *, positions: int = 4096, limit: int | None 
         with torch.no_grad():
             module.weight.copy_(new)
     return errors
+
+
+def reconstruction_sweep(model: nn.Module, data: Data, sparsities: Sequence[float], *, calibration: Data,
+                         criterion: str = "regression", **pruner_options) -> pd.DataFrame:
+    """Channel pruning at each sparsity, accuracy on ``data`` before and after :func:`reconstruct` (on
+    ``calibration``): columns ``sparsity``, ``accuracy`` (selection only) and ``reconstructed`` (selection + least
+    squares). The model is restored after."""
+    from ..evaluation import evaluate
+    from ..pruner import Pruner
+
+    pruner = Pruner(model, criterion, "channel", data=calibration, **pruner_options)
+    rows = []
+    try:
+        for sparsity in sparsities:
+            pruner.prune(sparsity)
+            row = {"sparsity": float(sparsity), "accuracy": evaluate(model, data)}
+            if sparsity > 0:
+                reconstruct(pruner, calibration)
+            row["reconstructed"] = evaluate(model, data)
+            rows.append(row)
+    finally:
+        pruner.restore()
+    return pd.DataFrame(rows)
+
+
+def random_bands(model: nn.Module, data: Data, sparsities: Sequence[float], *, calibration: Data,
+                 seeds: Iterable[int] = range(5)) -> dict[str, pd.DataFrame]:
+    """Random channel selection over several seeds, without and with the least-squares step: ``{"random": band,
+    "random + LS": band}``, each with the columns of :func:`pruneviz.baselines.random_band`."""
+    seeds = list(seeds)
+    if len(seeds) < 2:
+        raise ValueError(f"a band needs at least two seeds, got {seeds!r}")
+    runs = pd.concat([reconstruction_sweep(model, data, sparsities, calibration=calibration, criterion="random",
+                                           seed=seed) for seed in seeds])
+    bands = {}
+    for label, column in (("random", "accuracy"), ("random + LS", "reconstructed")):
+        band = runs.groupby("sparsity", sort=True)[column].agg(["mean", "std", "min", "max"]).reset_index()
+        bands[label] = band.assign(seeds=len(seeds))
+    return bands
 
 
 @dataclass

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..data import Data
 from ..graph import NORMS, LayerInfo
 from .base import Criterion, register
 
@@ -63,6 +64,27 @@ def slimming_loss(strength: float) -> Callable[[nn.Module, torch.Tensor, torch.T
         return nn.functional.cross_entropy(logits, targets) + slimming_penalty(model, strength)
 
     return loss_fn
+
+
+SLIMMING_EPOCHS = 15
+
+
+def train_slimming(data: Data, strength: float, *, epochs: int = SLIMMING_EPOCHS, seed: int = 0) -> nn.Module:
+    """A digits-cnn trained from its seeded initialisation by the zoo's recipe (SGD + Nesterov, weight decay,
+    one-cycle learning rate, augmented digits; one thread, deterministic) with the slimming penalty of
+    ``strength`` added to the loss: ``strength=0`` is the same training without it."""
+    from ..data import augment_digits
+    from ..training import one_cycle, train
+    from ..zoo import recipe
+    from ..zoo.models import digits_cnn
+
+    torch.manual_seed(seed)
+    model = digits_cnn()
+    with recipe.deterministic():
+        train(model, data, epochs=epochs, optimizer=recipe.sgd(recipe.WEIGHT_DECAY["digits-cnn"]),
+              batch_size=recipe.BATCH_SIZE, seed=seed, loss_fn=slimming_loss(strength),
+              augment=augment_digits, schedule=one_cycle(recipe.PEAK_LR), threads=1, progress=False)
+    return model
 
 
 register(Scaling)

@@ -8,6 +8,7 @@ import pandas as pd
 import torch
 from matplotlib.axes import Axes
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 from torch import nn
 
 from ..graph import NORMS, prunable_layers
@@ -52,7 +53,8 @@ def apoz_bars(apoz, *, pruned=None, title: str | None = None, ax: Axes | None = 
     if marks:
         handles.append(Patch(color=MUTED, label="pruned"))
     if handles:
-        ax.legend(handles=handles, fontsize="small", frameon=False, loc="upper right")
+        ax.legend(handles=handles, fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  borderaxespad=0.0)  # beside the bars, not over them
     if title:
         ax.set_title(title)
     register(ax, bars)
@@ -88,7 +90,9 @@ def gamma_distribution(source, *, threshold: float | None = None, bins: int = 40
         handles["threshold"] = ax.axvline(threshold, color=ACCENT, linestyle="--", linewidth=1.2, label="threshold")
     ax.set_xlabel("|γ| (BatchNorm scale factor)")
     ax.set_ylabel("number of channels")
-    ax.legend(fontsize="small", frameon=False, loc="upper right")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    # beside the axes, not over them: a histogram has bars wherever a legend inside could go
+    ax.legend(fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     if title:
         ax.set_title(title)
     register(ax, handles)
@@ -147,18 +151,31 @@ def layer_bars(table: pd.DataFrame, *, measure: str = "parameters", log: bool = 
 
 def sparsity_bars(sparsities, *, title: str | None = None, ax: Axes | None = None) -> Axes:
     """Sparsity of each layer: a ``{layer: fraction}`` dict (e.g. ``pruner.layer_sparsity()``) or a
-    :func:`layer_table`."""
+    :func:`layer_table`; or ``{label: {layer: fraction}}`` for several prunings side by side (e.g. two criteria
+    under one global threshold), one bar per label in each layer's group."""
     if hasattr(sparsities, "columns"):
         sparsities = dict(zip(sparsities["layer"], sparsities["sparsity"]))
+    grouped = bool(sparsities) and all(isinstance(v, Mapping) for v in sparsities.values())
+    series = dict(sparsities) if grouped else {"": sparsities}
     ax = axes(ax)
-    names = list(sparsities)
-    bars = ax.bar(np.arange(len(names)), [100 * float(sparsities[n]) for n in names], color=PRUNED, width=0.7)
-    ax.set_xticks(np.arange(len(names)), names, rotation=30, ha="right")
+    names = list(dict.fromkeys(layer for values in series.values() for layer in values))
+    x = np.arange(len(names))
+    width = 0.8 / len(series)
+    bars = {}
+    for i, (label, values) in enumerate(series.items()):
+        offset = (i - (len(series) - 1) / 2) * width
+        heights = [100 * float(values.get(n, np.nan)) for n in names]
+        color = PALETTE[i % len(PALETTE)] if grouped else PRUNED
+        bars[label or "sparsity"] = ax.bar(x + offset, heights, width=width * 0.95, color=color,
+                                           label=label or None)
+    ax.set_xticks(x, names, rotation=30, ha="right")
     ax.set_xlabel("layer")
     ax.set_ylabel("sparsity (% of weights pruned)")
     ax.set_ylim(0, 100)
     percent_axis(ax, "y")
+    if grouped:
+        ax.legend(fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     if title:
         ax.set_title(title)
-    register(ax, bars)
+    register(ax, bars if grouped else bars["sparsity"])
     return ax

@@ -23,15 +23,17 @@ class Comparison(widgets.VBox):
 
     def __init__(self, model: nn.Module, data: Data, configs: Sequence[Config], *, granularity: str = "element",
                  scope: str = "local", sparsity: float = 0.5, layer: str | None = None,
-                 calibration: Data | None = None, figure: str = "auto", grid: Sequence[float] = SPARSITY_GRID):
+                 calibration: Data | None = None, figure: str = "auto", grid: Sequence[float] = SPARSITY_GRID,
+                 reconstruct: bool = False):
         if len(configs) < 2:
             raise ValueError(f"compare needs two or more criteria, got {list(configs)}")
         pairs = [(c, granularity) if isinstance(c, str) else tuple(c) for c in configs]
         self.errors = ErrorPanel()
         self.sessions: dict[str, PruningSession] = {}
         for criterion, gran in pairs:
-            label = f"{criterion}, {gran}"
-            session = PruningSession(dense_copy(model), data, calibration=calibration, grid=tuple(grid))
+            label = f"{criterion}, {gran}" + (" + LS" if reconstruct else "")
+            session = PruningSession(dense_copy(model), data, calibration=calibration, grid=tuple(grid),
+                                     reconstruct=reconstruct)
             session.use(criterion, gran, scope)  # an invalid pair raises here, before any widget exists
             self.sessions[label] = session
         first = next(iter(self.sessions.values()))
@@ -105,8 +107,11 @@ class Comparison(widgets.VBox):
 def compare(model: nn.Module | None = None, data: Data | None = None, criteria: Sequence[Config] = (
         "magnitude", "random"), *, granularity: str = "element", scope: str = "local", sparsity: float = 0.5,
         layer: str | None = None, calibration: Data | None = None, figure: str = "auto",
-        grid: Sequence[float] = SPARSITY_GRID) -> Comparison:
+        grid: Sequence[float] = SPARSITY_GRID, reconstruct: bool = False) -> Comparison:
     """Two or more criteria (or ``(criterion, granularity)`` pairs) side by side at the same sparsity.
+
+    ``reconstruct=True`` (channel granularity) refits each pruned layer's next layer by least squares on the
+    calibration data after every move (:func:`pruneviz.reconstruct`); the labels say "+ LS".
 
     Each gets its own copy of the model holding its dense weights (even if a Pruner or an explorer has pruned the
     model passed in), and the model passed in stays as it is. With no model and data:
@@ -114,4 +119,4 @@ def compare(model: nn.Module | None = None, data: Data | None = None, criteria: 
     """
     model, data, calibration = default_model_and_data(model, data, calibration)
     return Comparison(model, data, criteria, granularity=granularity, scope=scope, sparsity=sparsity, layer=layer,
-                      calibration=calibration, figure=figure, grid=grid)
+                      calibration=calibration, figure=figure, grid=grid, reconstruct=reconstruct)

@@ -72,13 +72,16 @@ class PruningSession:
         model: pruned in place (the readout measures it); ``restore()`` gives it back dense.
         data: the evaluation data (e.g. the test set).
         calibration: data for criteria that need some (scaling, obd, apoz, regression); default ``data``.
+        reconstruct: after every prune, refit each pruned layer's next layer by least squares on
+            ``calibration`` (:func:`pruneviz.reconstruct`, regression pruning's second step; channel granularity).
     """
 
     def __init__(self, model: nn.Module, data: Data, *, calibration: Data | None = None,
-                 grid: tuple[float, ...] = SPARSITY_GRID):
+                 grid: tuple[float, ...] = SPARSITY_GRID, reconstruct: bool = False):
         self.model = model
         self.data = data
         self.calibration = data if calibration is None else calibration
+        self.reconstruct = reconstruct  # after every prune: least-squares refit of the next layers (channel only)
         self.grid = grid
         self.evaluator = CachedEvaluator(model, data)
         self.layer_names = list(build_graph(model).layers)
@@ -121,9 +124,12 @@ class PruningSession:
         self.pruner, self.key = pruner, key
         return pruner
 
-    @staticmethod
-    def _apply(pruner: Pruner, ratio: float, layer: str | None) -> None:
+    def _apply(self, pruner: Pruner, ratio: float, layer: str | None) -> None:
         pruner.prune(ratio if layer is None else {layer: ratio})
+        if self.reconstruct:
+            from ..criteria.regression import reconstruct
+
+            reconstruct(pruner, self.calibration)
 
     # -- moving --------------------------------------------------------------------------------------
     def set_ratio(self, ratio: float, layer: str | None = None) -> None:

@@ -1,0 +1,72 @@
+"""Notebook 04's comparative sentences, asserted over the computations the notebook runs."""
+import pytest
+from scipy import stats
+
+import pruneviz
+from pruneviz.baselines import accuracy_sweep, random_band
+from pruneviz.criteria.obd import single_weight_test, taylor_terms
+
+RATIOS = [0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95]
+IMAGE = 1 / 360
+
+
+def test_gauss_newton_is_the_exact_diagonal_of_a_piecewise_linear_net(cnn, digits):
+    exact = pruneviz.hessian_diagonal(cnn, digits.val, ["conv1"], mode="exact", limit=16)["conv1"]
+    estimate = pruneviz.hessian_diagonal(cnn, digits.val, ["conv1"], mode="estimate", limit=16)["conv1"]
+    assert float((exact - estimate).abs().max() / exact.abs().max()) < 1e-4
+
+
+def test_obd_prediction_against_measured_single_removals(cnn, digits):
+    single = single_weight_test(cnn, digits.val, per_layer=12)
+    obd = stats.spearmanr(single["predicted"], single["measured"]).statistic
+    magnitude = stats.spearmanr(single["weight"].abs(), single["measured"]).statistic
+    taylor = stats.spearmanr(single["first_order"] + single["predicted"], single["measured"]).statistic
+    assert obd < 0.6 and abs(obd - magnitude) < 0.15  # "only weakly, no better than |w|"
+    assert taylor > 0.95  # "with the gradient term ... almost exactly"
+    near = {name: (x / single["measured"]).between(0.5, 2.0).mean()
+            for name, x in (("obd", single["predicted"]), ("taylor", single["first_order"] + single["predicted"]))}
+    assert near["obd"] < 0.2 and near["taylor"] > 0.8  # 7 % against 87 %
+    assert 0.25 < (single["measured"] < 0).mean() < 0.45  # "a third of the single removals lower the loss"
+    assert (single["first_order"].abs() > single["predicted"]).mean() > 0.5  # "for most weights"
+
+
+def test_obd_magnitude_and_the_random_band_under_a_global_threshold(cnn, digits):
+    obd = accuracy_sweep(cnn, digits.test, RATIOS, criterion="obd", scope="global", data=digits.val)
+    magnitude = accuracy_sweep(cnn, digits.test, RATIOS, criterion="magnitude", scope="global")
+    band = random_band(cnn, digits.test, RATIOS, scope="global").set_index("sparsity")
+    obd, magnitude = obd.set_index("sparsity")["accuracy"], magnitude.set_index("sparsity")["accuracy"]
+    dense = obd[0.0]
+    for r in (0.7, 0.8, 0.85, 0.9, 0.95):  # random at chance from 70 %, both criteria far above
+        assert band.loc[r, "max"] < 0.11 and min(obd[r], magnitude[r]) > band.loc[r, "max"] + 0.3
+    for r in (0.5, 0.7, 0.8, 0.85):  # within three test images of the dense accuracy
+        assert min(obd[r], magnitude[r]) >= dense - 3 * IMAGE - 1e-6
+    assert magnitude[0.9] > obd[0.9] + 0.1  # at 90 % magnitude far ahead
+    assert abs(obd[0.95] - 0.5) < 0.06 and abs(magnitude[0.95] - 0.5) < 0.06  # at 95 % both near half
+
+
+def test_where_the_global_threshold_puts_the_zeros_and_the_cross_terms(cnn, digits):
+    obd = pruneviz.Pruner(cnn, "obd", "element", scope="global", data=digits.val)
+    by_obd = obd.prune(0.9).layer_sparsity()
+    obd.restore()
+    magnitude = pruneviz.Pruner(cnn, "magnitude", scope="global")
+    by_magnitude = magnitude.prune(0.9).layer_sparsity()
+    magnitude.restore()
+    assert min(by_obd["conv4"], by_magnitude["conv4"]) > 0.98
+    assert by_obd["conv1"] < by_magnitude["conv1"] and by_obd["conv2"] < by_magnitude["conv2"]
+    assert by_obd["fc"] > 1.7 * by_magnitude["fc"] and by_obd["fc"] > 0.8  # "almost twice", "< a fifth left"
+    terms = {}
+    for sparsity in (0.3, 0.5, 0.7, 0.8, 0.85, 0.9):
+        obd.prune(sparsity)
+        masks = {name: mask.clone() for name, mask in obd.masks.items()}
+        obd.restore()
+        terms[sparsity] = taylor_terms(cnn, digits.val, masks)
+    ratios = [terms[s]["cross"] / terms[s]["diagonal"] for s in terms]
+    assert all(1.5 < r < 6 for r in ratios) and ratios == sorted(ratios)  # "larger, two to five times, growing"
+    assert all(terms[s]["first_order"] > terms[s]["quadratic"] for s in (0.3, 0.5, 0.7, 0.8))  # "until 85 %"
+    assert terms[0.9]["measured"] > 10 * terms[0.9]["quadratic"]  # "an order of magnitude short"
+
+
+def test_taylor_terms_refuses_an_already_pruned_model(cnn, digits):
+    pruner = pruneviz.Pruner(cnn, "magnitude").prune(0.5)
+    with pytest.raises(ValueError, match="dense model"):
+        taylor_terms(cnn, digits.val, pruner.masks)
