@@ -11,7 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
 from .base import axes, percent_axis, register
-from .theme import ACCENT, PALETTE
+from .theme import ACCENT, series_style
 
 BAND_COLOR = "0.45"  # grey: a baseline, not one of the compared criteria
 FLOOR_COLOR = "0.15"  # near black: a reference line, never the colour of a curve
@@ -45,9 +45,8 @@ class AccuracyCurves:
         if label in self.lines:
             self.lines[label].set_data(x, y)
         else:
-            color = PALETTE[len(self.lines) % len(PALETTE)]
-            (self.lines[label],) = self.ax.plot(x, y, marker=".", markersize=5, linewidth=1.5, color=color,
-                                                label=label)
+            (self.lines[label],) = self.ax.plot(x, y, markersize=4, linewidth=1.5, label=label,
+                                                **series_style(len(self.lines)))
             self.ax.legend(loc="lower left", fontsize="x-small", frameon=False)
         return self.lines[label]
 
@@ -143,8 +142,8 @@ def sensitivity_curves(scan, *, floor: float | None = None, title: str | None = 
     ax = axes(ax)
     lines = {}
     for i, (layer, (xs, ys)) in enumerate(_curves_from(scan, "layer", "sparsity", "accuracy").items()):
-        (lines[layer],) = ax.plot(100 * np.asarray(xs, float), 100 * np.asarray(ys, float), marker="o",
-                                  markersize=3.5, linewidth=1.4, color=PALETTE[i % len(PALETTE)], label=layer)
+        (lines[layer],) = ax.plot(100 * np.asarray(xs, float), 100 * np.asarray(ys, float), markersize=3.5,
+                                  linewidth=1.4, label=layer, **series_style(i))
     if floor is not None:
         lines["floor"] = ax.axhline(100 * floor, color=FLOOR_COLOR, linestyle="--", linewidth=1.2, label="accuracy floor")
     ax.set_xlabel("sparsity of the layer (% of its weights pruned)")
@@ -175,7 +174,7 @@ def schedule_curve(schedules, *, current_step: int | None = None, title: str | N
                             f"{label!r} is a {type(schedule).__name__}")
         steps, sparsities = schedule.points()
         (lines[label],) = ax.plot(list(steps), 100 * np.asarray(sparsities, float), drawstyle="steps-post",
-                                  marker="o", markersize=3.5, linewidth=1.6, color=PALETTE[i % len(PALETTE)],
+                                  markersize=3.5, linewidth=1.6, **series_style(i),
                                   label=str(label))
     if current_step is not None:
         lines["current"] = ax.axvline(current_step, color=ACCENT, linestyle="--", linewidth=1.2, label="now")
