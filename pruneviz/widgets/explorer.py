@@ -11,7 +11,7 @@ from ..criteria import REGISTRY
 from ..data import Data
 from ..plot import AccuracyCurves, MaskImage, WeightHistogram
 from ..selection import SCOPES
-from .base import ErrorPanel, default_model_and_data
+from .base import ErrorPanel, default_model_and_data, sparsity_slider
 from .figure import LiveFigure
 from .session import SPARSITY_GRID, PruningSession, valid_granularities
 
@@ -44,10 +44,7 @@ class Explorer(widgets.VBox):
         if layer is not None and layer not in layers:
             raise ValueError(f"unknown layer {layer!r}; valid choices: {', '.join(map(repr, layers))}")
         style = {"description_width": "80px"}
-        self.sparsity = _control(widgets.FloatSlider(value=sparsity, min=0.0, max=0.99, step=0.01,
-                                                     description="sparsity", readout_format=".2f",
-                                                     continuous_update=True, style=style,
-                                                     layout=widgets.Layout(width="420px")), "pruneviz-sparsity")
+        self.sparsity = sparsity_slider(sparsity, "pruneviz-sparsity", style=style)
         self.criterion = _control(widgets.Dropdown(options=criteria, value=criterion, description="criterion",
                                                    style=style), "pruneviz-criterion")
         self.granularity = _control(widgets.Dropdown(options=valid_granularities(model, criterion),
@@ -55,8 +52,9 @@ class Explorer(widgets.VBox):
                                     "pruneviz-granularity")
         if granularity in self.granularity.options:
             self.granularity.value = granularity
-        self.scope = _control(widgets.ToggleButtons(options=list(SCOPES), value=scope, description="scope",
-                                                    style={**style, "button_width": "70px"}), "pruneviz-scope")
+        # radio buttons: real <input type=radio>, so the chosen scope is announced as checked
+        self.scope = _control(widgets.RadioButtons(options=list(SCOPES), value=scope, description="scope",
+                                                   orientation="horizontal", style=style), "pruneviz-scope")
         self.layer = _control(widgets.Dropdown(options=layers, value=layer or layers[0], description="layer",
                                                style=style), "pruneviz-layer")
         self.only_layer = _control(widgets.Checkbox(value=False, description="prune only this layer",
@@ -188,6 +186,10 @@ class Explorer(widgets.VBox):
         self.last_readout = state
         self.curves.set_current(self.session.ratio, state.accuracy)
         self.readout.value = f"<code>{html.escape(state.text())}</code>"
+        self.figure.describe(f"Weight histogram of {name} with the pruning threshold, its mask "
+                             f"({100 * (1 - kept):.1f} % pruned) and accuracy against sparsity: "
+                             f"{self.criterion.value}, {self.granularity.value}, {self.scope.value} scope; "
+                             f"{state.text()}")
         self.figure.draw(full=self._full)
         self._full = False
 

@@ -1,8 +1,12 @@
 """A matplotlib Figure inside an ipywidgets layout, redrawn in place.
 
-With ipympl (``%matplotlib widget``) the figure's own canvas is the widget: ``draw()`` asks it to redraw.
-Otherwise (``%matplotlib inline``, or no Jupyter at all) the figure renders to PNG into an ``ipywidgets.Image``
-of fixed size: the picture is swapped, the layout never collapses, so nothing flickers.
+With ipympl (``%matplotlib widget``) the figure's own canvas is the widget. Otherwise (``%matplotlib inline``,
+or no Jupyter at all) the figure renders to PNG into an ``ipywidgets.Image`` of fixed size: the picture is
+swapped, the layout never collapses, so nothing flickers.
+
+Both blit: the artists a move changes are drawn over a kept background (axes, ticks, labels: most of the drawing
+time), and the frame goes out at once. With ipympl that also skips ``draw_idle``'s round trip (the kernel asks
+the browser to ask for a draw) and its full redraw; ipympl sends only the pixels that changed.
 """
 from __future__ import annotations
 
@@ -62,12 +66,13 @@ class LiveFigure:
         self.widget.add_class("pruneviz-figure")
         self._animated: list[Artist] = []
         self._background = None
+        self.description = ""
+        # any full draw (ours, or ipympl's own when the page shows the canvas or resizes it) becomes the
+        # background, with the animated artists put back on top (a full draw leaves them out)
+        self.figure.canvas.mpl_connect("draw_event", self._on_full_draw)
 
     def animate(self, artists: Iterable[Artist]) -> None:
-        """The artists a slider move changes. Without ipympl they are blitted: the rest of the figure (axes,
-        ticks, labels, text: most of the drawing time) is drawn once and kept as a background image."""
-        if self.mode == "ipympl":
-            return  # ipympl redraws the whole canvas in its own event loop (draw_idle coalesces moves)
+        """The artists a slider move changes: drawn over the kept background on each :meth:`draw`."""
         self._animated = list(artists)
         for artist in self._animated:
             artist.set_animated(True)
@@ -77,20 +82,39 @@ class LiveFigure:
         with theme():
             return self.figure.subplots(*args, **kwargs)
 
+    def describe(self, text: str) -> None:
+        """What the figure shows, in words, for those who cannot see it: the inline picture's accessible name
+        (ipywidgets' Image has no alt attribute; its tooltip is the <img>'s title, which screen readers read
+        when there is no alt), and ipympl's canvas tooltip."""
+        self.description = text
+        target = self.image if self.mode == "inline" else self.widget
+        if hasattr(target, "tooltip"):
+            target.tooltip = text
+
+    def _on_full_draw(self, _event) -> None:
+        self._background = self.figure.canvas.copy_from_bbox(self.figure.bbox)
+        self._draw_animated()
+
+    def _draw_animated(self) -> None:
+        for artist in self._animated:
+            self.figure.draw_artist(artist)
+
     def draw(self, full: bool = False) -> None:
         """Show the artists as they are now. ``full``: something outside the animated artists changed
         (limits, a new line, a title), so the background is drawn again."""
-        if self.mode == "ipympl":
-            self.figure.canvas.draw_idle()
-            return
         canvas = self.figure.canvas
+        if self.mode == "ipympl" and getattr(canvas, "syncing_data_url", False):
+            # no browser view has set up yet, and ipympl 0.10 sends a broken frame until one has: ask for a draw,
+            # which the view requests once it is ready
+            canvas.draw_idle()
+            return
         if full or self._background is None:
-            canvas.draw()
-            self._background = canvas.copy_from_bbox(self.figure.bbox)
+            canvas.draw()  # draw_event: the new background, the animated artists on it; ipympl sends the frame
         else:
             canvas.restore_region(self._background)
-        for artist in self._animated:
-            self.figure.draw_artist(artist)
+            self._draw_animated()
+            if self.mode == "ipympl":
+                canvas.blit(self.figure.bbox)  # sends the frame (the pixels that changed) now
         if self.mode == "inline":
             self.image.value = self.png()
 
