@@ -4,11 +4,11 @@ Depth: the two removable blocks the model misses least (accuracy drop when skipp
 Width: the first conv of every block loses the same fraction of channels (L1 magnitude), the fraction chosen so
 the compacted model's MACs come closest to the depth-pruned one's. Both are fine-tuned for a few epochs (Adam,
 plain training: they are physically smaller models); accuracy on the digits test split before and after.
-Latency: median forward time at batch 64 and batch 1 (one torch thread, warm-up first, interleaved rounds).
+Latency: :func:`pruneviz.timing.latency_table` at batch 1 and 64 (one torch thread, warm-up first, the models
+timed in turns, the speed-up the median of per-round ratios, with its spread).
 """
 from __future__ import annotations
 
-import statistics
 import sys
 from pathlib import Path
 
@@ -19,38 +19,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pruneviz  # noqa: E402
 from pruneviz.depth import depth_vs_width  # noqa: E402
+from pruneviz.timing import latency_table, verdict  # noqa: E402
 
 from bench_surgery import cpu_name, print_rows  # noqa: E402
 
 
 def run(quick: bool = False) -> list[dict]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train, test = pruneviz.data.digits().test
-        model = pruneviz.zoo.load("digits-resnet", device="cpu")
-        table, models = depth_vs_width(model, train, test, blocks=2, epochs=1 if quick else 3,
-                                       measure_latency=False, return_models=True)
-        x = train.tensors[0]
-        rows = []
-        for batch in (1, 64):
-            times = {m: [] for m in models}
-            for _ in range(2 if quick else 7):
-                for method, net in models.items():
-                    times[method].append(pruneviz.latency(net, x[:batch], warmup=2, runs=5 if quick else 20))
-            lat = {m: statistics.median(t) for m, t in times.items()}
-            for method in models:
-                rows.append(_row(f"{method}/batch{batch}", "latency", lat[method], "ms"))
-                if method != "dense":
-                    rows.append(_row(f"{method}/batch{batch}", "speedup", lat["dense"] / lat[method], "x"))
-        for r in table.itertuples():
-            rows.append(_row(r.method, "parameters", r.parameters, "count"))
-            rows.append(_row(r.method, "macs", r.macs, "MAC"))
-            rows.append(_row(r.method, "accuracy", 100 * r.accuracy, "%"))
-            rows.append(_row(r.method, "accuracy_finetuned", 100 * r.accuracy_finetuned, "%"))
-        print("removed:", "; ".join(f"{r.method}: {r.removed}" for r in table.itertuples()))
-    finally:
-        torch.set_num_threads(threads)
+    train, val, test = pruneviz.data.digits()
+    model = pruneviz.zoo.load("digits-resnet", device="cpu")
+    table, models = depth_vs_width(model, train, test, blocks=2, epochs=1 if quick else 3, calibration=val,
+                                   measure_latency=False, return_models=True)
+    speed = latency_table(models, train.tensors[0][:1], batches=(1, 64), rounds=2 if quick else 9,
+                          runs={1: 3 if quick else 20, 64: 1 if quick else 4})
+    rows = []
+    for r in speed.itertuples():
+        case = f"{r.model}/batch{r.batch}"
+        rows.append(_row(case, "latency", r.latency_ms, "ms"))
+        if r.model != "dense":
+            rows.append(_row(case, "speedup", r.speedup, "x"))
+            rows.append(_row(case, "speedup spread", r.spread, "ratio"))
+    for r in table.itertuples():
+        rows.append(_row(r.method, "parameters", r.parameters, "count"))
+        rows.append(_row(r.method, "macs", r.macs, "MAC"))
+        rows.append(_row(r.method, "accuracy", 100 * r.accuracy, "%"))
+        rows.append(_row(r.method, "accuracy_finetuned", 100 * r.accuracy_finetuned, "%"))
+    print("removed:", "; ".join(f"{r.method}: {r.removed}" for r in table.itertuples()))
+    print(verdict(speed))
     return rows
 
 

@@ -5,14 +5,15 @@ The lecture lab's VGG (see bench_surgery) on 32x32 inputs, one torch thread, bat
 - masked: fine-grained (element) 50 % and 90 %, 2:4 (N:M), and channel 50 % as zeros -- the weights keep their
   shape, so a dense kernel still multiplies every zero;
 - compacted: the same channel 50 % masks made physical by :func:`pruneviz.compact` (smaller tensors).
-For each: MACs a dense kernel executes, MACs a sparse kernel could skip to ("sparse MACs"), and latency
-(median over rounds that visit the models forwards and backwards in turn). The claim it checks: only removing structure (channels, blocks) speeds a CPU up.
+For each: MACs a dense kernel executes, MACs a sparse kernel could skip to ("sparse MACs"), and latency from
+:func:`pruneviz.timing.latency_table` (the models timed in turns, one thread; the speed-up is the median of
+per-round ratios, printed with its spread). The claim it checks: only removing structure (channels, blocks)
+speeds a CPU up. Notebook 09 shows the same table on digits-cnn.
 
 Run: python benchmarks/bench_masked.py [--quick]
 """
 from __future__ import annotations
 
-import statistics
 import sys
 from pathlib import Path
 
@@ -23,59 +24,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import pruneviz  # noqa: E402
 from bench_surgery import LabVGG, cpu_name  # noqa: E402
-
-CASES = (("element 50%", "element", 0.5), ("element 90%", "element", 0.9), ("2:4", "2:4", 0.5),
-         ("channel 50% (zeros)", "channel", 0.5))
-
+from pruneviz.timing import latency_table, masked_and_compacted, verdict  # noqa: E402
 
 def models() -> tuple[dict[str, torch.nn.Module], torch.Tensor]:
-    """{case: model} with the masked variants as independent copies, and an example input of one image."""
+    """{case: model}: the lab VGG dense, with zeros (:data:`pruneviz.timing.MASKED_CASES`), and channel-compacted;
+    and an example input of one image."""
     torch.manual_seed(0)
-    dense = LabVGG().eval()
-    out = {"dense": dense}
-    for case, granularity, ratio in CASES:
-        model = LabVGG().eval()
-        model.load_state_dict(dense.state_dict())
-        layers = pruneviz.channel_prunable_layers(model) if granularity == "channel" else None
-        pruneviz.Pruner(model, "magnitude", granularity, layers=layers).prune(ratio)
-        out[case] = model
-    channel = pruneviz.Pruner(dense, "magnitude", "channel", layers=pruneviz.channel_prunable_layers(dense))
-    out["channel 50% (compacted)"] = pruneviz.compact(dense, channel.prune(0.5).masks)
-    channel.restore()
-    return out, torch.rand(1, 3, 32, 32)
-
-
-def alternating_latency(nets: dict[str, torch.nn.Module], x: torch.Tensor, rounds: int, runs: int
-                        ) -> dict[str, float]:
-    """Median ms per forward of each model over rounds that visit the models forwards, then backwards: a drift
-    in the machine's load (other processes) then favours no model by its place in the order."""
-    times: dict[str, list[float]] = {name: [] for name in nets}
-    names = list(nets)
-    for i in range(rounds):
-        for name in (names if i % 2 == 0 else names[::-1]):
-            times[name].append(pruneviz.latency(nets[name], x, warmup=1, runs=runs))
-    return {name: statistics.median(t) for name, t in times.items()}
+    return masked_and_compacted(LabVGG().eval()), torch.rand(1, 3, 32, 32)
 
 
 def run(quick: bool = False) -> list[dict]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a shared machine: more threads would measure the neighbours
+    nets, example = models()
+    speed = latency_table(nets, example, batches=(1, 64), rounds=1 if quick else 7,
+                          runs={1: 1 if quick else 10, 64: 1 if quick else 2})
     rows = []
-    try:
-        nets, example = models()
-        for case, net in nets.items():
-            rows.append(_row(case, "macs", pruneviz.macs(net, example), "MAC"))
-            rows.append(_row(case, "sparse macs", pruneviz.macs(net, example, sparse=True), "MAC"))
-        for batch in (1, 64):
-            x = example.expand(batch, -1, -1, -1).contiguous()
-            rounds, runs = (1, 1) if quick else ((10, 10) if batch == 1 else (6, 2))
-            lat = alternating_latency(nets, x, rounds=rounds, runs=runs)
-            for case in nets:
-                rows.append(_row(f"{case}/batch{batch}", "latency", lat[case], "ms"))
-                if case != "dense":
-                    rows.append(_row(f"{case}/batch{batch}", "speedup", lat["dense"] / lat[case], "x"))
-    finally:
-        torch.set_num_threads(threads)
+    for case, net in nets.items():
+        rows.append(_row(case, "macs", pruneviz.macs(net, example), "MAC"))
+        rows.append(_row(case, "sparse macs", pruneviz.macs(net, example, sparse=True), "MAC"))
+    for r in speed.itertuples():
+        rows.append(_row(f"{r.model}/batch{r.batch}", "latency", r.latency_ms, "ms"))
+        if r.model != "dense":
+            rows.append(_row(f"{r.model}/batch{r.batch}", "speedup", r.speedup, "x"))
+            rows.append(_row(f"{r.model}/batch{r.batch}", "speedup spread", r.spread, "ratio"))
+    print(verdict(speed))
     return rows
 
 

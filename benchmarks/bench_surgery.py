@@ -5,15 +5,14 @@ Models: the zoo's digits-cnn (8x8 inputs) and the lecture lab's VGG (conv3x3-BN-
 random weights (latency does not depend on the values). Every conv whose channels can go alone loses 30 % or 50 %
 of its channels by L1 magnitude, then :func:`pruneviz.compact` removes them.
 
-Latency: one torch thread (the machine is shared; more threads measure the neighbours), batch 1 and 64, models
-measured in interleaved rounds (so drift in machine load hits all alike), each round a warm-up then timed runs;
-the figure is the median of the rounds' medians. speedup = dense latency / pruned latency; mac_reduction = dense MACs /
-pruned MACs; their ratio says how much of the MAC saving the CPU turns into time.
+Latency: :func:`pruneviz.timing.latency_table`, one torch thread (the machine is shared; more threads measure the
+neighbours), batch 1 and 64, the models timed in turns so a burst of load hits all alike; speedup = the median
+over rounds of dense time / pruned time, printed with its spread; mac_reduction = dense MACs / pruned MACs; their
+ratio says how much of the MAC saving the CPU turns into time.
 """
 from __future__ import annotations
 
 import platform
-import statistics
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 import pruneviz  # noqa: E402
+from pruneviz.timing import latency_table, verdict  # noqa: E402
 
 VGG_CFG = (64, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 RATIOS = (0.3, 0.5)
@@ -58,17 +58,6 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def interleaved_latency(models: dict[str, nn.Module], x: torch.Tensor, rounds: int, runs: int,
-                        warmup: int = 1) -> dict[str, float]:
-    """Median ms per forward of each model: the median of :func:`pruneviz.latency` over rounds that visit the
-    models in turn, so a change in the machine's load affects all of them alike."""
-    times: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(rounds):
-        for name, model in models.items():
-            times[name].append(pruneviz.latency(model, x, warmup=warmup, runs=runs))
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
 def _models(name: str) -> tuple[nn.Module, torch.Tensor]:
     if name == "digits-cnn":
         return pruneviz.zoo.load("digits-cnn", device="cpu"), torch.rand(1, 1, 8, 8)
@@ -89,27 +78,21 @@ def run(quick: bool = False) -> list[dict]:
             for ratio in RATIOS:
                 models[f"{ratio:.0%}"] = pruneviz.compact(dense, pruner.prune(ratio).masks)
             pruner.restore()
-            macs = {k: pruneviz.macs(m, example) for k, m in models.items()}
-            params = {k: pruneviz.count_parameters(m) for k, m in models.items()}
             for case, m in models.items():
-                rows.append(_row(net, case, "parameters", params[case], "count"))
-                rows.append(_row(net, case, "macs", macs[case], "MAC"))
-            big = net == "vgg"
-            for batch in BATCHES:
-                x = example.expand(batch, *example.shape[1:]).contiguous()
-                heavy = big and batch > 1
-                rounds, runs = (2, 2) if quick else ((7, 2) if heavy else (7, 20))
-                lat = interleaved_latency(models, x, rounds=rounds, runs=runs)
-                for case in models:
-                    rows.append(_row(net, f"{case}/batch{batch}", "latency", lat[case], "ms"))
-                    if case == "dense":
-                        continue
-                    speedup = lat["dense"] / lat[case]
-                    reduction = macs["dense"] / macs[case]
-                    rows.append(_row(net, f"{case}/batch{batch}", "speedup", speedup, "x"))
-                    rows.append(_row(net, f"{case}/batch{batch}", "mac_reduction", reduction, "x"))
-                    rows.append(_row(net, f"{case}/batch{batch}", "speedup/mac_reduction", speedup / reduction,
-                                     "ratio"))
+                rows.append(_row(net, case, "parameters", pruneviz.count_parameters(m), "count"))
+                rows.append(_row(net, case, "macs", pruneviz.macs(m, example), "MAC"))
+            runs = {1: 2 if quick else 20, 64: 2 if quick else (2 if net == "vgg" else 10)}
+            speed = latency_table(models, example, batches=BATCHES, rounds=2 if quick else 7, runs=runs)
+            for r in speed.itertuples():
+                case = f"{r.model}/batch{r.batch}"
+                rows.append(_row(net, case, "latency", r.latency_ms, "ms"))
+                if r.model == "dense":
+                    continue
+                rows.append(_row(net, case, "speedup", r.speedup, "x"))
+                rows.append(_row(net, case, "speedup spread", r.spread, "ratio"))
+                rows.append(_row(net, case, "mac_reduction", r.mac_reduction, "x"))
+                rows.append(_row(net, case, "speedup/mac_reduction", r.speedup / r.mac_reduction, "ratio"))
+            print(f"{net}: {verdict(speed)}")
     finally:
         torch.set_num_threads(threads)
     return rows
