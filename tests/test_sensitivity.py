@@ -196,36 +196,3 @@ def test_sensitivity_guided_ratios_beat_uniform_at_the_same_sparsity(cnn, digits
     uniform = evaluate(cnn, test)
     assert abs(pruner.sparsity() - overall) < 1e-3
     assert guided > uniform + 0.5, (guided, uniform)  # measured: 99.4 % against 20.6 %
-
-
-# -- the coursework check ---------------------------------------------------------------------------------
-
-def test_check_ratio_dict_passes_a_solution_and_names_what_is_wrong(capsys):
-    from pruneviz.coursework import CheckFailed
-    from pruneviz.coursework.ratio import check_ratio_dict
-
-    def greedy(scan, weights, target, floor):  # written out: the check refuses pruneviz.ratios_for_size
-        ratios = {layer: 0.0 for layer in weights}
-        allowed = scan[scan.accuracy >= floor]
-        while sum(n * (1 - ratios[k]) for k, n in weights.items()) > target * sum(weights.values()):
-            layer = max(weights, key=lambda k: weights[k] * (1 - ratios[k]) if
-                        (allowed[allowed.layer == k].sparsity > ratios[k] + 1e-9).any() else -1)
-            ratios[layer] = float(allowed[(allowed.layer == layer)
-                                          & (allowed.sparsity > ratios[layer] + 1e-9)].sparsity.min())
-        return ratios
-
-    assert check_ratio_dict(greedy)
-    assert "✓" in capsys.readouterr().out
-    for wrong, words in [(lambda scan, weights, target, floor: {layer: 0.35 for layer in weights}, "was not scanned"),
-                         (lambda scan, weights, target, floor: {layer: 0.9 for layer in weights}, "below the floor"),
-                         (lambda scan, weights, target, floor: {}, "target is at most"),
-                         (lambda scan, weights, target, floor: ratios_for_size(scan, weights, target, floor=floor),
-                          "the library's own answer")]:
-        with pytest.raises(CheckFailed, match=words):
-            check_ratio_dict(wrong)
-
-    def stub(scan, weights, target, floor):
-        raise NotImplementedError
-
-    with pytest.raises(CheckFailed, match="not implemented"):
-        check_ratio_dict(stub)

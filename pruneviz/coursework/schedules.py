@@ -75,15 +75,14 @@ def _momentum_cases(seed: int = 0):
         weight = torch.randn(shape, generator=gen)
         velocity = torch.randn(shape, generator=gen)
         plan, mask = [], torch.ones(shape, dtype=torch.bool)
-        w = weight.clone()
+        w, v = weight.clone(), velocity.clone()
         for step in range(7):
             if step in (2, 5):  # a prune: the smallest half of the survivors goes
                 kept = w[mask].abs()
                 mask = mask & (w.abs() > kept.median())
             grad = torch.randn(shape, generator=gen)
             plan.append((grad, mask.clone()))
-            v0 = velocity if step == 0 else v
-            w, v = _reference_step(w, grad, v0, mask, lr, momentum)
+            w, v = _reference_step(w, grad, v, mask, lr, momentum)
         yield (f"random {tuple(shape)} weights, lr {lr}, momentum {momentum}, 7 steps with prunes before steps 2 "
                "and 5", weight, velocity, plan, lr, momentum)
 
