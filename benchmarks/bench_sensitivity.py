@@ -3,7 +3,8 @@
 Element-wise magnitude scan of every layer at 9 ratios on the digits validation split (360 images: a scan chooses
 ratios, so it never sees test), for digits-cnn and digits-resnet. Both scans give identical accuracies (checked
 here too). Alongside the measured speed-up, the bound that multiply-accumulates allow: caching can skip only
-what lies upstream of the pruned layer, so bound = L K M / sum_l (M_up,l + K M_down,l) with M the model's MACs, K ratios, L layers.
+what lies upstream of the pruned layer, so bound = L K M / sum_l (M_up,l + K M_down,l) with M the model's MACs,
+K ratios, L layers.
 
 Medians of interleaved repeats after a warm-up. Run: python benchmarks/bench_sensitivity.py [--quick]
 """
