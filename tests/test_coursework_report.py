@@ -201,3 +201,84 @@ def test_a_delegation_that_then_fails_is_still_told_as_a_delegation():
     with pytest.raises(CheckFailed) as failure:
         check_fine_grained_prune(half_delegating)
     assert "calls pruneviz.tensor_mask" in str(failure.value) and "RuntimeError" not in str(failure.value)
+
+
+# -- the checks written for the new exercises, tried on the library's answer too -------------------------
+
+def _library_momentum_step(weight, grad, velocity, mask, lr, momentum):
+    param = nn.Parameter(weight.clone())
+    sgd = torch.optim.SGD([param], lr=lr, momentum=momentum)
+    sgd.state[param]["momentum_buffer"] = velocity.clone() * mask
+    param.grad = grad * mask
+    sgd.step()
+    return param.detach() * mask, sgd.state[param]["momentum_buffer"] * mask
+
+
+def _library_slimming_masks(model, fraction):
+    import copy
+    pruner = pruneviz.Pruner(copy.deepcopy(model), "scaling", "channel", "global").prune(fraction)
+    return dict(pruner.masks)
+
+
+def _library_fisher(model, layer, x, y):
+    return pruneviz.hessian_diagonal(model, (x, y), layers=[layer], mode="estimate")[layer]
+
+
+def _library_neuron_pruning(mlp, sparsity):
+    import copy
+    mlp = copy.deepcopy(mlp)
+    return pruneviz.compact(mlp, pruneviz.Pruner(mlp, "magnitude", "channel").prune(sparsity).masks)
+
+
+def _library_remove_dead(mlp, x):
+    import copy
+
+    from pruneviz.criteria.apoz import prune_dead
+    mlp = copy.deepcopy(mlp)
+    pruner = prune_dead(mlp, (x, torch.zeros(len(x), dtype=torch.long)))
+    return pruneviz.compact(mlp, pruner.masks)
+
+
+def _library_highest_sparsity(pruner, data, floor, grid):
+    from pruneviz.baselines import accuracy_sweep
+    sweep = accuracy_sweep(pruner.model, data, grid, scope="global")
+    return max((r for r, a in zip(sweep.sparsity, sweep.accuracy) if a >= floor), default=0.0)
+
+
+def _more_library_answers():
+    from pruneviz.coursework import criteria, schedules, surgery, welcome
+    return {
+        "masked momentum step": (schedules.check_masked_momentum_step, _library_momentum_step),
+        "slimming masks": (criteria.check_slimming_masks, _library_slimming_masks),
+        "empirical Fisher": (criteria.check_empirical_fisher, _library_fisher),
+        "neuron pruning": (surgery.check_neuron_pruning, _library_neuron_pruning),
+        "removing dead neurons": (criteria.check_remove_dead_neurons, _library_remove_dead),
+        "highest sparsity": (welcome.check_highest_sparsity, _library_highest_sparsity),
+    }
+
+
+@pytest.mark.parametrize("name", ["masked momentum step", "slimming masks", "empirical Fisher", "neuron pruning",
+                                  "removing dead neurons", "highest sparsity"])
+def test_the_new_checks_refuse_the_librarys_own_implementation(name):
+    check, library_answer = _more_library_answers()[name]
+    with pytest.raises(CheckFailed) as failure:
+        check(library_answer)
+    words = str(failure.value)
+    assert "1 problem(s)" in words and "the library's own answer to this exercise" in words, words
+
+
+def test_every_check_is_tried_on_the_librarys_answer():
+    """A new check_* must show it refuses the library's own implementation: add it above."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import pruneviz.coursework as coursework
+
+    checks = {name for info in pkgutil.iter_modules(coursework.__path__)
+              for name, fn in inspect.getmembers(importlib.import_module(f"pruneviz.coursework.{info.name}"),
+                                                 inspect.isfunction)
+              if name.startswith("check_") and fn.__module__.startswith("pruneviz.coursework.")}
+    tried = {check.__name__ for check, _ in [*LIBRARY_ANSWERS.values(), *_more_library_answers().values()]}
+    assert checks - tried == set(), ("add each of these, called with the library's own answer, to "
+                                     "LIBRARY_ANSWERS or _more_library_answers in tests/test_coursework_report.py")
