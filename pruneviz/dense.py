@@ -43,9 +43,8 @@ class Stamp:
 
     @classmethod
     def of(cls, param: torch.Tensor, index: torch.Tensor) -> Stamp:
-        flat = param.detach().reshape(-1)
         return cls(param.data_ptr(), param._version, param.dtype, param.device, param.shape,
-                   flat[index.to(flat.device)].clone() if flat.numel() else flat.clone())
+                   _take(param, index))  # take makes a new tensor: no clone needed
 
     def mismatch(self, param: torch.Tensor, index: torch.Tensor) -> str | None:
         """Why ``param`` no longer holds what the kit wrote, or None."""
@@ -57,10 +56,18 @@ class Stamp:
             return f"reshaped from {tuple(self.shape)} to {tuple(param.shape)}"
         if param.data_ptr() != self.ptr or param._version != self.version:
             return "changed outside the Pruner (edited, trained or loaded)"
-        now = param.detach().reshape(-1)[index.to(param.device)] if param.numel() else param.detach().reshape(-1)
-        if not torch.equal(torch.nan_to_num(now, nan=0.5), torch.nan_to_num(self.sample, nan=0.5)):
+        now = _take(param, index)
+        if not torch.equal(now, self.sample) and not torch.equal(now.nan_to_num(0.5), self.sample.nan_to_num(0.5)):
             return "changed outside the Pruner (written through .data)"
         return None
+
+
+def _take(param: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """The sampled values (one small gather on a plain tensor: a Parameter's own ops are slower)."""
+    values = param.detach()
+    if index.device != values.device:
+        index = index.to(values.device)
+    return torch.take(values, index) if values.numel() else values.reshape(-1)
 
 
 @dataclass(eq=False)
@@ -79,6 +86,7 @@ class DenseRecord:
     generation: int = 0
     tuned: bool = False
     is_dense: bool = True
+    superseded: bool = False  # another record holds this parameter's dense values now
 
 
 _RECORDS: WeakIdKeyDictionary = WeakIdKeyDictionary()
@@ -101,7 +109,9 @@ def mismatch(param: torch.Tensor) -> str | None:
 def adopt(param: torch.Tensor, values: torch.Tensor | None = None) -> DenseRecord:
     """Make ``values`` (default: what the parameter holds now) its dense values: a new generation."""
     old = _RECORDS.get(param)
-    index = _sample_index(param.numel())
+    if old is not None:
+        old.superseded = True
+    index = _sample_index(param.numel()).to(param.device)
     dense = (param if values is None else values).detach().clone()
     record = DenseRecord(dense, Stamp.of(param, index), index,
                          generation=0 if old is None else old.generation + 1,

@@ -9,6 +9,7 @@ copy); a model edited, trained, converted or re-wired behind its back is refused
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,11 +41,36 @@ class _Entry:
     param: nn.Parameter
     record: registry.DenseRecord
     generation: int
+    path: tuple  # ((module, name, child, where the module keeps it), ...) from the model to the parameter
     rewritten: bool = False  # a criterion rewrites it outside the masks (see Pruner.track): any content allowed
 
     @property
     def dense(self) -> torch.Tensor:
         return self.record.dense
+
+    def in_place(self) -> bool:
+        """Whether the model still holds this parameter where it was (a few dict lookups: the hot path)."""
+        return all(store(parent).get(name) is child for parent, name, child, store in self.path)
+
+    @classmethod
+    def of(cls, model: nn.Module, key: str, param: nn.Parameter, record: registry.DenseRecord,
+           rewritten: bool = False) -> _Entry:
+        *names, pname = key.split(".")
+        path, module = [], model
+        for name in names:
+            child = module._modules[name]
+            path.append((module, name, child, _submodules))
+            module = child
+        path.append((module, pname, param, _parameters))
+        return cls(param, record, record.generation, tuple(path), rewritten)
+
+
+def _submodules(module: nn.Module) -> dict:
+    return module._modules
+
+
+def _parameters(module: nn.Module) -> dict:
+    return module._parameters
 
 
 class Pruner:
@@ -171,7 +197,7 @@ class Pruner:
                 raise ValueError(f"{key} is not an nn.Parameter ({type(param).__name__}): the Pruner writes "
                                  "parameters in place")
             record = registry.claim(param) if values is None else registry.adopt(param, values[key])
-            entries[key] = _Entry(param, record, record.generation)
+            entries[key] = _Entry.of(self.model, key, param, record)
         return entries
 
     @contextmanager
@@ -228,14 +254,15 @@ class Pruner:
                 raise ModelChangedError(f"{key}: {problem}")
 
     def _problem(self, key: str, entry: _Entry, content: bool) -> str | None:
-        try:
-            now = self.model.get_parameter(key)
-        except AttributeError:
-            return (f"no longer a parameter of the model (its layer was replaced or removed, or a hook such as "
-                    f"torch.nn.utils.prune's turned it into {key}_orig); {NEW_PRUNER}")
-        if now is not entry.param:
+        if not entry.in_place():
+            try:
+                self.model.get_parameter(key)
+            except AttributeError:
+                return (f"no longer a parameter of the model (its layer was replaced or removed, or a hook such as "
+                        f"torch.nn.utils.prune's turned it into {key}_orig); {NEW_PRUNER}")
             return f"the model holds another tensor there (the layer or parameter was replaced); {NEW_PRUNER}"
-        if registry._RECORDS.get(now) is not entry.record or entry.record.generation != entry.generation:
+        now = entry.param
+        if entry.record.superseded or entry.record.generation != entry.generation:
             return ("its dense weights were replaced since this Pruner scored them (another Pruner was built on "
                     f"the edited model, or called rescore()); {RESCORE}")
         why = entry.record.stamp.mismatch(now, entry.record.index)
@@ -319,8 +346,7 @@ class Pruner:
         whatever it holds then."""
         if key not in self._entries:
             param = self.model.get_parameter(key)
-            record = registry.claim(param)
-            self._entries[key] = _Entry(param, record, record.generation)
+            self._entries[key] = _Entry.of(self.model, key, param, registry.claim(param))
         self._entries[key].rewritten = True
 
     def restore(self) -> Pruner:
@@ -369,7 +395,7 @@ class Pruner:
         keeps = dict(self._keeps())
         with torch.no_grad():
             for key, entry in self._entries.items():
-                if registry._RECORDS.get(entry.param) is not entry.record:  # another Pruner adopted edits
+                if entry.record.superseded:  # another Pruner adopted edits: take its record
                     entry.record = registry.claim(entry.param)
                 current = entry.param.detach()
                 keep = keeps.get(key)
@@ -452,8 +478,7 @@ class Pruner:
         self._entries = self._claim({key: dense[key] for key in written})
         for key in dense.keys() - written:  # parameters a criterion rewrote (Pruner.track)
             param = model.get_parameter(key)
-            record = registry.adopt(param, dense[key])
-            self._entries[key] = _Entry(param, record, record.generation, rewritten=True)
+            self._entries[key] = _Entry.of(model, key, param, registry.adopt(param, dense[key]), rewritten=True)
         self._write()
         return self
 
@@ -547,7 +572,13 @@ def _masked_into(target: torch.Tensor, dense: torch.Tensor, keep: torch.Tensor) 
     """target = dense where kept, else 0, written straight into target: no temporary the size of the layer
     (the write is most of a re-prune's time on a large model). Written into the parameter itself (under
     no_grad), so its version counter records the write."""
-    torch.where(keep, dense, torch.zeros((), dtype=dense.dtype, device=dense.device), out=target)
+    torch.where(keep, dense, _zero(dense.dtype, dense.device), out=target)
+
+
+@functools.lru_cache(maxsize=None)
+def _zero(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """One 0-d zero per dtype and device, made once (a new one per write cost as much as the check before it)."""
+    return torch.zeros((), dtype=dtype, device=device)
 
 
 def _reduce_any(mask: torch.Tensor, granularity: Granularity) -> torch.Tensor:
