@@ -282,3 +282,9 @@ def test_every_check_is_tried_on_the_librarys_answer():
     tried = {check.__name__ for check, _ in [*LIBRARY_ANSWERS.values(), *_more_library_answers().values()]}
     assert checks - tried == set(), ("add each of these, called with the library's own answer, to "
                                      "LIBRARY_ANSWERS or _more_library_answers in tests/test_coursework_report.py")
+
+
+def test_a_check_that_runs_outside_a_case_is_told_it_is_the_checks_mistake():
+    check = Check("careless")
+    with pytest.raises(RuntimeError, match="outside a `with check.case"):
+        check.expect(False, "wrong")

@@ -114,23 +114,31 @@ class Check:
         self.problems: list[str] = []
         self._forbidden: dict[CodeType, str] = {code: _public_name(fn) for fn in forbid for code in _codes(fn)}
         self._case: str | None = None
+        self._open = False  # inside a `with check.case(...)` block
         self._stopped = False  # a stub or a delegation: nothing more to learn
         self._returned = 0  # calls of the student's function that returned
 
     @contextmanager
     def case(self, description: str) -> Iterator[None]:
         """One case: the first :meth:`fail` inside it is recorded and ends it; the check goes on."""
-        self._case = description
+        self._case, self._open = description, True
         try:
             yield
         except _CaseOver:
             pass
         finally:
-            self._case = None
+            self._case, self._open = None, False
 
     def fail(self, message: str) -> NoReturn:
         """Record what is wrong (prefixed with the case) and end the case."""
         self.problems.append(f"{self._case}: {message}" if self._case else message)
+        if not self._open:  # a mistake in the check, not in the student's code
+            raise RuntimeError(f"check {self.name!r}: fail/expect/run outside a `with check.case(...)` block")
+        raise _CaseOver
+
+    def _end_case(self) -> NoReturn:
+        if not self._open:
+            raise RuntimeError(f"check {self.name!r}: run outside a `with check.case(...)` block")
         raise _CaseOver
 
     def expect(self, condition: object, message: str) -> None:
@@ -146,7 +154,7 @@ class Check:
         ``unchanged="..."``: the arguments (tensors, modules' state, DataFrames, anything copyable) must come
         back as they were; if not, that message is the case's problem."""
         if self._stopped:
-            raise _CaseOver  # already told; the other cases would only repeat it
+            self._end_case()  # already told; the other cases would only repeat it
         before = [_snapshot(a) for a in (*args, *kwargs.values())] if unchanged else []
         who = getattr(fn, "__name__", "")
         who = who if who.isidentifier() else "your function"
@@ -156,7 +164,7 @@ class Check:
             self.problems.append(
                 f"{who} calls {used}, the library's own answer to this exercise: write it yourself "
                 "(plain torch is fine); the check cannot grade the library")
-            raise _CaseOver
+            self._end_case()
         if isinstance(error, NotImplementedError):
             self._stopped = True
             if not self._returned:  # a stub: the case it happened on does not matter
