@@ -125,3 +125,16 @@ def test_finetune_targets_checked_before_the_model_is_touched(model, targets, ma
     x, y = calibration()
     _refused(model, lambda: finetune(model, (x, targets(y)), pruner=pruner, steps=3, progress=False), ValueError,
              match)
+
+
+def test_widgets_name_a_model_or_data_they_cannot_use():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from pruneviz.widgets import explore
+
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got str"):
+        explore("digits-cnn", calibration(), figure="agg")
+    x, y = calibration()
+    with pytest.raises(ValueError, match=r"evaluation data is empty \(0 samples\)"):
+        explore(build("conv_bn"), (x[:0], y[:0]), figure="agg")

@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from ..criteria import get_criterion
-from ..data import Data, as_tensors
+from ..data import Data, as_tensors, check_data
 from ..dense import dense_value
-from ..errors import check_ratio
+from ..errors import check_model, check_ratio
 from ..evaluation import evaluate
 from ..granularity import get_granularity
 from ..graph import build_graph, prunable_layers
@@ -78,6 +78,8 @@ class PruningSession:
 
     def __init__(self, model: nn.Module, data: Data, *, calibration: Data | None = None,
                  grid: tuple[float, ...] = SPARSITY_GRID, reconstruct: bool = False):
+        check_model(model)
+        check_data(data, model, "evaluation data")
         self.model = model
         self.data = data
         self.calibration = data if calibration is None else calibration
