@@ -190,3 +190,67 @@ def check_row_importance(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
             if problem:
                 check.fail(problem)
     return check.done()
+
+
+# -- row-wise pruning -------------------------------------------------------------------------------------
+
+def _row_prune_problem(got: torch.Tensor, weight: torch.Tensor, sparsity: float) -> str | None:
+    expected = prune_tensor(weight, sparsity, granularity="channel")
+    if got.shape != weight.shape:
+        return f"returned shape {tuple(got.shape)}, expected the weight's shape {tuple(weight.shape)}"
+    if got.dtype == torch.bool:
+        return "returned a bool mask; return the pruned weight (whole rows set to zero)"
+    if torch.equal(got, expected):
+        return None
+    rows = weight.shape[0]
+    zero_rows = got.flatten(1).eq(0).all(dim=1)
+    some_zero = got.flatten(1).eq(0).any(dim=1) & ~weight.flatten(1).eq(0).any(dim=1)
+    if bool((some_zero & ~zero_rows).any()):
+        return "some rows are only partly zero: row-wise pruning removes whole rows (every weight of a neuron)"
+    n_expected = int(expected.flatten(1).eq(0).all(dim=1).sum())
+    if int(zero_rows.sum()) != n_expected:
+        return (f"{int(zero_rows.sum())} of {rows} rows are zero, expected round({sparsity} x {rows}) = "
+                f"{n_expected} rows")
+    kept = ~zero_rows
+    if not torch.equal(got[kept], weight[kept]):
+        return "the kept rows changed value; keep them exactly as they were"
+    rest = tuple(range(1, weight.dim()))
+    k = n_expected
+    wrong_orders = {"the rows of largest sum |w| went: prune the least important rows": -weight.abs().sum(dim=rest),
+                    "the rows were ranked by sum w, without the absolute value": weight.sum(dim=rest),
+                    "the rows were ranked by the L2 norm; the lecture's row importance is sum |w|":
+                        weight.square().sum(dim=rest)}
+    zeroed = set(zero_rows.nonzero().flatten().tolist())
+    matches = [hint for hint, score in wrong_orders.items() if set(score.argsort()[:k].tolist()) == zeroed]
+    if len(matches) == 1:  # a hint only where the case tells the mistakes apart
+        return matches[0]
+    return (f"zeroed rows {zero_rows.nonzero().flatten().tolist()}, expected rows "
+            f"{expected.flatten(1).eq(0).all(dim=1).nonzero().flatten().tolist()} (the smallest sum |w|)")
+
+
+def check_row_prune(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> bool:
+    """Check ``fn(weight, sparsity) -> pruned copy``: the ``round(sparsity x rows)`` output rows (neurons,
+    filters) of smallest sum |w| set to zero, whole rows at a time, the rest unchanged.
+
+    Cases: the lecture's W = [[3, -2], [1, -5]] at 50 % (row 0 goes, though it holds the second largest
+    weight), the two rows that L1 and L2 rank differently, sparsity 0 and 1, 7 rows at 50 % (round(3.5) = 4),
+    and random linear and conv weights against :func:`pruneviz.prune_tensor` at channel granularity.
+    """
+    cases = [
+        ("lecture example W = [[3, -2], [1, -5]] at 50 %", torch.tensor([[3.0, -2.0], [1.0, -5.0]]), 0.5),
+        ("rows [1, 1, 1, 1] and [2.5, 0, 0, 0] at 50 % (L1 keeps the first, L2 would keep the second)",
+         torch.tensor([[1.0, 1.0, 1.0, 1.0], [2.5, 0.0, 0.0, 0.0]]), 0.5),
+        ("sparsity 0 keeps every row", _random((5, 6), seed=41), 0.0),
+        ("sparsity 1 prunes every row", _random((5, 6), seed=42), 1.0),
+        ("7 rows at 50 % (round(3.5) = 4 rows, not int(3.5) = 3)", _random((7, 5), seed=43), 0.5),
+    ]
+    cases += [(f"random {'x'.join(map(str, shape))} weight at {s:.0%}", _random(shape, seed=44 + i), s)
+              for i, shape in enumerate(_SHAPES) for s in (0.25, 0.75)]
+    check = Check("row-wise pruning", forbid=_LIBRARY)
+    for case, weight, sparsity in cases:
+        with check.case(case):
+            out = _run_on_copy(check, fn, weight, sparsity)
+            problem = _row_prune_problem(out, weight, sparsity)
+            if problem:
+                check.fail(problem)
+    return check.done()
