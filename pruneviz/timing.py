@@ -128,7 +128,7 @@ def verdict(table: pd.DataFrame, max_spread: float = MAX_SPREAD) -> str:
                 f"its median (at most {100 * max_spread:.0f} % is asked).")
     return (f"The rounds disagree: {worst.model}'s per-round speed-ups spread over {100 * worst.spread:.0f} % of "
             f"their median (more than {100 * max_spread:.0f} %). The machine's load changed while it measured; "
-            "do not read these bars closely, run the cell again on a quieter machine.")
+            "do not read these speed-ups closely; measure again on a quieter machine.")
 
 
 def masked_and_compacted(model: nn.Module, cases=MASKED_CASES, channel_ratio: float = 0.5

@@ -71,3 +71,12 @@ def test_zeros_run_at_dense_speed_and_removed_channels_faster(digits):
     compacted = speed.xs("channel 50 % (compacted)", level="model")
     assert compacted.speedup[1] > 1.2 and compacted.speedup[64] > 1.7
     assert compacted.speedup[64] > compacted.speedup[1]  # per-layer overhead takes its share at batch 1
+
+
+@pytest.mark.parametrize("removed, accuracy", [(0.25, 98.1), (0.5, 40.6), (0.75, 13.3)])
+def test_width_without_fine_tuning_falls_fast(digits, cnn, removed, accuracy):
+    """The widget's readout: every conv of digits-cnn loses ``removed`` of its channels, compacted, no fine-tuning."""
+    pruner = pruneviz.Pruner(cnn, "magnitude", "channel")
+    compacted = pruneviz.compact(cnn, pruner.prune(removed).masks)
+    pruner.restore()
+    assert round(100 * pruneviz.evaluate(compacted, digits.test), 1) == accuracy
