@@ -1,5 +1,6 @@
 """Colour is never the only cue, and the widgets say in words what they show (the browser side of the slider,
 the scope radios and the figure's text is checked in tests/e2e)."""
+import html
 import itertools
 
 import ipywidgets as widgets
@@ -62,6 +63,9 @@ def explorer(digits):
 def test_explorer_scope_is_a_radio_group_and_the_figure_is_described(explorer):
     assert isinstance(explorer.scope, widgets.RadioButtons)  # <input type=radio>: its checked state is exposed
     explorer.sparsity.value = 0.5
-    text = explorer.figure.image.tooltip  # the inline <img>'s title: its accessible name
+    text = explorer.figure.description
     assert "conv2" in text and "magnitude" in text and explorer.readout_text() in text
     assert "sparsity 0.500" in text
+    assert html.escape(text) in explorer.figure.caption.value  # the hidden caption beside the inline picture
+    assert explorer.figure.caption in explorer.figure.widget.children
+    assert not explorer.figure.image.tooltip  # a tooltip on an Image breaks its view in ipywidgets 8.1

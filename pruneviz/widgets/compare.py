@@ -10,7 +10,7 @@ from torch import nn
 from ..data import Data
 from ..dense import dense_copy
 from ..plot import AccuracyCurves, MaskImage
-from .base import ErrorPanel, default_model_and_data
+from .base import ErrorPanel, default_model_and_data, sparsity_slider
 from .figure import LiveFigure
 from .session import SPARSITY_GRID, PruningSession
 
@@ -40,10 +40,7 @@ class Comparison(widgets.VBox):
         layers = first.layer_names
         if layer is not None and layer not in layers:
             raise ValueError(f"unknown layer {layer!r}; valid choices: {', '.join(map(repr, layers))}")
-        self.sparsity = widgets.FloatSlider(value=sparsity, min=0.0, max=0.99, step=0.01, description="sparsity",
-                                            readout_format=".2f", continuous_update=True,
-                                            layout=widgets.Layout(width="420px"))
-        self.sparsity.add_class("pruneviz-compare-sparsity")
+        self.sparsity = sparsity_slider(sparsity, "pruneviz-compare-sparsity")
         self.layer = widgets.Dropdown(options=layers, value=layer or layers[len(layers) // 2], description="layer")
         self.layer.add_class("pruneviz-compare-layer")
         self.readout = widgets.HTML()
@@ -93,6 +90,8 @@ class Comparison(widgets.VBox):
                         f"<td>{state.sparsity:.3f}</td><td>{state.nonzero_parameters:,}</td></tr>")
         self.readout.value = ("<table><tr><th>criterion</th><th>accuracy</th><th>sparsity</th>"
                               "<th>nonzero parameters</th></tr>" + "".join(rows) + "</table>")
+        self.figure.describe(f"Masks of {self.layer.value} side by side and accuracy against sparsity, at "
+                             f"sparsity {self.sparsity.value:.2f}: " + "; ".join(self.readout_text().splitlines()))
         self.figure.draw(full=self._full)
         self._full = False
 

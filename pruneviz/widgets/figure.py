@@ -10,6 +10,7 @@ the browser to ask for a draw) and its full redraw; ipympl sends only the pixels
 """
 from __future__ import annotations
 
+import html
 import io
 from collections.abc import Iterable
 
@@ -61,8 +62,12 @@ class LiveFigure:
             elif self.mode == "inline":
                 self.image = widgets.Image(format="png", layout=widgets.Layout(width=f"{width}px",
                                                                                 height=f"{height}px"))
-                self.widget = widgets.Box([self.image], layout=widgets.Layout(height=f"{height + 4}px",
-                                                                               overflow="hidden"))
+                # what the picture shows, in words, for screen readers; visually hidden (1 px, clipped)
+                self.caption = widgets.HTML(layout=widgets.Layout(width="1px", height="1px", overflow="hidden",
+                                                                  margin="0"))
+                self.caption.add_class("pruneviz-figure-description")
+                self.widget = widgets.Box([self.image, self.caption],
+                                          layout=widgets.Layout(height=f"{height + 4}px", overflow="hidden"))
         self.widget.add_class("pruneviz-figure")
         self._animated: list[Artist] = []
         self._background = None
@@ -83,13 +88,12 @@ class LiveFigure:
             return self.figure.subplots(*args, **kwargs)
 
     def describe(self, text: str) -> None:
-        """What the figure shows, in words, for those who cannot see it: the inline picture's accessible name
-        (ipywidgets' Image has no alt attribute; its tooltip is the <img>'s title, which screen readers read
-        when there is no alt), and ipympl's canvas tooltip."""
+        """What the figure shows, in words, for those who cannot see it. Inline, a visually hidden caption beside
+        the picture: ipywidgets' Image can carry no alt text, and its tooltip breaks the view of a widget without
+        a description (ipywidgets 8.1 reads ``description.length``)."""
         self.description = text
-        target = self.image if self.mode == "inline" else self.widget
-        if hasattr(target, "tooltip"):
-            target.tooltip = text
+        if self.mode == "inline":
+            self.caption.value = f'<p role="img" aria-label="{html.escape(text)}">{html.escape(text)}</p>'
 
     def _on_full_draw(self, _event) -> None:
         self._background = self.figure.canvas.copy_from_bbox(self.figure.bbox)
