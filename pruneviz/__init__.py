@@ -8,6 +8,7 @@ from .criteria import (Criterion, apoz, get_criterion, hessian_diagonal, reconst
                        slimming_penalty)
 from .depth import block_importance, remove_blocks, removable_blocks
 from .device import default_device
+from .errors import ModelChangedError
 from .evaluation import evaluate
 from .finetune import finetune
 from .granularity import get_granularity
@@ -35,7 +36,7 @@ def __getattr__(name: str):
 __all__ = [
     "apoz", "hessian_diagonal", "reconstruct", "slimming_loss", "slimming_penalty",
     "block_importance", "channel_prunable_layers", "compact", "removable_blocks", "remove_blocks",
-    "AGP", "Criterion", "Iterative", "OneShot", "Pruner", "count_parameters", "data", "default_device",
+    "AGP", "Criterion", "Iterative", "ModelChangedError", "OneShot", "Pruner", "count_parameters", "data", "default_device",
     "evaluate", "finetune", "from_torch_prune",
     "get_criterion", "get_granularity", "latency", "layer_macs", "layer_sparsity", "macs", "prune_tensor",
     "plot", "ratios_for_drop", "ratios_for_size", "register", "run_schedule", "sensitivity_scan", "size_bytes",
