@@ -36,6 +36,8 @@ EXPECTED = {
     "bench_surgery": "dense vs channel-pruned latency, batch 1 and 64",
     "bench_depth_vs_width": "dense vs channel-pruned vs depth-pruned latency, batch 1 and 64",
     "bench_masked": "zeros in dense tensors (element, 2:4, channel) vs removed channels, batch 1 and 64",
+    "bench_browser": "key press -> changed readout and figure in JupyterLab, ipympl and inline (issue 12)",
+    "bench_notebooks": "each notebook's run time top to bottom with nbclient, and its slowest cell (issue 12)",
 }
 
 # Multipliers to plain MACs and to milliseconds, for the latency-vs-MACs plot.

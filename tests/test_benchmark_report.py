@@ -77,7 +77,8 @@ def test_missing_benchmarks_are_listed(tmp_path, monkeypatch):
     (tmp_path / "bench_extra.py").write_text("")
     modules, missing = report.discover(tmp_path)
     assert list(modules) == ["bench_slider", "bench_extra"]
-    assert missing == ["bench_sensitivity", "bench_surgery", "bench_depth_vs_width", "bench_masked"]
+    assert missing == ["bench_sensitivity", "bench_surgery", "bench_depth_vs_width", "bench_masked", "bench_browser",
+                       "bench_notebooks"]
 
 
 def test_coinciding_points_share_one_label():
