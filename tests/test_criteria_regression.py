@@ -32,24 +32,28 @@ def test_least_squares_is_exact_with_every_channel(cnn, digits):
     feats = layer_features(cnn, "conv3", digits.test, limit=64, positions=2000)
     fitted, error = least_squares(feats, torch.ones(64, dtype=torch.bool))
     assert error < 1e-10
-    assert torch.allclose(fitted, feats.weight, atol=1e-6)
+    # a channel whose inputs are all zero (the retrained zoo's conv3 has a dead channel) leaves its weights
+    # undetermined: least squares gives them the minimum norm, 0; every other weight is recovered
+    seen = feats.x.abs().sum(dim=(0, 2)) > 0
+    assert torch.allclose(fitted[:, seen], feats.weight[:, seen], atol=1e-6)
+    assert bool((fitted[:, ~seen].abs() < 1e-12).all())
     assert least_squares(feats, torch.zeros(64, dtype=torch.bool))[1] == pytest.approx(1.0)
 
 
 def test_reconstruct_recovers_accuracy_and_restore_is_exact(cnn, digits):
-    train, test = digits.train, digits.test
+    val, test = digits.val, digits.test  # calibration on val, accuracy on test
     before = state_of(cnn)
-    pruner = pruneviz.Pruner(cnn, "regression", "channel", data=train, limit=256)
+    pruner = pruneviz.Pruner(cnn, "regression", "channel", data=val, limit=256)
     assert set(pruner.layers) == {"conv1", "conv2", "conv3", "conv4"}
     pruner.prune(0.5)
     masks = {name: m.clone() for name, m in pruner.masks.items()}
     masked = pruneviz.evaluate(cnn, test)
     fc_dense = cnn.fc.weight.detach().clone()
-    errors = reconstruct(pruner, train, limit=256)
+    errors = reconstruct(pruner, val, limit=256)
     rebuilt = pruneviz.evaluate(cnn, test)
     print(f"50 % of channels: accuracy {masked:.3f} masked, {rebuilt:.3f} after reconstruction; errors {errors}")
     assert set(errors) == {"conv2", "conv3", "conv4", "fc"}
-    assert rebuilt > masked + 0.2  # measured 0.239 -> 0.983 with the full training set
+    assert rebuilt > masked + 0.1 and rebuilt > 0.97  # retrained zoo: 0.836 -> 0.986 masked -> rebuilt
     assert not torch.equal(cnn.fc.weight, fc_dense)
     # pruned channels stay pruned: reconstruction only rewrites the kept inputs of the next layer
     assert all(torch.equal(pruner.masks[name], masks[name]) for name in masks)

@@ -344,11 +344,68 @@ def check_remove_dead_neurons(student_fn: Callable[[torch.nn.Sequential, torch.T
                     check.fail(f"hidden layer {i + 1} has {layer.out_features} neurons, expected {want}: a neuron "
                                "that fires on some row was removed (APoZ below 1 is not dead)")
             with torch.no_grad():
-                expected, out = mlp(x), got(x)
+                expected = mlp(x)
+                try:
+                    out = got(x)
+                except RuntimeError as err:
+                    check.fail(f"the smaller MLP fails on x ({err}): remove the matching columns of the next "
+                               "Linear too")
             check.expect(tuple(out.shape) == tuple(expected.shape),
                          f"outputs of shape {tuple(out.shape)}, expected {tuple(expected.shape)}")
             check.expect(torch.allclose(out, expected, rtol=1e-4, atol=1e-5),
                          f"computes other outputs than the MLP on x (largest difference "
                          f"{float((out - expected).abs().max()):.2e}): remove the matching columns of the next "
                          "Linear, and keep the biases of the neurons that stay")
+    return check.done()
+
+
+def _planted_lasso(channels: int, strong: list[float], seed: int) -> tuple[torch.Tensor, torch.Tensor, set[int]]:
+    """Contributions z [M, C] and y = sum of a few channels at full strength + the rest barely, + noise."""
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(400, channels, generator=gen, dtype=torch.float64)
+    chosen = torch.randperm(channels, generator=gen)[:len(strong)].tolist()
+    beta = torch.full((channels,), 0.02, dtype=torch.float64)
+    beta[chosen] = torch.tensor(strong, dtype=torch.float64)
+    y = z @ beta + 0.01 * torch.randn(400, generator=gen, dtype=torch.float64)
+    return z, y, set(chosen)
+
+
+def check_lasso_select(student_fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]) -> bool:
+    """``student_fn(z [M, C], y [M], k) -> keep [C]``: the k channels the LASSO keeps longest as the penalty
+    grows; on the zoo's conv3 it must reconstruct conv4's output as well as the kit's LASSO order does."""
+    from ..criteria.regression import Regression, lasso_coefficients, lasso_order, layer_features, top_k
+    from ..data import digits
+    from ..zoo import load
+
+    z3, y3, three = _planted_lasso(8, [1.0, 0.8, 0.6], seed=8)
+    z5, y5, five = _planted_lasso(12, [1.0, 0.9, 0.7, 0.5, 0.3], seed=9)
+    feats = layer_features(load("digits-cnn", device="cpu"), "conv3", digits().val, positions=64)
+    z_cnn, y_cnn = feats.contributions().reshape(-1, 64), feats.y.reshape(-1)
+    cases = [("8 channels, 3 of them carry the output, k = 3", z3, y3, 3, three),
+             ("12 channels, 5 of them carry the output (of different strength), k = 5", z5, y5, 5, five),
+             ("the zoo's conv3 (64 channels, read by conv4, on 64 positions of val), k = 16", z_cnn, y_cnn, 16,
+              None)]
+    check = Check("LASSO channel selection", forbid=(lasso_order, lasso_coefficients, Regression))
+    for case, z, y, k, planted in cases:
+        with check.case(case):
+            z0, y0 = z.clone(), y.clone()
+            got = check.run(student_fn, z, y, k)
+            check.expect(torch.equal(z0, z) and torch.equal(y0, y), "changed z or y in place")
+            check.expect(isinstance(got, torch.Tensor), f"returned a {type(got).__name__}, expected a bool tensor")
+            check.expect(got.dtype == torch.bool and tuple(got.shape) == (z.shape[1],),
+                         f"returned {got.dtype} of shape {tuple(got.shape)}, expected a bool mask of shape "
+                         f"({z.shape[1]},): one entry per channel")
+            check.expect(int(got.sum()) == k, f"keeps {int(got.sum())} channels, expected exactly k = {k}")
+            if planted is not None:
+                chosen = set(torch.nonzero(got).flatten().tolist())
+                check.expect(chosen == planted, f"kept channels {sorted(chosen)}; the output is made of channels "
+                             f"{sorted(planted)}, which the LASSO keeps longest")
+            else:
+                from ..criteria.regression import least_squares
+
+                mine, kit = least_squares(feats, got)[1], least_squares(feats, top_k(lasso_order(feats), k))[1]
+                check.expect(mine <= 1.05 * kit + 1e-3,
+                             f"your {k} channels reconstruct conv4's output with a relative error of {mine:.3f}, "
+                             f"the LASSO path's with {kit:.3f}: take the channels that stay non-zero up to the "
+                             "largest penalty")
     return check.done()

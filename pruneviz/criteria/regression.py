@@ -114,22 +114,22 @@ def _features(module: nn.Module, inputs: torch.Tensor, outputs: torch.Tensor, ch
     return Features(x, weight, y)
 
 
-def lasso_order(features: Features, n_alphas: int = 200, eps: float = 1e-4) -> torch.Tensor:
-    """A score per input channel from the LASSO path: channels selected at a larger penalty score higher.
+def lasso_coefficients(features: Features, n_alphas: int = 200, eps: float = 1e-4
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """The LASSO path of the per-channel coefficients: (alphas [n_alphas], decreasing; coefs [C, n_alphas]).
 
-    Score = position in the order (0 = dropped first, C - 1 = kept longest) over C - 1; ties on the path
-    (channels dropped between the same two penalties) are broken by |beta| where they were last selected.
-    """
+    ``alphas`` are on the scale of the objective 1/(2 M) ||y - Z beta||^2 + alpha ||beta||_1 over the M = N x
+    n_out rows of the layer's outputs. At alpha = 0 every beta_c is 1 (the channels sum to y exactly)."""
     from sklearn.linear_model import lasso_path
 
     z = features.contributions().reshape(-1, features.x.shape[1])
     target = features.y.reshape(-1)
     channels = z.shape[1]
     gram, xy = z.T @ z, z.T @ target
-    if not bool(xy.any()):  # nothing correlates with the output (e.g. all inputs zero): no channel is preferred
-        return torch.zeros(channels, dtype=torch.float64)
+    if not bool(xy.any()):  # nothing correlates with the output (e.g. all inputs zero): an all-zero path
+        return np.zeros(n_alphas), np.zeros((channels, n_alphas))
     # The LASSO sees the data only through Z^T Z and Z^T y: a C x C design with the same two (a square root of
-    # the Gram matrix) has the same path up to the scale of alpha, at a fraction of the cost.
+    # the Gram matrix) has the same path, its alphas scaled by C / M, at a fraction of the cost.
     values, vectors = torch.linalg.eigh(gram)
     tol = values.max() * channels * torch.finfo(values.dtype).eps
     root = torch.where(values > tol, values, 0.0).sqrt()
@@ -138,6 +138,20 @@ def lasso_order(features: Features, n_alphas: int = 200, eps: float = 1e-4) -> t
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings at tiny penalties do not change the order
         alphas, coefs, _ = lasso_path(design.numpy(), small.numpy(), eps=eps, n_alphas=n_alphas)
+    return alphas * channels / len(target), coefs
+
+
+def lasso_order(features: Features, n_alphas: int = 200, eps: float = 1e-4) -> torch.Tensor:
+    """A score per input channel from the LASSO path: channels selected at a larger penalty score higher.
+
+    Score = position in the order (0 = dropped first, C - 1 = kept longest) over C - 1; ties on the path
+    (channels dropped between the same two penalties) are broken by |beta| where they were last selected.
+    """
+    alphas, coefs = lasso_coefficients(features, n_alphas, eps)
+    channels = coefs.shape[0]
+    if not coefs.any():
+        return torch.zeros(channels, dtype=torch.float64)
+    n_alphas = coefs.shape[1]
     active = coefs != 0  # [C, n_alphas], alphas decreasing
     first = np.where(active.any(1), active.argmax(1), n_alphas)  # index of the largest penalty selecting it
     size_there = np.abs(coefs[np.arange(channels), np.minimum(first, n_alphas - 1)])

@@ -128,7 +128,7 @@ class PruningSession:
 
     def _apply(self, pruner: Pruner, ratio: float, layer: str | None) -> None:
         pruner.prune(ratio if layer is None else {layer: ratio})
-        if self.reconstruct:
+        if self.reconstruct and pruner.sparsity() > 0:  # nothing pruned: nothing to refit
             from ..criteria.regression import reconstruct
 
             reconstruct(pruner, self.calibration)
