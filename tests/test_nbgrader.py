@@ -118,21 +118,31 @@ def test_every_notebook_is_accepted_by_nbgrader_and_released_as_our_student_copy
     assert_released_as_ours(tmp_path / "release" / "all", solutions)
 
 
+def points(solutions: dict[str, nbformat.NotebookNode]) -> dict[str, float]:
+    """Each notebook's total: the points of its graded cells, as stamped."""
+    return {name: sum(float(c.metadata["nbgrader"].get("points", 0)) for c in nb.cells
+                      if c.metadata["nbgrader"]["grade"]) for name, nb in solutions.items()}
+
+
 def test_a_solved_submission_gets_full_marks(graded):
-    course, _ = graded
-    got = scores(course, "solved")
-    assert got == {"02_magnitude": (2.0, 2.0), "05_apoz": (1.0, 1.0)}
+    course, solutions = graded
+    total = points(solutions)
+    assert all(total.values())
+    assert scores(course, "solved") == {name: (total[name], total[name]) for name in NOTEBOOKS}
 
 
 def test_an_unsolved_submission_gets_nothing(graded):
-    course, _ = graded
-    got = scores(course, "unsolved")
-    assert got == {"02_magnitude": (0.0, 2.0), "05_apoz": (0.0, 1.0)}
+    course, solutions = graded
+    total = points(solutions)
+    assert scores(course, "unsolved") == {name: (0.0, total[name]) for name in NOTEBOOKS}
 
 
 def test_a_wrong_answer_loses_its_point_and_is_told_why(graded):
-    course, _ = graded
-    assert scores(course, "wrong") == {"02_magnitude": (1.0, 2.0), "05_apoz": (0.0, 1.0)}  # row_importance ok
+    course, solutions = graded
+    total = points(solutions)
+    # only fine_grained_prune's check fails; 05 was not handed in
+    assert scores(course, "wrong") == {"02_magnitude": (total["02_magnitude"] - 1, total["02_magnitude"]),
+                                       "05_apoz": (0.0, total["05_apoz"])}
     nb = nbformat.read(course / "autograded" / "wrong" / ASSIGNMENT / "02_magnitude.ipynb", as_version=4)
     errors = [o for cell in nb.cells if cell.metadata.get("nbgrader", {}).get("grade")
               for o in cell.get("outputs", []) if o.output_type == "error"]
