@@ -239,6 +239,12 @@ def _library_remove_dead(mlp, x):
     return pruneviz.compact(mlp, pruner.masks)
 
 
+def _library_lasso_select(z, y, k):
+    from pruneviz.criteria.regression import Features, lasso_order, top_k
+    features = Features(z[:, :, None], torch.ones(1, z.shape[1], 1, dtype=z.dtype), y.reshape(-1, 1))
+    return top_k(lasso_order(features), k)
+
+
 def _library_highest_sparsity(pruner, data, floor, grid):
     from pruneviz.baselines import accuracy_sweep
     sweep = accuracy_sweep(pruner.model, data, grid, scope="global")
@@ -246,19 +252,23 @@ def _library_highest_sparsity(pruner, data, floor, grid):
 
 
 def _more_library_answers():
-    from pruneviz.coursework import criteria, schedules, surgery, welcome
+    from pruneviz.coursework import criteria, granularity, schedules, surgery, welcome
     return {
         "masked momentum step": (schedules.check_masked_momentum_step, _library_momentum_step),
         "slimming masks": (criteria.check_slimming_masks, _library_slimming_masks),
         "empirical Fisher": (criteria.check_empirical_fisher, _library_fisher),
         "neuron pruning": (surgery.check_neuron_pruning, _library_neuron_pruning),
         "removing dead neurons": (criteria.check_remove_dead_neurons, _library_remove_dead),
+        "LASSO selection": (criteria.check_lasso_select, _library_lasso_select),
+        "row-wise pruning": (granularity.check_row_prune,
+                             lambda w, s: pruneviz.prune_tensor(w, s, granularity="channel")),
         "highest sparsity": (welcome.check_highest_sparsity, _library_highest_sparsity),
     }
 
 
 @pytest.mark.parametrize("name", ["masked momentum step", "slimming masks", "empirical Fisher", "neuron pruning",
-                                  "removing dead neurons", "highest sparsity"])
+                                  "removing dead neurons", "LASSO selection", "row-wise pruning",
+                                  "highest sparsity"])
 def test_the_new_checks_refuse_the_librarys_own_implementation(name):
     check, library_answer = _more_library_answers()[name]
     with pytest.raises(CheckFailed) as failure:
