@@ -95,9 +95,15 @@ def test_lecture_mode_shows_the_explorer_at_once_in_its_described_state(lecture,
         assert explorer.locator(".pruneviz-criterion select").input_value() == described.get("criterion", "magnitude")
         if "layer" in described:
             assert explorer.locator(".pruneviz-layer select").input_value() == described["layer"]
+        checked = explorer.locator(".pruneviz-scope input[type=radio]:checked")  # a radio: its state is exposed
+        assert checked.count() == 1 and checked.get_attribute("data-value") == described.get("scope", "local")
+        assert handle.get_attribute("aria-valuetext") == f"{slider_value:g}", "the slider announces float noise"
 
         # Test-only cells, the exercises and the run time are not on the page; the code is not either.
-        body = page.locator("body").inner_text()
+        # (the widgets' hidden figure descriptions repeat their readouts in words: left out of this check)
+        body = page.evaluate("""() => { const copy = document.body.cloneNode(true);
+            copy.querySelectorAll('.pruneviz-figure-description').forEach(e => e.remove());
+            document.body.appendChild(copy); const text = copy.innerText; copy.remove(); return text; }""")
         for hidden in hidden_texts():
             assert hidden not in body, f"a cell tagged {HIDE_TAG!r} is on the lecture page: {hidden!r}"
         assert "import pruneviz" not in body
@@ -111,6 +117,7 @@ def test_lecture_mode_shows_the_explorer_at_once_in_its_described_state(lecture,
         _, sparsity_after = parse_readout(after_text)
         value_after = float(explorer.locator(".pruneviz-sparsity .widget-readout").inner_text())
         assert value_after == pytest.approx(slider_value + 0.06, abs=1e-9)
+        assert handle.get_attribute("aria-valuetext") == f"{value_after:g}", "the slider announces float noise"
         assert sparsity_after == pytest.approx(value_after, abs=0.01), after_text
         assert all(t is not None for t in times["readout"]), f"a key press did not change the readout: {times}"
         assert changed_fraction(before, figure.screenshot(animations="disabled")) > 0.001
