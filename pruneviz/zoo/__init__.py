@@ -39,6 +39,10 @@ def load(name: str, device: str | torch.device | None = None, pretrained: bool =
 
 
 def accuracies() -> dict[str, float]:
-    """Test accuracy of each shipped model on the digits test split, as the training script measured it."""
+    """Test accuracy of each shipped model on the digits test split, as the training script measured it.
+
+    A missing file is an error, not an empty dict: an install without it is broken, and {} would hide that."""
     path = WEIGHTS / "accuracy.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        raise FileNotFoundError(f"no recorded accuracies at {path}; train the zoo: python -m pruneviz.zoo train")
+    return json.loads(path.read_text())
