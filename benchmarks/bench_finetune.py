@@ -1,5 +1,5 @@
 """The lecture's claim at an equal budget, as notebook 08 measures it on digits-mlp: prune only < one-shot +
-fine-tune ~ iterative prune + fine-tune < gradual pruning (AGP), from 95 % on.
+fine-tune ~ iterative prune + fine-tune < gradual pruning (AGP) at 95 %.
 
 Global magnitude pruning (element-wise) to 90 %, 95 % and 97 % of the weights, fine-tuned with Adam (lr 1e-3,
 batch 64, seed 0) on the digits training split, accuracy on the test split (360 images: one image is 0.28 %).

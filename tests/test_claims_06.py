@@ -20,10 +20,12 @@ def test_lasso_path_and_the_single_layer_comparison(cnn, digits):
                "max": least_squares(features, top_k(filter_l1, k))[1]} for k in (8, 16, 24, 32, 40, 48, 56)}
     for k in (24, 32, 40, 48, 56):  # "best from 24 kept channels on"
         assert err[k]["lasso"] < min(err[k]["first"], err[k]["max"])
-    for k in (32, 40, 48, 56):  # "half the error of first k or less"
-        assert err[k]["lasso"] <= 0.6 * err[k]["first"]
-    for k in (8, 16):  # "max response as good"
-        assert err[k]["max"] <= err[k]["lasso"]
+    for k in (32, 40):  # "about 0.57 of first k's error at 32-40 kept"
+        assert 0.5 < err[k]["lasso"] / err[k]["first"] < 0.6
+    for k in (48, 56):  # "half or less at 48-56"
+        assert err[k]["lasso"] <= 0.5 * err[k]["first"]
+    assert err[8]["max"] < err[8]["lasso"]  # "slightly better at 8 kept"
+    assert abs(err[16]["max"] - err[16]["lasso"]) < 0.01  # "about equal at 16"
 
 
 def test_the_whole_network_selection_and_reconstruction(cnn, digits):

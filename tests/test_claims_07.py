@@ -73,8 +73,9 @@ def test_guided_is_no_better_than_the_global_threshold(allocations):
     for target in ("0.5", "0.4", "0.3", "0.2"):
         assert abs(images(table.guided[target]) - images(table["global"][target])) <= 1, target
     assert images(table["global"]["0.1"]) - images(table.guided["0.1"]) == 5
-    ratios = dicts["0.2"]  # 'leave conv1 and fc light and take most of the weights from conv4'
-    assert ratios["conv4"] == max(ratios.values()) and ratios["conv1"] <= 0.2 and ratios["fc"] <= 0.5
+    ratios = dicts["0.2"]  # 'leaves conv1 light (20 %), prunes conv2, conv3 and fc to 50-60 %, conv4 to 95 %'
+    assert ratios["conv1"] == pytest.approx(0.2) and ratios["conv4"] == pytest.approx(0.95)
+    assert all(0.5 <= ratios[name] <= 0.6 for name in ("conv2", "conv3", "fc"))
 
 
 def test_channel_pruning_allows_a_lower_ratio_in_every_layer(model, digits, scan):

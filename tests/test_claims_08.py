@@ -58,8 +58,8 @@ def test_iterative_is_no_better_than_one_shot_at_an_equal_budget(sweep):
         assert gap <= 2 * IMAGE + 1e-6, target
 
 
-def test_gradual_pruning_is_ahead_past_90_percent(sweep):
-    """'AGP is ahead past 90 %: 93.3 % against 90.8 % at 95 %, 79.7 % against 73.6 % and 71.9 % at 97 %.'"""
+def test_gradual_pruning_is_ahead_at_95_and_97_percent(sweep):
+    """Seed 0: 'AGP 93.3 % against 90.8 % at 95 %; at 97 % (one seed) 79.7 % against 73.6 % and 71.9 %.'"""
     for target in (0.95, 0.97):
         agp = accuracy(sweep, "AGP", target)
         for other in ("one-shot + fine-tune", "iterative (3 rounds)"):
@@ -70,7 +70,10 @@ def test_agp_wins_over_five_seeds_at_95(mlp, digits):
     """'AGP's worst seed is above the best seed of one-shot and of iterative; one-shot and iterative overlap.'"""
     seeds = schedule_sweep(mlp, [0.95], digits.train, digits.test, budget=69, optimizer="adam", seeds=range(5),
                            progress=False, include=["one-shot + fine-tune", "iterative (3 rounds)", "AGP"])
-    spread = seeds.groupby("schedule").accuracy.agg(["min", "max"])
+    spread = seeds.groupby("schedule").accuracy.agg(["min", "max", "mean"])
+    means = {name: round(100 * spread["mean"][name], 1) for name in spread.index}
+    # "over five seeds, AGP averages 92.9 % against 90.6 % and 90.1 %" (notebook 08 and the README)
+    assert (means["AGP"], means["one-shot + fine-tune"], means["iterative (3 rounds)"]) == (92.9, 90.6, 90.1)
     assert spread["min"]["AGP"] > spread["max"]["one-shot + fine-tune"]
     assert spread["min"]["AGP"] > spread["max"]["iterative (3 rounds)"]
     assert spread["min"]["iterative (3 rounds)"] <= spread["max"]["one-shot + fine-tune"]
