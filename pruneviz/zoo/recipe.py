@@ -9,6 +9,8 @@ the peaked histogram of the lecture's slides and makes |w| an importance.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -54,12 +56,12 @@ def train_recipe(name: str, progress: bool = True) -> tuple[nn.Module, dict[str,
     return model, result
 
 
-class deterministic:
+@contextmanager
+def deterministic() -> Iterator[None]:
     """torch.use_deterministic_algorithms for the block, put back as it was after."""
-
-    def __enter__(self):
-        self.previous = torch.are_deterministic_algorithms_enabled()
-        torch.use_deterministic_algorithms(True)
-
-    def __exit__(self, *exc):
-        torch.use_deterministic_algorithms(self.previous)
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
