@@ -134,7 +134,20 @@ def shuffled(data: Data, batch_size: int, generator: torch.Generator, device: to
 
 
 @contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
+def _torch_setting(get: Callable[[], object], set_: Callable[[object], None], value: object) -> Iterator[None]:
+    """``set_(value)`` for the block, then put back what ``get()`` gave before (None: leave it alone)."""
+    if value is None:
+        yield
+        return
+    previous = get()
+    set_(value)
+    try:
+        yield
+    finally:
+        set_(previous)
+
+
+def torch_threads(count: int | None):
     """Run the block on ``count`` CPU threads (None: leave torch's setting alone).
 
     A float reduction split over more threads sums in another order, and over an epoch the rounding differences
@@ -142,15 +155,12 @@ def torch_threads(count: int | None) -> Iterator[None]:
     thread gives the same weights on a 2-core CI machine and an 8-core laptop; the kit's models are small
     enough that one thread is barely slower.
     """
-    if count is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    return _torch_setting(torch.get_num_threads, torch.set_num_threads, count)
+
+
+def deterministic_algorithms():
+    """torch.use_deterministic_algorithms for the block, put back as it was after (the zoo's training)."""
+    return _torch_setting(torch.are_deterministic_algorithms_enabled, torch.use_deterministic_algorithms, True)
 
 
 def one_cycle(peak_lr: float) -> Schedule:

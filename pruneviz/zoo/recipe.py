@@ -9,14 +9,13 @@ the peaked histogram of the lecture's slides and makes |w| an importance.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 from ..data import augment_digits, digits
 from ..evaluation import evaluate
+from ..training import deterministic_algorithms as deterministic
 from ..training import one_cycle, train
 
 SEED = 0
@@ -54,14 +53,3 @@ def train_recipe(name: str, progress: bool = True) -> tuple[nn.Module, dict[str,
     result = {"val": evaluate(model, splits.val), "test": evaluate(model, splits.test),
               "seconds": time.perf_counter() - start}
     return model, result
-
-
-@contextmanager
-def deterministic() -> Iterator[None]:
-    """torch.use_deterministic_algorithms for the block, put back as it was after."""
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous)
