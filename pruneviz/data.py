@@ -154,6 +154,26 @@ def check_data(data: Data, model: torch.nn.Module | None = None, what: str = "da
                              "samples first")
 
 
+def check_class_targets(targets: torch.Tensor, classes: int | None, what: str = "accuracy", hint: str = "") -> None:
+    """Targets an accuracy or a cross-entropy can use: class indices (an integer tensor), and, given the number
+    of ``classes`` the model outputs, one per sample (shape [N]) in 0 .. classes - 1. Float, bool or one-hot
+    targets, and indices the model cannot output, would give a number that means nothing (an accuracy of 0, a
+    comparison of floats), so they are refused."""
+    if targets.dtype == torch.bool or targets.is_floating_point() or targets.is_complex():
+        raise ValueError(f"{what} needs class indices as targets (an integer tensor), got {targets.dtype} targets; "
+                         f"convert them with y.long() (one-hot targets: y.argmax(1)){hint}")
+    if classes is None:
+        return
+    if targets.dim() != 1:
+        raise ValueError(f"{what} needs one class index per sample as targets (shape [N]), got targets shaped "
+                         f"{tuple(targets.shape)}{' (one-hot? use y.argmax(1))' if targets.dim() == 2 else ''}")
+    if targets.numel() and targets.device.type != "meta":
+        low, high = int(targets.min()), int(targets.max())
+        if low < 0 or high >= classes:
+            raise ValueError(f"targets run from {low} to {high}, but the model outputs {classes} classes "
+                             f"(valid targets: 0 to {classes - 1})")
+
+
 # -- torchvision data sets (extra "vision"), for users with a network ------------------------------------
 
 def _torchvision():

@@ -17,7 +17,7 @@ from torch import fx, nn
 
 from .data import Data, as_tensors
 from .errors import unknown_choice
-from .evaluation import predict
+from .evaluation import accuracy, predict
 from .metrics import count_parameters, latency, layer_macs, macs
 from .graph import passes_through
 from .surgery import _ADDS, channel_prunable_layers, compact
@@ -82,11 +82,11 @@ def block_importance(model: nn.Module, data: Data, blocks: Iterable[str] | None 
     blocks = removable_blocks(model) if blocks is None else list(blocks)
     x, y = as_tensors(data)
     logits, _ = predict(model, (x, y))
-    dense_acc = float((logits.argmax(1) == y.to(logits.device)).float().mean())
+    dense_acc = accuracy(logits, y)
     rows = []
     for block in blocks:
         skipped, _ = predict(remove_blocks(model, [block]), (x, y))
-        acc = float((skipped.argmax(1) == y.to(skipped.device)).float().mean())
+        acc = accuracy(skipped, y)
         change = float((skipped - logits).norm() / logits.norm())
         rows.append({"block": block, "accuracy_drop": dense_acc - acc, "output_change": change})
     table = pd.DataFrame(rows, columns=["block", "accuracy_drop", "output_change"])
@@ -169,5 +169,4 @@ def depth_vs_width(model: nn.Module, train_data: Data, test_data: Data, blocks: 
 
 
 def _accuracy(model: nn.Module, data: Data) -> float:
-    logits, targets = predict(model, data)
-    return float((logits.argmax(1) == targets.to(logits.device)).float().mean())
+    return accuracy(*predict(model, data))

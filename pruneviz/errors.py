@@ -34,6 +34,13 @@ def check_ratio(ratio: object, what: str = "sparsity") -> float:
     return value
 
 
+def check_count(value: object, what: str, minimum: int = 0) -> int:
+    """A whole number >= ``minimum`` (a bool or a float is refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{what} must be a whole number >= {minimum}, got {value!r}")
+    return value
+
+
 def check_model(model: object, what: str = "model") -> nn.Module:
     """A model is a torch.nn.Module with parameters."""
     if not isinstance(model, nn.Module):

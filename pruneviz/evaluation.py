@@ -4,15 +4,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .data import Data, batches, check_data
+from .data import Data, batches, check_class_targets, check_data
 from .device import model_device
-from .errors import check_model
+from .errors import check_count, check_model
 
 
 @torch.no_grad()
 def predict(model: nn.Module, data: Data, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits, targets) over all of ``data``, in eval mode; every module's train/eval mode is left as it was."""
     check_model(model)
+    check_count(batch_size, "batch_size", minimum=1)
     check_data(data, model)
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
@@ -30,7 +31,16 @@ def predict(model: nn.Module, data: Data, batch_size: int = 1024) -> tuple[torch
     return torch.cat(logits), torch.cat(targets)
 
 
+def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """Top-1 accuracy in [0, 1] of ``logits`` [N, classes] against class indices ``targets`` [N]: the one
+    reduction every accuracy of the kit uses (evaluate, the scans, the widgets), with the targets checked, so
+    labels the model cannot output are an error rather than an accuracy of 0."""
+    if logits.dim() != 2:
+        raise ValueError(f"accuracy needs the model to output [N, classes] logits, got shape {tuple(logits.shape)}")
+    check_class_targets(targets, logits.shape[1])
+    return float((logits.argmax(1) == targets.to(logits.device)).float().mean())
+
+
 def evaluate(model: nn.Module, data: Data, batch_size: int = 1024) -> float:
     """Top-1 accuracy in [0, 1]."""
-    logits, targets = predict(model, data, batch_size)
-    return float((logits.argmax(1) == targets).float().mean())
+    return accuracy(*predict(model, data, batch_size))

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .data import Data, batches
 from .device import model_device
 from .errors import check_ratio
-from .evaluation import evaluate
+from .evaluation import accuracy, evaluate
 from .criteria import Criterion
 from .granularity import CHANNEL, Granularity
 from .pruner import Pruner
@@ -116,8 +116,7 @@ def _cached_accuracies(model: nn.Module, pruner: Pruner, split: _Downstream, lay
     accuracies = []
     for ratio in ratios:
         pruner.prune({layer: ratio})
-        predicted = torch.cat([split.run(c).argmax(1) for c in cache])
-        accuracies.append(float((predicted == targets).float().mean()))  # as evaluate() computes it
+        accuracies.append(accuracy(torch.cat([split.run(c) for c in cache]), targets))  # as evaluate() computes it
         step()
     return accuracies
 

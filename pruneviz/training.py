@@ -14,9 +14,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import dense as registry
-from .data import Data, as_tensors, check_data, first_batch
+from .data import Data, as_tensors, check_class_targets, check_data, first_batch
 from .device import model_device
-from .errors import check_model, unknown_choice
+from .errors import check_count, check_model, unknown_choice
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9),
@@ -41,18 +41,14 @@ def make_optimizer(optimizer: str | Callable[..., torch.optim.Optimizer], params
     return OPTIMIZERS[optimizer](params, lr)
 
 
-def check_count(value: object, what: str, minimum: int = 0) -> int:
-    """A whole number >= ``minimum`` (a bool or a float is refused)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{what} must be a whole number >= {minimum}, got {value!r}")
-    return value
-
-
 def check_lr(lr: object) -> float:
     """A learning rate is a finite number > 0."""
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
     return float(lr)
+
+
+LOSS_FN_HINT = ", or pass loss_fn= for other targets"
 
 
 def check_training(model: nn.Module, data: Data, *, epochs: int, lr: float, batch_size: int,
@@ -68,13 +64,14 @@ def check_training(model: nn.Module, data: Data, *, epochs: int, lr: float, batc
         check_count(steps, "steps")
     check_count(batch_size, "batch_size", minimum=1)
     check_lr(lr)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(f"every parameter of the model has requires_grad=False ({type(model).__name__} is frozen): "
+                         "nothing to train; unfreeze what should learn with param.requires_grad_(True)")
     check_data(data, model, "training data")
     if loss_fn is not None:
         return
     x, y = first_batch(data)  # in-memory data whole, a DataLoader by its first batch
-    if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
-        raise ValueError(f"cross-entropy needs class indices as targets (an integer tensor), got {y.dtype} targets; "
-                         "convert them with y.long(), or pass loss_fn= for other targets")
+    check_class_targets(y, None, "cross-entropy", LOSS_FN_HINT)
     modes = [(m, m.training) for m in model.modules()]
     try:
         model.eval()
@@ -84,10 +81,7 @@ def check_training(model: nn.Module, data: Data, *, epochs: int, lr: float, batc
         for module, mode in modes:
             module.training = mode
     if out.dim() == 2:
-        low, high = int(y.min()), int(y.max())
-        if low < 0 or high >= out.shape[1]:
-            raise ValueError(f"targets run from {low} to {high}, but the model outputs {out.shape[1]} classes "
-                             f"(valid targets: 0 to {out.shape[1] - 1})")
+        check_class_targets(y, out.shape[1], "cross-entropy", LOSS_FN_HINT)
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from torch import nn
 
 from ..data import Data, as_tensors
 from ..device import model_device
+from ..evaluation import accuracy
 
 
 class CachedEvaluator:
@@ -66,7 +67,7 @@ class CachedEvaluator:
             self.model.train(was_training)
         targets = torch.cat([y for _, y in self.chunks])
         # the same reduction as evaluate(): a float32 mean, so the two agree exactly
-        self._last = float((torch.cat(logits).argmax(1) == targets).float().mean())
+        self._last = accuracy(torch.cat(logits), targets)
         return self._last
 
     def _run_from(self, first: int) -> list[torch.Tensor]:
