@@ -41,10 +41,35 @@ def check_count(value: object, what: str, minimum: int = 0) -> int:
     return value
 
 
-def check_model(model: object, what: str = "model") -> nn.Module:
-    """A model is a torch.nn.Module with parameters."""
+def check_model(model: object, what: str = "model", *, parameters: bool = True) -> nn.Module:
+    """A model is a torch.nn.Module with parameters (``parameters=False``: or without, for counting)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"{what} must be a torch.nn.Module, got {type(model).__name__}")
-    if next(model.parameters(), None) is None:
+    if parameters and next(model.parameters(), None) is None:
         raise ValueError(f"{what} has no parameters ({type(model).__name__}): nothing to prune or evaluate")
+    return model
+
+
+def check_weights(model: nn.Module, doing: str) -> None:
+    """Refuse a model whose weights hold no values: parameters on the 'meta' device (shapes only, as
+    ``torch.device("meta")`` or a lazy initialisation makes them) give no zeros, scores or accuracies to read."""
+    meta = [name for name, param in model.named_parameters() if param.is_meta]
+    if meta:
+        more = f" (and {len(meta) - 1} more)" if len(meta) > 1 else ""
+        raise ValueError(f"{doing} needs the model's weights, but {meta[0]}{more} is on the 'meta' device (a shape "
+                         "without values); materialize and load them first, e.g. model.to_empty(device='cpu') "
+                         "then model.load_state_dict(state)")
+
+
+def check_prunable(model: object) -> nn.Module:
+    """A model the Pruner can write into: an nn.Module (not TorchScript, whose layers are compiled away) with
+    real weights."""
+    import torch
+
+    check_model(model)
+    if isinstance(model, torch.jit.ScriptModule):
+        raise TypeError(f"model is a TorchScript module ({type(model).__name__}, from torch.jit.script or "
+                        "torch.jit.trace): its layers are compiled, so a Pruner cannot find or write them; prune "
+                        "the original nn.Module, then script it")
+    check_weights(model, "pruning")
     return model

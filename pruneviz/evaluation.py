@@ -6,7 +6,7 @@ from torch import nn
 
 from .data import Data, batches, check_class_targets, check_data
 from .device import model_device
-from .errors import check_count, check_model
+from .errors import check_count, check_model, check_weights
 
 
 @torch.no_grad()
@@ -14,6 +14,7 @@ def predict(model: nn.Module, data: Data, batch_size: int = 1024) -> tuple[torch
     """(logits, targets) over all of ``data``, in eval mode; every module's train/eval mode is left as it was."""
     check_model(model)
     check_count(batch_size, "batch_size", minimum=1)
+    check_weights(model, "evaluating")
     check_data(data, model)
     modes = [(m, m.training) for m in model.modules()]
     model.eval()

@@ -6,24 +6,32 @@ dense kernel really does.
 """
 from __future__ import annotations
 
+import math
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .device import model_device, synchronize
+from .errors import check_count, check_model, check_weights
 from .graph import prunable_layers
 
 
 def layer_sparsity(model: nn.Module) -> dict[str, float]:
     """Fraction of exact zeros in the weight of each Linear and Conv layer."""
+    check_model(model, parameters=False)
+    check_weights(model, "counting zeros")
     return {name: float((m.weight == 0).float().mean()) for name, m in prunable_layers(model).items()}
 
 
 def sparsity(model: nn.Module) -> float:
     """Fraction of exact zeros over the weights of all Linear and Conv layers."""
+    check_model(model, parameters=False)
+    check_weights(model, "counting zeros")
     layers = prunable_layers(model).values()
     total = sum(m.weight.numel() for m in layers)
     zeros = sum(int((m.weight == 0).sum()) for m in layers)
@@ -32,6 +40,9 @@ def sparsity(model: nn.Module) -> float:
 
 def count_parameters(model: nn.Module, nonzero: bool = False) -> int:
     """All parameters, or only the nonzero ones."""
+    check_model(model, parameters=False)
+    if nonzero:
+        check_weights(model, "counting nonzero parameters")
     if nonzero:
         return sum(int(torch.count_nonzero(p)) for p in model.parameters())
     return sum(p.numel() for p in model.parameters())
@@ -40,24 +51,65 @@ def count_parameters(model: nn.Module, nonzero: bool = False) -> int:
 def size_bytes(model: nn.Module, sparse: bool = False) -> int:
     """Bytes of the parameters; ``sparse=True`` counts only nonzero values (as the lecture's lab does,
     leaving out the index overhead a real sparse format adds)."""
+    check_model(model, parameters=False)
+    if sparse:
+        check_weights(model, "counting nonzero bytes")
     return sum((int(torch.count_nonzero(p)) if sparse else p.numel()) * p.element_size()
                for p in model.parameters())
 
 
 def _example_input(example: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """``example`` on the model's device, in its dtype (a floating-point model: integer inputs such as token ids
+    stay integers); a model to measure and one input tensor, or a clear error."""
+    check_model(model)
+    if not isinstance(example, torch.Tensor):
+        hint = " (convert it with torch.as_tensor(array))" if hasattr(example, "__array__") else ""
+        raise TypeError(f"example must be one input tensor of the model (e.g. a batch x[:1]), got "
+                        f"{type(example).__name__}{hint}")
     param = next(model.parameters())
-    return example.to(param.device, param.dtype)
+    return example.to(param.device, param.dtype if example.is_floating_point() else None)
+
+
+@contextmanager
+def _unfused_attention() -> Iterator[None]:
+    """nn.MultiheadAttention and nn.TransformerEncoderLayer run a fused kernel in eval mode without gradients
+    (their "fast path"), which torch.utils.flop_counter does not see (a transformer block counted 160 of its
+    2,208 MACs); the unfused path computes the same thing with ops it counts."""
+    mha = getattr(torch.backends, "mha", None)
+    if mha is None or not hasattr(mha, "set_fastpath_enabled"):
+        yield
+        return
+    enabled = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        mha.set_fastpath_enabled(enabled)
+
+
+def _attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of scaled-dot-product attention, q k^T then the weights times v (as flop_counter counts them for
+    the CUDA kernels; its registry has no formula for the CPU kernel, so attention counted 0 there)."""
+    *batch, s_q, d_q = query_shape
+    s_k, d_v = key_shape[-2], value_shape[-1]
+    heads = math.prod(batch)
+    return 2 * heads * s_q * s_k * d_q + 2 * heads * s_q * s_k * d_v
+
+
+_UNCOUNTED = {op: _attention_flops for op in (getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu",
+                                                      None),) if op is not None}
 
 
 @torch.no_grad()
 def _flop_counts(model: nn.Module, example: torch.Tensor) -> dict[str, dict]:
     """torch.utils.flop_counter's FLOPs of one eval-mode forward of ``example``, per module path and "Global"."""
+    x = _example_input(example, model)
     was_training = model.training
     model.eval()
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=_UNCOUNTED)
     try:
-        with counter:
-            model(_example_input(example, model))
+        with _unfused_attention(), counter:
+            model(x)
     finally:
         model.train(was_training)
     return counter.get_flop_counts()
@@ -104,6 +156,8 @@ def _macs(model: nn.Module, counts: dict[str, dict], sparse: bool) -> int:
 @torch.no_grad()
 def latency(model: nn.Module, example: torch.Tensor, warmup: int = 10, runs: int = 50) -> float:
     """Median milliseconds of one forward pass on ``example`` after ``warmup`` untimed runs."""
+    check_count(warmup, "warmup")
+    check_count(runs, "runs", minimum=1)
     was_training = model.training
     model.eval()
     x = _example_input(example, model)

@@ -21,7 +21,7 @@ from torch.nn.utils import prune as torch_prune
 
 from . import dense as registry
 from .criteria import Criterion, get_criterion
-from .errors import ModelChangedError, check_model, check_ratio, unknown_choice
+from .errors import ModelChangedError, check_prunable, check_ratio, unknown_choice
 from .granularity import CHANNEL, INPUT_CHANNEL, Granularity, get_granularity
 from .graph import LayerInfo, build_graph
 from .selection import SCOPES, GlobalSelector, LocalSelector
@@ -91,7 +91,7 @@ class Pruner:
                  granularity: str | Granularity = "element", scope: str = "local", *, data: object = None,
                  layers: Iterable[str] | None = None, max_layer_sparsity: float | None = None,
                  **criterion_options):
-        check_model(model)
+        check_prunable(model)
         self.granularity = get_granularity(granularity)
         self.criterion = get_criterion(criterion, **criterion_options)
         if scope not in SCOPES:
@@ -446,7 +446,7 @@ class Pruner:
         Every name, shape and dtype is checked before anything is written; a mismatch is a ValueError naming
         the tensor, and the model is left as it was.
         """
-        check_model(model)
+        check_prunable(model)
         _check_state(state)
         self = cls.__new__(cls)
         self.granularity = get_granularity(state["granularity"])

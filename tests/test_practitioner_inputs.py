@@ -2,6 +2,7 @@
 from deep inside torch. Each is refused with what was given and what is valid, and the model is left as it was."""
 import pytest
 import torch
+from torch import nn
 
 import pruneviz
 from pruneviz import Pruner, evaluate, finetune, sensitivity_scan
@@ -73,3 +74,91 @@ def test_training_a_frozen_model_says_so():
              r"every parameter of the model has requires_grad=False \(Sequential is frozen\)")
     pruner = Pruner(model).prune(0.5)
     _refused(model, lambda: finetune(model, (X, Y), pruner=pruner, epochs=1, progress=False), "requires_grad=False")
+
+
+class Attention(nn.Module):
+    """A token embedding, one transformer encoder block and a classifier: [N, 1, 4, 4] read as 4 tokens of 4."""
+
+    def __init__(self, d=8, heads=2, ff=16):
+        super().__init__()
+        self.inp = nn.Linear(4, d)
+        self.block = nn.TransformerEncoderLayer(d, heads, ff, dropout=0.0, batch_first=True)
+        self.fc = nn.Linear(d, 4)
+
+    def forward(self, x):
+        return self.fc(self.block(self.inp(x.reshape(x.shape[0], 4, 4))).mean(1))
+
+
+def test_macs_count_attention_in_eval_mode_without_gradients():
+    """In eval mode without gradients, nn.MultiheadAttention and TransformerEncoderLayer take a fused "fast path"
+    that torch.utils.flop_counter does not see, and on the CPU it has no formula for the attention kernel itself:
+    the block counted 160 of its 2,464 MACs. Counted here by hand: every matmul of the block."""
+    model = Attention().eval()
+    tokens, d, heads, ff = 4, 8, 2, 16
+    by_hand = (tokens * 4 * d  # inp
+               + tokens * d * 3 * d  # q, k, v projections
+               + 2 * heads * tokens * tokens * (d // heads)  # q k^T and weights x v
+               + tokens * d * d  # out projection
+               + tokens * d * ff + tokens * ff * d  # feed-forward
+               + d * 4)  # classifier
+    assert pruneviz.macs(model, X[:1]) == by_hand == 2464
+    assert torch.backends.mha.get_fastpath_enabled(), "the fast path is switched back on after counting"
+    mha = nn.MultiheadAttention(8, 2, batch_first=True).eval()
+    seq = torch.randn(1, 5, 8)
+
+    class Self(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = mha
+
+        def forward(self, x):
+            return self.attn(x, x, x, need_weights=False)[0]
+    assert pruneviz.macs(Self(), seq) == 5 * 8 * 24 + 2 * 2 * 5 * 5 * 4 + 5 * 8 * 8
+
+
+@pytest.mark.parametrize("example, error", [(None, "got NoneType"), (X[:1].numpy(), r"got ndarray \(convert it"),
+                                            ([X[:1]], "got list")])
+def test_macs_and_latency_take_one_input_tensor(example, error):
+    model = build("conv_bn")
+    for count in (pruneviz.macs, pruneviz.layer_macs, pruneviz.latency):
+        with pytest.raises(TypeError, match=f"example must be one input tensor of the model.*{error}"):
+            count(model, example)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"runs": 0}, "runs must be a whole number >= 1, got 0"),
+                                           ({"warmup": -1}, "warmup must be a whole number >= 0, got -1")])
+def test_latency_counts_are_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        pruneviz.latency(build("mlp"), X[:1], **kwargs)
+
+
+@pytest.mark.parametrize("count", [pruneviz.count_parameters, pruneviz.size_bytes, pruneviz.sparsity,
+                                   pruneviz.layer_sparsity])
+def test_metrics_name_what_is_not_a_model(count):
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got str"):
+        count("digits-cnn")
+    assert count(nn.ReLU()) in (0, 0.0, {})  # a module without parameters counts nothing
+
+
+def test_a_model_on_the_meta_device_is_refused_where_values_are_needed():
+    """Shapes without values: counting parameters and MACs works, pruning, evaluating and counting zeros say why
+    they cannot (they raised 'Tensor.item() cannot be called on meta tensors')."""
+    model = build("conv_bn").to("meta")
+    dense = build("conv_bn")
+    assert pruneviz.count_parameters(model) == pruneviz.count_parameters(dense)
+    assert pruneviz.macs(model, X[:1]) == pruneviz.macs(dense, X[:1])
+    meta = r"the model's weights, but 0.weight \(and \d+ more\) is on the 'meta' device .*model.to_empty"
+    for call in (lambda: Pruner(model), lambda: evaluate(model, (X, Y)), lambda: pruneviz.sparsity(model),
+                 lambda: pruneviz.count_parameters(model, nonzero=True), lambda: pruneviz.size_bytes(model, True),
+                 lambda: Pruner.from_state_dict(model, Pruner(dense).state_dict())):
+        with pytest.raises(ValueError, match=meta):
+            call()
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+def test_a_torchscript_model_is_refused_with_what_to_do():
+    """It used to say 'the model has no Linear or Conv layer'."""
+    scripted = torch.jit.script(build("conv_bn"))
+    with pytest.raises(TypeError, match=r"TorchScript module .* prune the original nn.Module, then script it"):
+        Pruner(scripted)
+    assert evaluate(scripted, (X, Y)) == evaluate(build("conv_bn"), (X, Y))  # evaluating it is fine
