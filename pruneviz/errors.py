@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from torch import nn
 
@@ -73,3 +73,34 @@ def check_prunable(model: object) -> nn.Module:
                         "the original nn.Module, then script it")
     check_weights(model, "pruning")
     return model
+
+
+def check_masks(masks: object, model: nn.Module, caller: str, *, per_channel: bool = False) -> dict:
+    """``masks`` as {layer: bool tensor shaped like the layer's weight} (``per_channel``: or one bool per output
+    channel), every name a Linear or Conv layer of ``model``; else an error saying what was given. A mask of 0/1
+    floats or ints is refused rather than multiplied in (a mask of 3.0 would scale the weights)."""
+    import torch
+
+    from .graph import prunable_layers
+
+    if not isinstance(masks, Mapping):
+        if isinstance(getattr(masks, "masks", None), Mapping):
+            raise TypeError(f"{caller} takes a Pruner's masks, not the {type(masks).__name__} itself: "
+                            f"{caller}(model, pruner.masks)")
+        raise TypeError(f"masks must be a dict {{layer: bool mask}} such as Pruner.masks, got {type(masks).__name__}")
+    layers = prunable_layers(model)
+    checked = {}
+    for name, mask in masks.items():
+        if name not in layers:
+            raise unknown_choice("layer", name, layers)
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+            got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+            raise ValueError(f"the mask of {name!r} must be bool (True = kept), got {got}; "
+                             "from 0/1 values: mask.bool()")
+        shape = layers[name].weight.shape
+        if mask.shape != shape and not (per_channel and mask.shape == shape[:1]):
+            also = f" or one bool per output channel ({shape[0]},)" if per_channel else ""
+            raise ValueError(f"the mask of {name!r} has shape {tuple(mask.shape)}; expected the weight's shape "
+                             f"{tuple(shape)}{also}")
+        checked[name] = mask
+    return checked

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from .graph import prunable_layers
+from .errors import check_masks
 
 
 def to_torch_prune(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
@@ -15,10 +15,7 @@ def to_torch_prune(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Modul
     ``torch.nn.utils.prune.remove`` to make it permanent.
     """
     modules = dict(model.named_modules())
-    unknown = [n for n in masks if n not in modules]
-    if unknown:
-        raise ValueError(f"no layer named {unknown[0]!r} in the model; layers: {', '.join(prunable_layers(model))}")
-    for name, mask in masks.items():
+    for name, mask in check_masks(masks, model, "to_torch_prune").items():
         torch_prune.custom_from_mask(modules[name], "weight", mask.to(modules[name].weight.device))
     return model
 

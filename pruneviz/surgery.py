@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import fx, nn
 
-from .errors import unknown_choice
+from .errors import check_masks
 from .graph import NORMS, build_graph, leak, module_leak, passes_through, prunable_layers
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -296,23 +296,15 @@ def channel_keep(masks: Mapping[str, torch.Tensor], model: nn.Module) -> dict[st
     """
     layers = prunable_layers(model)
     keeps = {}
-    for name, mask in masks.items():
-        if name not in layers:
-            raise unknown_choice("layer", name, layers)
+    for name, mask in check_masks(masks, model, "compact", per_channel=True).items():
         weight = layers[name].weight
-        mask = torch.as_tensor(mask)
-        if mask.dtype != torch.bool:
-            raise ValueError(f"the mask of {name!r} must be bool (True = kept), got {mask.dtype}")
         if mask.shape == weight.shape[:1]:
             keep = mask
-        elif mask.shape == weight.shape:
+        else:
             keep = mask.flatten(1).any(1)
             if not torch.equal(mask.flatten(1).all(1), keep):
                 raise ValueError(f"the mask of {name!r} prunes parts of channels; compact removes whole output "
                                  "channels: use a Pruner with granularity='channel'")
-        else:
-            raise ValueError(f"the mask of {name!r} has shape {tuple(mask.shape)}; expected the weight's shape "
-                             f"{tuple(weight.shape)} or one bool per output channel ({weight.shape[0]},)")
         keeps[name] = keep.to(weight.device)
     return keeps
 
@@ -385,12 +377,6 @@ def compact(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn.Module:
     parameters and MACs. Masks that split a skip connection's coupled channels, that remove every channel of a
     layer, or that reach an op the surgery cannot follow raise a ValueError naming the layer.
     """
-    if not isinstance(masks, Mapping):
-        if isinstance(getattr(masks, "masks", None), Mapping):
-            raise TypeError(f"compact takes a Pruner's masks, not the {type(masks).__name__} itself: "
-                            "compact(model, pruner.masks)")
-        raise TypeError(f"masks must be a dict {{layer: bool mask}} such as Pruner.masks, got "
-                        f"{type(masks).__name__}")
     keeps = channel_keep(masks, model)
     groups = channel_groups(model)
     alone = _alone(groups, model)

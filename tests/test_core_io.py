@@ -49,7 +49,7 @@ def test_read_masks_from_torch_pruned_model():
 
 
 def test_export_unknown_layer(cnn):
-    with pytest.raises(ValueError, match="no layer named 'conv9'"):
+    with pytest.raises(ValueError, match=r"unknown layer 'conv9'; valid choices: 'conv1'"):
         to_torch_prune(cnn, {"conv9": torch.ones(1, dtype=torch.bool)})
 
 

@@ -162,3 +162,32 @@ def test_a_torchscript_model_is_refused_with_what_to_do():
     with pytest.raises(TypeError, match=r"TorchScript module .* prune the original nn.Module, then script it"):
         Pruner(scripted)
     assert evaluate(scripted, (X, Y)) == evaluate(build("conv_bn"), (X, Y))  # evaluating it is fine
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (lambda masks: {n: m.float() * 3 for n, m in masks.items()}, ValueError,
+     r"the mask of '0' must be bool \(True = kept\), got torch.float32; from 0/1 values: mask.bool\(\)"),
+    (lambda masks: {n: m.long() for n, m in masks.items()}, ValueError, "got torch.int64"),
+    (lambda masks: {"0": masks["0"].tolist()}, ValueError, "got list"),
+    (lambda masks: {"0": masks["0"][:4]}, ValueError,
+     r"the mask of '0' has shape \(4, 1, 3, 3\); expected the weight's shape \(8, 1, 3, 3\)"),
+    (lambda masks: {"1": torch.ones(8, dtype=torch.bool)}, ValueError, r"unknown layer '1'; valid choices: '0', '3'"),
+    (lambda masks: masks.items(), TypeError, "masks must be a dict"),
+])
+@pytest.mark.parametrize("call", ["to_torch_prune", "compact"])
+def test_masks_handed_on_are_bool_tensors_of_the_weights_shape(bad, error, match, call):
+    """to_torch_prune multiplied a float mask in (a mask of 3.0 tripled the kept weights, silently), passed a
+    wrongly shaped one to torch's AssertionError, and took a BatchNorm for a layer; it and compact now share one
+    check of the masks."""
+    model = build("conv_bn")
+    masks = Pruner(model, granularity="channel").prune(0.5).masks
+    given = bad(masks)
+    _refused(model, lambda: getattr(pruneviz, call)(model, given), match, error)
+    assert not any(hasattr(m, "weight_orig") for m in model.modules())
+
+
+def test_to_torch_prune_given_the_pruner_says_how():
+    model = build("conv_bn")
+    pruner = Pruner(model).prune(0.5)
+    _refused(model, lambda: pruneviz.to_torch_prune(model, pruner), r"to_torch_prune takes a Pruner's masks, not "
+             r"the Pruner itself: to_torch_prune\(model, pruner.masks\)", TypeError)
