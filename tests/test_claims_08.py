@@ -108,3 +108,13 @@ def test_geometric_rounds_hurt_most_at_the_last_cut_and_agp_never_falls_as_far(m
     iterative = after["iterative (3 rounds)"]
     assert iterative == sorted(iterative, reverse=True) and iterative[-1] < 0.5
     assert min(after["AGP"]) > iterative[-1] + 0.3
+
+
+def test_finetunes_sgd_default_is_a_tenth_of_the_zoos_peak_rate():
+    """'The zoo trained with SGD at a peak of 0.1, and finetune's SGD default, 0.01, is a tenth of it.'"""
+    from pruneviz.finetune import DEFAULT_LR
+    from pruneviz.zoo.recipe import PEAK_LR
+
+    assert PEAK_LR == 0.1
+    assert DEFAULT_LR["sgd"] == pytest.approx(PEAK_LR / 10)
+    assert DEFAULT_LR["adam"] == pytest.approx(1e-3)

@@ -46,3 +46,14 @@ def test_scratch_is_ahead_at_the_two_smallest_sizes(results):
     assert small.gap_images.round().tolist() == [-5, -7]
     ratio = -small.gap / small.seed_std
     assert ((ratio >= 1.0) & (ratio <= 1.6)).all()  # "one to one and a half standard deviations"
+
+
+def test_the_lectures_learning_rate_rule_fits_the_largest_size_only(digits):
+    """'0.01 is a tenth of the zoo's 0.1, and the smaller models choose 0.03 and 0.1' (chosen on val, cached)."""
+    from pruneviz.zoo.recipe import PEAK_LR
+
+    wide = pruneviz.zoo.load("digits-mlp", device="cpu")
+    lrs = best_lrs(choose_finetune_lr(wide, digits.train, digits.val, cache=DEFAULT_CACHE))
+    assert lrs == {0.5: 0.01, 0.75: 0.03, 0.875: 0.03, 0.9375: 0.1}
+    assert lrs[0.5] == pytest.approx(PEAK_LR / 10)
+    assert all(lr > PEAK_LR / 10 for s, lr in lrs.items() if s > 0.5)  # above the lecture's 1/10 to 1/100
