@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.e2e.lab import (CHROMIUM_ARGS, Lab, NotebookPage, Subreaper, find_chromium,  # noqa: E402
+from tests.e2e.lab import (CHROMIUM_ARGS, SLIDER, Lab, NotebookPage, Subreaper, find_chromium,  # noqa: E402
                            key_to_change_times, median_ms)
 from tests.e2e.test_browser import NOTEBOOK, with_backend  # noqa: E402
 
@@ -36,7 +36,7 @@ def measure(browser, lab: Lab, backend: str, presses: int) -> dict[str, list[flo
         page.open(with_backend(NOTEBOOK, backend, lab.root / f"{NOTEBOOK.stem}_{backend}.ipynb").name)
         page.run_all()
         explorer = page.panel.locator(".pruneviz-explorer").first
-        handle = explorer.locator(".pruneviz-sparsity .noUi-handle")
+        handle = explorer.locator(SLIDER)
         explorer.scroll_into_view_if_needed()
         handle.focus()
         handle.press("Home")

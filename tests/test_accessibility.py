@@ -5,6 +5,7 @@ import itertools
 
 import ipywidgets as widgets
 import matplotlib
+import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
@@ -12,6 +13,7 @@ from matplotlib.figure import Figure
 import pruneviz
 from pruneviz.plot import sensitivity_curves
 from pruneviz.plot.theme import ACCENT, DENSE, PALETTE, series_style
+from pruneviz.widgets.accessible import Picture, Slider
 from pruneviz.widgets.base import sparsity_slider
 
 matplotlib.use("Agg")
@@ -43,8 +45,8 @@ def test_sensitivity_curves_with_five_layers_use_five_markers():
 
 def test_sparsity_slider_holds_clean_two_decimal_steps():
     slider = sparsity_slider(0.0, "pruneviz-test")
-    assert (slider.min, slider.max, slider.step, slider.readout_format) == (0.0, 1.0, 0.01, ".2f")
-    assert slider.tooltip and slider.description == "sparsity"
+    assert (slider.min, slider.max, slider.step, slider.decimals) == (0.0, 1.0, 0.01, 2)
+    assert slider.tooltip and slider.description == "sparsity"  # its label: the accessible name
     slider.value = 90 * 0.01  # 0.9000000000000001, what step arithmetic gives
     assert slider.value == 0.9
     slider.value = 1.5
@@ -66,6 +68,34 @@ def test_explorer_scope_is_a_radio_group_and_the_figure_is_described(explorer):
     text = explorer.figure.description
     assert "conv2" in text and "magnitude" in text and explorer.readout_text() in text
     assert "sparsity 0.500" in text
-    assert html.escape(text) in explorer.figure.caption.value  # the hidden caption beside the inline picture
-    assert explorer.figure.caption in explorer.figure.widget.children
-    assert not explorer.figure.image.tooltip  # a tooltip on an Image breaks its view in ipywidgets 8.1
+    assert explorer.figure.image.alt == text  # the inline picture's alt text
+    assert isinstance(explorer.figure.image, Picture)
+
+
+def test_slider_is_a_value_widget_that_interact_takes():
+    slider = Slider(0.3, min=0.1, max=0.9, step=0.1, description="removed")
+    shown = []
+    widgets.interactive(lambda removed: shown.append(removed), removed=slider)
+    assert shown[-1] == 0.3
+    slider.value = 0.7
+    assert shown[-1] == 0.7
+
+
+@pytest.mark.parametrize("kwargs, words", [({"min": 1.0, "max": 0.0}, "min must be below max"),
+                                            ({"step": 0.0}, "step must be positive")])
+def test_slider_refuses_a_range_it_cannot_show(kwargs, words):
+    with pytest.raises(ValueError, match=words):
+        Slider(0.5, **kwargs)
+
+
+def test_ipympl_figure_has_a_caption_in_words():
+    previous = matplotlib.get_backend()
+    plt.switch_backend("module://ipympl.backend_nbagg")  # what %matplotlib widget does
+    try:
+        figure = pruneviz.widgets.LiveFigure((2, 2), mode="ipympl")
+        figure.describe("a <b> test")
+        assert 'role="img"' in figure.caption.value and "a &lt;b&gt; test" in figure.caption.value
+        assert figure.caption in figure.widget.children
+        plt.close(figure.figure)
+    finally:
+        plt.switch_backend(previous)

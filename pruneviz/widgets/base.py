@@ -5,27 +5,18 @@ import html
 import traceback
 
 import ipywidgets as widgets
-import traitlets
+
+from .accessible import Slider
 
 
-class SparsitySlider(widgets.FloatSlider):
-    """A sparsity from 0 to 1 in steps of 0.01, shown (and announced to screen readers) with two decimals.
-
-    The range is 0..1, not 0..0.99: the browser's slider (noUiSlider) computes a position as
-    percent * (max - min) / 100, exact steps of 0.01 for a range of 1 but 0.9000000000000001 for 0.99, a value
-    it then announces and sends back to the kernel as a move of its own (after a cell has set the slider, that
-    stale echo moved the widget again). Values set from code keep their float noise out the same way.
-    """
-
-    @traitlets.validate("value")
-    def _validate_value(self, proposal) -> float:  # replaces FloatSlider's own (same name)
-        value = min(max(float(proposal["value"]), self.min), self.max)  # FloatSlider's own clamping
-        return round(value, 10)
+class SparsitySlider(Slider):
+    """A sparsity from 0 to 1 in steps of 0.01, shown (and announced to screen readers) with two decimals, named
+    "sparsity" for them by its label. 0..1, not 0..0.99: every step lands on a two-decimal value."""
 
 
 def sparsity_slider(value: float, css: str, **kwargs) -> SparsitySlider:
     """The sparsity slider of the kit's widgets, with the CSS class ``css`` (tests and pages find it by it)."""
-    slider = SparsitySlider(value=value, min=0.0, max=1.0, step=0.01, description="sparsity", readout_format=".2f",
+    slider = SparsitySlider(value=value, min=0.0, max=1.0, step=0.01, decimals=2, description="sparsity",
                             continuous_update=True, tooltip="sparsity: the fraction of weights pruned",
                             layout=widgets.Layout(width="420px"), **kwargs)
     slider.add_class(css)

@@ -90,9 +90,9 @@ class Comparison(widgets.VBox):
                         f"<td>{state.sparsity:.3f}</td><td>{state.nonzero_parameters:,}</td></tr>")
         self.readout.value = ("<table><tr><th>criterion</th><th>accuracy</th><th>sparsity</th>"
                               "<th>nonzero parameters</th></tr>" + "".join(rows) + "</table>")
+        self.figure.draw(full=self._full)  # the frame first: it is what the eye waits for
         self.figure.describe(f"Masks of {self.layer.value} side by side and accuracy against sparsity, at "
                              f"sparsity {self.sparsity.value:.2f}: " + "; ".join(self.readout_text().splitlines()))
-        self.figure.draw(full=self._full)
         self._full = False
 
     def __repr__(self) -> str:  # short and stable: notebooks show (and nbval compares) it as text/plain

@@ -44,7 +44,7 @@ class Explorer(widgets.VBox):
         if layer is not None and layer not in layers:
             raise ValueError(f"unknown layer {layer!r}; valid choices: {', '.join(map(repr, layers))}")
         style = {"description_width": "80px"}
-        self.sparsity = sparsity_slider(sparsity, "pruneviz-sparsity", style=style)
+        self.sparsity = sparsity_slider(sparsity, "pruneviz-sparsity", description_width=style["description_width"])
         self.criterion = _control(widgets.Dropdown(options=criteria, value=criterion, description="criterion",
                                                    style=style), "pruneviz-criterion")
         self.granularity = _control(widgets.Dropdown(options=valid_granularities(model, criterion),
@@ -186,11 +186,11 @@ class Explorer(widgets.VBox):
         self.last_readout = state
         self.curves.set_current(self.session.ratio, state.accuracy)
         self.readout.value = f"<code>{html.escape(state.text())}</code>"
+        self.figure.draw(full=self._full)  # the frame first: it is what the eye waits for
         self.figure.describe(f"Weight histogram of {name} with the pruning threshold, its mask "
                              f"({100 * (1 - kept):.1f} % pruned) and accuracy against sparsity: "
                              f"{self.criterion.value}, {self.granularity.value}, {self.scope.value} scope; "
                              f"{state.text()}")
-        self.figure.draw(full=self._full)
         self._full = False
 
     def __repr__(self) -> str:  # short and stable: notebooks show (and nbval compares) it as text/plain

@@ -1,8 +1,9 @@
 """A matplotlib Figure inside an ipywidgets layout, redrawn in place.
 
 With ipympl (``%matplotlib widget``) the figure's own canvas is the widget. Otherwise (``%matplotlib inline``,
-or no Jupyter at all) the figure renders to PNG into an ``ipywidgets.Image`` of fixed size: the picture is
-swapped, the layout never collapses, so nothing flickers.
+or no Jupyter at all) the figure renders to PNG into a :class:`~pruneviz.widgets.accessible.Picture` of fixed
+size, whose alt text says what it shows: each frame is decoded before it replaces the last, the layout never
+collapses, so nothing flickers.
 
 Both blit: the artists a move changes are drawn over a kept background (axes, ticks, labels: most of the drawing
 time), and the frame goes out at once. With ipympl that also skips ``draw_idle``'s round trip (the kernel asks
@@ -24,6 +25,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from ..plot.theme import theme
+from .accessible import Picture
 
 MODES = ("auto", "ipympl", "inline", "agg")  # agg: drawn, never shown (benchmarks, tests)
 
@@ -52,7 +54,6 @@ class LiveFigure:
                 canvas.header_visible = False
                 canvas.toolbar_visible = False
                 canvas.resizable = False
-                self.widget = canvas
             else:
                 # not through pyplot: the inline backend would show it again at the end of the cell
                 self.figure = Figure(figsize=figsize, dpi=dpi)
@@ -60,14 +61,17 @@ class LiveFigure:
             if self.mode == "agg":
                 self.widget = widgets.Box()
             elif self.mode == "inline":
-                self.image = widgets.Image(format="png", layout=widgets.Layout(width=f"{width}px",
-                                                                                height=f"{height}px"))
-                # what the picture shows, in words, for screen readers; visually hidden (1 px, clipped)
+                self.image = Picture(width=width, height=height,
+                                     layout=widgets.Layout(width=f"{width}px", height=f"{height}px"))
+                self.widget = widgets.Box([self.image], layout=widgets.Layout(height=f"{height + 4}px",
+                                                                              overflow="hidden"))
+            else:
+                # ipympl's canvas takes no alt text: a visually hidden caption (1 px, clipped) beside it says
+                # what it shows, in words, for screen readers
                 self.caption = widgets.HTML(layout=widgets.Layout(width="1px", height="1px", overflow="hidden",
                                                                   margin="0"))
                 self.caption.add_class("pruneviz-figure-description")
-                self.widget = widgets.Box([self.image, self.caption],
-                                          layout=widgets.Layout(height=f"{height + 4}px", overflow="hidden"))
+                self.widget = widgets.Box([canvas, self.caption])
         self.widget.add_class("pruneviz-figure")
         self._animated: list[Artist] = []
         self._background = None
@@ -88,11 +92,12 @@ class LiveFigure:
             return self.figure.subplots(*args, **kwargs)
 
     def describe(self, text: str) -> None:
-        """What the figure shows, in words, for those who cannot see it. Inline, a visually hidden caption beside
-        the picture: ipywidgets' Image can carry no alt text, and its tooltip breaks the view of a widget without
-        a description (ipywidgets 8.1 reads ``description.length``)."""
+        """What the figure shows, in words, for those who cannot see it: the picture's alt text inline, a hidden
+        caption beside ipympl's canvas."""
         self.description = text
         if self.mode == "inline":
+            self.image.alt = text
+        elif self.mode == "ipympl":
             self.caption.value = f'<p role="img" aria-label="{html.escape(text)}">{html.escape(text)}</p>'
 
     def _on_full_draw(self, _event) -> None:

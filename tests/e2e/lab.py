@@ -325,6 +325,10 @@ class LectureServer:
 # Installs window.__pv_watch(root): resolves, after the next keydown anywhere, with the milliseconds from that
 # keydown to the readout's text changing and to the figure's pixels (ipympl canvas) or picture (inline <img>)
 # changing, each checked on every animation frame (null: no change within the timeout).
+SLIDER = ".pruneviz-sparsity input[type=range]"  # the explorer's sparsity slider (a native range input)
+SLIDER_VALUE = ".pruneviz-sparsity output"  # the value shown beside it
+
+
 _WATCH_JS = """() => {
   const signature = (figure) => {
     const canvas = figure.querySelector('canvas');

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from .lab import changed_fraction, is_blank, key_to_change_times, median_ms
+from .lab import SLIDER, SLIDER_VALUE, changed_fraction, is_blank, key_to_change_times, median_ms
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "00_welcome.ipynb"
@@ -92,16 +92,20 @@ def test_slider_moves_readout_and_plot(notebook_page, lab, backend, screenshot_d
         pass  # the assertion says what is missing
     assert figure.locator(BACKENDS[backend]).count() >= 1, f"the {backend} figure path is not the one on show"
     readout = explorer.locator(".pruneviz-readout")
-    handle = explorer.locator(".pruneviz-sparsity .noUi-handle")
+    handle = explorer.locator(SLIDER)
     explorer.scroll_into_view_if_needed()
+    # what a screen reader finds: a slider named by its label, its value in two decimals
+    named = explorer.get_by_role("slider", name="sparsity")
+    assert named.count() == 1, "the sparsity slider has no accessible name"
 
     # A student's moves: the magnitude criterion from its dropdown, the slider to 0 with the keyboard (Home),
     # then a click on the track.
     explorer.locator(".pruneviz-criterion select").select_option("magnitude")
     handle.focus()
     handle.press("Home")
-    start = float(handle.get_attribute("aria-valuenow"))
+    start = float(handle.input_value())
     assert start == 0.0, f"Home left the slider at {start}"
+    assert named.get_attribute("aria-valuetext") == "0.00", "the slider does not announce its value as shown"
     text_before = settled_text(readout, until=lambda text: READOUT.search(text) and
                                float(READOUT.search(text).group(2)) == start)
     plot_before = notebook_page.settled_screenshot(figure)
@@ -109,11 +113,12 @@ def test_slider_moves_readout_and_plot(notebook_page, lab, backend, screenshot_d
 
     # one click on the track: one move (each costs the kernel a re-prune and an evaluation; keys pressed one
     # step at a time would queue many)
-    track = explorer.locator(".pruneviz-sparsity .noUi-target")
+    track = handle
     box = track.bounding_box()
     track.click(position={"x": box["width"] * TARGET, "y": box["height"] / 2})
     text_after = settled_text(readout, until=lambda text: text != text_before)
-    value = float(explorer.locator(".pruneviz-sparsity .widget-readout").inner_text())
+    value = float(explorer.locator(SLIDER_VALUE).inner_text())
+    assert named.get_attribute("aria-valuetext") == f"{value:.2f}"
     assert abs(value - TARGET) < 0.05, f"a click at {TARGET:.0%} of the track set the slider to {value}"
     plot_after = notebook_page.settled_screenshot(figure, differs_from=plot_before)
 
@@ -125,9 +130,10 @@ def test_slider_moves_readout_and_plot(notebook_page, lab, backend, screenshot_d
     assert not is_blank(plot_before), "the figure never drew"
     assert changed_fraction(plot_before, plot_after) > 0.01, "the plot did not change when the slider moved"
     assert not notebook_page.errors()
-    if backend == "inline":  # the picture is described in words for screen readers (a hidden caption)
-        described = explorer.locator(".pruneviz-figure-description [role=img]")
-        assert READOUT.search(described.get_attribute("aria-label") or ""), "the inline figure has no description"
+    # the figure is described in words for screen readers: the picture's alt inline, a caption beside ipympl's
+    described = (figure.locator("img").first.get_attribute("alt") if backend == "inline" else
+                 explorer.locator(".pruneviz-figure-description [role=img]").get_attribute("aria-label"))
+    assert READOUT.search(described or ""), f"the {backend} figure is not described in words: {described!r}"
 
     # Live feel: single key presses, each timed in the page from the keydown to the changed readout and figure
     # (printed, not asserted: the machine is shared; the goal is 150 ms to the figure on 2 quiet cores).

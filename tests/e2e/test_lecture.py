@@ -17,7 +17,7 @@ import pytest
 
 from pruneviz.lecture import HIDE_TAG
 
-from .lab import LectureServer, changed_fraction, key_to_change_times, median_ms
+from .lab import SLIDER, SLIDER_VALUE, LectureServer, changed_fraction, key_to_change_times, median_ms
 from .test_browser import READOUT, parse_readout
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,7 +79,7 @@ def test_lecture_mode_shows_the_explorer_at_once_in_its_described_state(lecture,
         opened = time.monotonic()
         page.goto(lecture.url, timeout=120_000)
         explorer = page.locator(".pruneviz-explorer").first
-        handle = explorer.locator(".pruneviz-sparsity .noUi-handle")
+        handle = explorer.locator(SLIDER)
         handle.wait_for(state="visible")
         first_widget = time.monotonic() - opened
         print(f"page open -> first widget (the explorer's slider): {first_widget:.1f} s")
@@ -89,7 +89,7 @@ def test_lecture_mode_shows_the_explorer_at_once_in_its_described_state(lecture,
         readout = explorer.locator(".pruneviz-readout")
         text = readout.inner_text()
         accuracy, sparsity = parse_readout(text)
-        slider_value = float(explorer.locator(".pruneviz-sparsity .widget-readout").inner_text())
+        slider_value = float(explorer.locator(SLIDER_VALUE).inner_text())
         assert slider_value == pytest.approx(described.get("sparsity", 0.0)), (slider_value, described)
         assert sparsity == pytest.approx(slider_value, abs=0.01), text
         assert explorer.locator(".pruneviz-criterion select").input_value() == described.get("criterion", "magnitude")
@@ -97,7 +97,8 @@ def test_lecture_mode_shows_the_explorer_at_once_in_its_described_state(lecture,
             assert explorer.locator(".pruneviz-layer select").input_value() == described["layer"]
         checked = explorer.locator(".pruneviz-scope input[type=radio]:checked")  # a radio: its state is exposed
         assert checked.count() == 1 and checked.get_attribute("data-value") == described.get("scope", "local")
-        assert handle.get_attribute("aria-valuetext") == f"{slider_value:g}", "the slider announces float noise"
+        assert handle.get_attribute("aria-valuetext") == f"{slider_value:.2f}", "the slider announces float noise"
+        assert explorer.get_by_role("slider", name="sparsity").count() == 1, "the slider has no accessible name"
 
         # Test-only cells, the exercises and the run time are not on the page; the code is not either.
         # (the widgets' hidden figure descriptions repeat their readouts in words: left out of this check)
@@ -115,9 +116,9 @@ def test_lecture_mode_shows_the_explorer_at_once_in_its_described_state(lecture,
         times = key_to_change_times(page, explorer, handle, presses=6)
         after_text = readout.inner_text()
         _, sparsity_after = parse_readout(after_text)
-        value_after = float(explorer.locator(".pruneviz-sparsity .widget-readout").inner_text())
+        value_after = float(explorer.locator(SLIDER_VALUE).inner_text())
         assert value_after == pytest.approx(slider_value + 0.06, abs=1e-9)
-        assert handle.get_attribute("aria-valuetext") == f"{value_after:g}", "the slider announces float noise"
+        assert handle.get_attribute("aria-valuetext") == f"{value_after:.2f}", "the slider announces float noise"
         assert sparsity_after == pytest.approx(value_after, abs=0.01), after_text
         assert all(t is not None for t in times["readout"]), f"a key press did not change the readout: {times}"
         assert changed_fraction(before, figure.screenshot(animations="disabled")) > 0.001
