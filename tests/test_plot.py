@@ -153,6 +153,23 @@ def test_set_theme_is_the_only_global_change():
     assert dict(plt.rcParams) == before
 
 
+def test_overlapping_series_differ_by_line_style_and_marker_too():
+    """Curves that lie on top of each other (notebook 08's schedules at 50-90 %): four series, four line styles,
+    four markers, each later one smaller so it does not hide the one beneath; drawn, the lines keep them."""
+    from pruneviz.plot.theme import series_style
+
+    styles = [series_style(i, overlapping=True) for i in range(4)]
+    for key in ("color", "marker", "linestyle"):
+        assert len({s[key] for s in styles}) == 4, key
+    assert [s["markersize"] for s in styles] == sorted((s["markersize"] for s in styles), reverse=True)
+    assert series_style(2) == {k: series_style(2, overlapping=True)[k] for k in ("color", "marker")} | {
+        "linestyle": "-"}  # the default is unchanged
+    fig, ax = plt.subplots()
+    lines = [ax.plot([0, 1], [0, 0], **style)[0] for style in styles]
+    assert len({line.get_linestyle() for line in lines}) == 4
+    plt.close(fig)
+
+
 def test_threshold_lines_end_at_the_tallest_bar_below_the_legend(cnn):
     """The threshold lines stop where the bars stop: the headroom above is the legend's (issue 11)."""
     for log in (False, True):
@@ -207,3 +224,53 @@ def test_network_graph_synapses_and_neurons():
     plt.close(fig)
     with pytest.raises(ValueError, match="takes 5 inputs"):
         plot.network_graph([torch.ones(6, 4), torch.ones(3, 5)])
+
+
+def test_histogram_bins_align_to_the_threshold_so_the_cut_is_empty(cnn):
+    weight = cnn.conv4.weight.detach()
+    pruned = pruneviz.prune_tensor(weight, 0.7)
+    threshold = weight.abs().flatten().kthvalue(round(0.7 * weight.numel())).values.item()
+    fig, ax = plt.subplots()
+    plot.weight_histogram(weight, pruned, threshold=threshold, ax=ax)
+    hist = plot.artists(ax)
+    widths = np.diff(hist.edges)
+    np.testing.assert_allclose(widths, widths[0])  # still equal bins
+    assert 40 <= len(widths) <= 180
+    assert np.isclose(hist.edges, threshold).any() and np.isclose(hist.edges, -threshold).any()
+    inside = (hist.edges[:-1] >= -threshold - 1e-12) & (hist.edges[1:] <= threshold + 1e-12)
+    assert inside.sum() >= 1 and hist.kept_counts[inside].sum() == 0  # the pruned band: empty kept bins
+    assert hist.dense_counts[inside].sum() > 0
+    assert hist.kept_counts.sum() == int((pruned != 0).sum())
+    plt.close(fig)
+    # no threshold, or one too narrow for aligned bins: the plain bins
+    np.testing.assert_allclose(plot.weights.threshold_edges(1.0, 60), np.linspace(-1, 1, 61))
+    np.testing.assert_allclose(plot.weights.threshold_edges(1.0, 60, 1e-6), np.linspace(-1, 1, 61))
+
+
+def test_gamma_layers_differ_by_line_style_not_by_colour_alone(cnn):
+    gammas = {f"bn{i}": torch.linspace(0.1, 0.3, 16) + 0.01 * i for i in range(1, 5)}
+    fig, ax = plt.subplots()
+    handles = plot.artists(plot.gamma_distribution(gammas, ax=ax))
+    steps = [handles[name] for name in gammas]
+    assert not any(step.get_fill() for step in steps)  # outlines: one layer never hides another
+    assert len({str(step.get_linestyle()) for step in steps}) == 4
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(gammas)
+    plt.close(fig)
+
+
+def test_apoz_pruned_bars_are_hatched_outlines_with_a_legend_entry():
+    apoz = {"a": torch.tensor([0.2, 1.0, 0.5, 0.9]), "b": torch.tensor([0.3, 1.0])}
+    pruned = {"a": torch.tensor([False, True, False, True]), "b": torch.tensor([False, True])}
+    fig, ax = plt.subplots()
+    bars = plot.artists(plot.apoz_bars(apoz, pruned=pruned, ax=ax))
+    for name in apoz:
+        for bar, cut in zip(bars[name], pruned[name].tolist()):
+            assert bool(bar.get_hatch()) == cut, name
+            if cut:  # drawn in the layer's colour on white, visible at 100 % too
+                assert bar.get_facecolor()[:3] == (1.0, 1.0, 1.0)
+                assert bar.get_edgecolor()[:3] != (1.0, 1.0, 1.0)
+    assert bars["a"][1].get_height() == 100
+    legend = ax.get_legend()
+    entries = dict(zip([t.get_text() for t in legend.get_texts()], legend.get_patches()))
+    assert entries["pruned (hatched)"].get_hatch()
+    plt.close(fig)

@@ -25,9 +25,17 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", "-.", ":")
 
 
-def series_style(i: int) -> dict:
+def series_style(i: int, *, overlapping: bool = False) -> dict:
     """Colour, marker and line style of the ``i``-th series: each of the first eight has its own colour and its
-    own marker, so no two differ by colour alone; from the ninth on, the cycle repeats with another line style."""
+    own marker, so no two differ by colour alone; from the ninth on, the cycle repeats with another line style.
+
+    ``overlapping=True`` is for curves that lie on top of each other: series ``i`` then also gets line style
+    ``i`` (of four) and a marker that shrinks and opens up with ``i``, so a curve drawn later does not hide the one
+    beneath it."""
+    if overlapping:
+        return {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)],
+                "linestyle": LINESTYLES[i % len(LINESTYLES)], "markersize": max(3.0, 7.0 - 1.2 * i),
+                "markerfacecolor": PALETTE[i % len(PALETTE)] if i % 2 == 0 else "none"}
     return {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)],
             "linestyle": LINESTYLES[(i // len(PALETTE)) % len(LINESTYLES)]}
 
