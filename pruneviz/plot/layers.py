@@ -14,7 +14,9 @@ from torch import nn
 from ..graph import NORMS, prunable_layers
 from ..metrics import layer_macs
 from .base import axes, percent_axis, register, to_numpy
-from .theme import ACCENT, DENSE, MUTED, PALETTE, PRUNED
+from .theme import ACCENT, DENSE, LINESTYLES, PALETTE, PRUNED
+
+PRUNED_HATCH = "////"
 
 
 def _per_layer(values, what: str) -> dict[str, np.ndarray]:
@@ -31,7 +33,8 @@ def apoz_bars(apoz, *, pruned=None, title: str | None = None, ax: Axes | None = 
 
     Args:
         apoz: per-channel APoZ in [0, 1]: a tensor for one layer or ``{layer: tensor}`` (layers side by side).
-        pruned: the channels to show as pruned (bool, same structure); high APoZ = pruned first.
+        pruned: the channels to show as pruned (bool, same structure); high APoZ = pruned first. Pruned bars are
+            hatched outlines in their layer's colour, kept bars solid.
     """
     ax = axes(ax)
     layers = _per_layer(apoz, "apoz")
@@ -39,10 +42,12 @@ def apoz_bars(apoz, *, pruned=None, title: str | None = None, ax: Axes | None = 
     start, bars, centers = 0, {}, []
     for i, (name, values) in enumerate(layers.items()):
         x = np.arange(start, start + len(values))
-        color = np.tile(np.array(PALETTE[i % len(PALETTE)]), (len(values), 1))
-        if name in marks:
-            color[marks[name].astype(bool)] = MUTED
+        color = PALETTE[i % len(PALETTE)]
         bars[name] = ax.bar(x, 100 * values, width=0.85, color=color)
+        if name in marks:  # pruned: hatched outlines in the layer's colour, visible on white even at 100 %
+            for bar, cut in zip(bars[name], marks[name].astype(bool)):
+                if cut:
+                    bar.set(facecolor="white", edgecolor=color, hatch=PRUNED_HATCH, linewidth=0.8)
         centers.append((x.mean() if len(x) else start, name))
         start += len(values) + 2
     ax.set_xlabel("channel" + (" (grouped by layer)" if len(layers) > 1 else ""))
@@ -51,7 +56,7 @@ def apoz_bars(apoz, *, pruned=None, title: str | None = None, ax: Axes | None = 
     percent_axis(ax, "y")
     handles = [Patch(color=PALETTE[i % len(PALETTE)], label=name) for i, name in enumerate(layers) if name]
     if marks:
-        handles.append(Patch(color=MUTED, label="pruned"))
+        handles.append(Patch(facecolor="white", edgecolor=DENSE, hatch=PRUNED_HATCH, label="pruned (hatched)"))
     if handles:
         ax.legend(handles=handles, fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                   borderaxespad=0.0)  # beside the bars, not over them
@@ -69,7 +74,8 @@ def batchnorm_gammas(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def gamma_distribution(source, *, threshold: float | None = None, bins: int = 40, title: str | None = None,
                        ax: Axes | None = None) -> Axes:
-    """Distribution of BatchNorm scale factors |gamma| (network slimming pushes many toward 0).
+    """Distribution of BatchNorm scale factors |gamma| (network slimming pushes many toward 0), one step outline
+    per layer, each in its own colour and line style.
 
     Args:
         source: a model (all its BatchNorm layers) or ``{layer: gamma tensor}``.
@@ -84,8 +90,10 @@ def gamma_distribution(source, *, threshold: float | None = None, bins: int = 40
     edges = np.linspace(0.0, top * 1.0001, bins + 1)
     handles = {}
     for i, (name, values) in enumerate(layers.items()):
+        # outlines, not see-through fills: overlapping layers stay apart, and each has its own line style
         counts = np.histogram(values, edges)[0]
-        handles[name] = ax.stairs(counts, edges, fill=True, alpha=0.5, color=PALETTE[i % len(PALETTE)], label=name)
+        handles[name] = ax.stairs(counts, edges, fill=False, linewidth=1.6, color=PALETTE[i % len(PALETTE)],
+                                  linestyle=LINESTYLES[i % len(LINESTYLES)], label=name)
     if threshold is not None:
         handles["threshold"] = ax.axvline(threshold, color=ACCENT, linestyle="--", linewidth=1.2, label="threshold")
     ax.set_xlabel("|γ| (BatchNorm scale factor)")

@@ -15,6 +15,22 @@ from .base import WeightsLike, axes, flat, register, to_numpy, weight_tensors
 from .theme import ACCENT, DENSE, MUTED, PRUNED
 
 
+def threshold_edges(bound: float, bins: int, threshold: float | None = None) -> np.ndarray:
+    """About ``bins`` equal bins over [-bound, bound]; with ``threshold``, +/- threshold are bin edges, so the
+    pruned band shows as empty bins instead of hiding in bins that straddle it. The width becomes
+    threshold / k (k whole, the nearest to the plain width); a threshold far narrower than a plain bin would need
+    more than three times the bins, and then the plain bins stay."""
+    plain = np.linspace(-bound, bound, bins + 1)
+    if not threshold or threshold <= 0 or threshold >= bound:
+        return plain
+    k = max(1, round(threshold * bins / (2 * bound)))
+    width = threshold / k
+    half = int(np.ceil(bound / width - 1e-9))
+    if 2 * half > 3 * bins:
+        return plain
+    return np.arange(-half, half + 1) * width
+
+
 class WeightHistogram:
     """The artists of a weight histogram: dense counts, kept counts, and the threshold at +/- t."""
 
@@ -37,13 +53,14 @@ class WeightHistogram:
                   frameon=True, framealpha=0.9)
         register(ax, self)
 
-    def set_dense(self, weights: WeightsLike) -> WeightHistogram:
-        """New dense weights (another layer): new bins, symmetric around 0, and new limits."""
+    def set_dense(self, weights: WeightsLike, *, align: float | None = None) -> WeightHistogram:
+        """New dense weights (another layer): new bins, symmetric around 0, and new limits. ``align``: a
+        magnitude threshold that should fall on bin edges (see :func:`threshold_edges`)."""
         values = flat(weights)
         self._dense = values
         bound = float(np.abs(values).max()) if values.size else 1.0
         bound = bound if bound > 0 else 1.0
-        self.edges = np.linspace(-bound, bound, self.bins + 1)
+        self.edges = threshold_edges(bound, self.bins, align)
         self.dense_counts = np.histogram(values, self.edges)[0]
         base = 0.8 if self.log else 0.0  # log counts: bars start just below 1
         self.before.set_data(self.dense_counts, self.edges, base)
@@ -94,11 +111,12 @@ def weight_histogram(weights: WeightsLike, pruned: WeightsLike | None = None, *,
         weights: the dense weights: a tensor, a model (all its Linear and Conv weights), a dict or list of tensors.
         pruned: the same weights after pruning; its nonzero entries are the kept ones. Or give ``mask`` instead
             (bool, True = kept, same layout as ``weights``).
-        threshold: a magnitude threshold to mark at +/- threshold.
+        threshold: a magnitude threshold to mark at +/- threshold; the bins are aligned to it, so everything
+            pruned between -threshold and +threshold leaves empty bins.
         log: count axis in log scale, so the few large weights stay visible.
     """
     ax = axes(ax)
-    hist = WeightHistogram(ax, bins=bins, log=log).set_dense(weights)
+    hist = WeightHistogram(ax, bins=bins, log=log).set_dense(weights, align=threshold)
     if pruned is not None and mask is not None:
         raise ValueError("give either pruned weights or a mask, not both")
     if pruned is not None:
