@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -29,10 +29,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..activations import record, record_io
+from ..activations import calibration_batches, evaluating, record, record_io
 from ..data import Data
 from ..graph import LayerInfo
 from .base import Criterion, register
+
+POSITIONS = 4096  # rows of L+1's input and output sampled for the LASSO and the least squares
+LIMIT = 512  # calibration samples at most
 
 
 def next_layers(model: nn.Module) -> dict[str, tuple[str, int]]:
@@ -60,34 +63,68 @@ class Features:
 
     ``x``: [N, C, m] input per channel (m = kernel positions, or flatten columns per channel);
     ``weight``: [n_out, C, m] L+1's weight in the same layout; ``y``: [N, n_out] output without bias.
+    Read-only once built: :meth:`normal_equations` keeps what it computes from them.
     """
 
     x: torch.Tensor
     weight: torch.Tensor
     y: torch.Tensor
+    _normal: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, init=False, repr=False, compare=False)
 
     def contributions(self) -> torch.Tensor:
         """Z: [N, n_out, C], each input channel's share of the output (they sum to y)."""
         return torch.einsum("ncm,ocm->noc", self.x, self.weight)
 
-
-def _split(module: nn.Module, inputs: torch.Tensor, outputs: torch.Tensor, channels: int):
-    """(x [N, C, m], weight [n_out, C, m], y [N, n_out]) from L+1's recorded input and output."""
-    weight = module.weight.detach().to(torch.float64)
-    if isinstance(module, nn.Linear):
-        x = inputs.reshape(-1, module.in_features)
-        y = outputs.reshape(-1, module.out_features)
-        return x.reshape(len(x), channels, -1), weight.reshape(weight.shape[0], channels, -1), y
-    if not isinstance(module, nn.Conv2d) or module.padding_mode != "zeros":
-        raise ValueError(f"regression pruning reconstructs Conv2d (zero padding) and Linear layers, "
-                         f"not {type(module).__name__}")
-    cols = F.unfold(inputs, module.kernel_size, module.dilation, module.padding, module.stride)  # [B, C*m, P]
-    x = cols.transpose(1, 2).reshape(-1, channels, cols.shape[1] // channels)
-    y = outputs.flatten(2).transpose(1, 2).reshape(-1, outputs.shape[1])
-    return x, weight.reshape(weight.shape[0], channels, -1), y
+    def normal_equations(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(X^T X [C*m, C*m], X^T Y [C*m, n_out]) over every channel, computed once: the least squares of any
+        selection of channels is a block of these, so comparing many selections costs one pass over the rows."""
+        if self._normal is None:
+            x = self.x.reshape(len(self.x), -1)
+            self._normal = (x.T @ x, x.T @ self.y)
+        return self._normal
 
 
-def layer_features(model: nn.Module, layer: str, data: Data, *, positions: int = 4096, limit: int | None = 512,
+def _padding(module: nn.Conv2d) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) zero padding of a conv, as F.pad takes it ('same' pads the extra on the end)."""
+    if module.padding == "valid":
+        return (0, 0, 0, 0)
+    if module.padding == "same":
+        pads = []
+        for k, d in zip(reversed(module.kernel_size), reversed(module.dilation)):
+            total = d * (k - 1)
+            pads += [total // 2, total - total // 2]
+        return tuple(pads)
+    ph, pw = module.padding
+    return (pw, pw, ph, ph)
+
+
+def _patches(module: nn.Conv2d, inputs: torch.Tensor, rows: torch.Tensor, out_size: tuple[int, int],
+             channels: torch.Tensor) -> torch.Tensor:
+    """The conv's input patches at the given output rows (image x position, as F.unfold numbers them), only
+    ``channels``: [len(rows), len(channels), kh * kw]. Gathers just the sampled rows: what F.unfold of the whole
+    input followed by row sampling gives, without building every patch first."""
+    (kh, kw), (sh, sw), (dh, dw) = module.kernel_size, module.stride, module.dilation
+    padded = F.pad(inputs[:, channels], _padding(module))
+    device = inputs.device
+    rows = rows.to(device)
+    per_image = out_size[0] * out_size[1]
+    image, position = rows // per_image, rows % per_image
+    top = (position // out_size[1]) * sh
+    left = (position % out_size[1]) * sw
+    r = top[:, None] + dh * torch.arange(kh, device=device)  # [R, kh]
+    c = left[:, None] + dw * torch.arange(kw, device=device)  # [R, kw]
+    patches = padded[image[:, None, None], :, r[:, :, None], c[:, None, :]]  # [R, kh, kw, C]
+    return patches.permute(0, 3, 1, 2).reshape(len(rows), len(channels), kh * kw)
+
+
+def _sample(count: int, positions: int, seed: int) -> torch.Tensor:
+    """Rows to keep of ``count``: all in order, or ``positions`` of them in a seeded random order."""
+    if count <= positions:
+        return torch.arange(count)
+    return torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:positions]
+
+
+def layer_features(model: nn.Module, layer: str, data: Data, *, positions: int = POSITIONS, limit: int | None = LIMIT,
                    seed: int = 0, consumers: dict[str, tuple[str, int]] | None = None) -> Features:
     """Features of the layer L+1 that reads ``layer``'s channels, on ``data`` (``positions`` rows sampled, seeded;
     ``limit`` calibration samples at most), in float64."""
@@ -102,15 +139,29 @@ def layer_features(model: nn.Module, layer: str, data: Data, *, positions: int =
 
 
 def _features(module: nn.Module, inputs: torch.Tensor, outputs: torch.Tensor, channels: int, positions: int,
-              seed: int) -> Features:
-    inputs, outputs = inputs.to(torch.float64), outputs.to(torch.float64)
+              seed: int, keep: torch.Tensor | None = None) -> Features:
+    """Features of ``module`` from its recorded input and output: ``positions`` rows sampled (seeded), the input
+    channels in ``keep`` only (all by default), in float64, the output without bias."""
+    weight = module.weight.detach().to(torch.float64)
+    kept = torch.arange(channels) if keep is None else torch.as_tensor(keep, dtype=torch.bool).nonzero()[:, 0]
+    if isinstance(module, nn.Linear):
+        x = inputs.reshape(-1, module.in_features)
+        y = outputs.reshape(-1, module.out_features)
+        rows = _sample(len(x), positions, seed).to(x.device)
+        x = x[rows].reshape(len(rows), channels, -1)[:, kept.to(x.device)]
+        y = y[rows]
+    elif isinstance(module, nn.Conv2d) and module.padding_mode == "zeros" and module.groups == 1:
+        per_image = outputs.shape[2] * outputs.shape[3]
+        rows = _sample(len(outputs) * per_image, positions, seed).to(outputs.device)
+        x = _patches(module, inputs, rows, tuple(outputs.shape[2:]), kept.to(inputs.device))
+        y = outputs.flatten(2)[rows // per_image, :, rows % per_image]  # [R, n_out]
+    else:
+        raise ValueError(f"regression pruning reconstructs Conv2d (zero padding, groups=1) and Linear layers, "
+                         f"not {type(module).__name__}")
+    x, y = x.to(torch.float64), y.to(torch.float64)
     if module.bias is not None:
-        shape = [-1] if isinstance(module, nn.Linear) else [1, -1] + [1] * (outputs.dim() - 2)
-        outputs = outputs - module.bias.detach().to(torch.float64).reshape(shape)
-    x, weight, y = _split(module, inputs, outputs, channels)
-    if len(x) > positions:
-        rows = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:positions]
-        x, y = x[rows], y[rows]
+        y = y - module.bias.detach().to(torch.float64)
+    weight = weight.reshape(weight.shape[0], channels, -1)[:, kept.to(weight.device)]
     return Features(x, weight, y)
 
 
@@ -161,17 +212,53 @@ def lasso_order(features: Features, n_alphas: int = 200, eps: float = 1e-4) -> t
     return torch.as_tensor(rank / max(1, channels - 1), dtype=torch.float64)
 
 
+NORMAL_EQUATIONS_TOLERANCE = 1e-8  # relative size of a refinement step above which x is too ill-conditioned
+
+
+def _solve(x: torch.Tensor, y: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """argmin_w ||y - x w||^2 [d, n_out] and its residual y - x w, with ``gram`` = x^T x and ``cross`` = x^T y.
+
+    The normal equations by Cholesky: an all-zero column (a dead channel) gets weight 0, as the minimum-norm
+    solution gives it. One step of refinement from the true residual says how far from the least-squares
+    solution that is; when it is not tiny (x is close to rank-deficient, e.g. duplicated channels) or Cholesky
+    fails, the minimum-norm solution by SVD (``torch.linalg.lstsq``, driver gelsd) instead.
+    """
+    used = gram.diagonal() > 0
+    if not bool(used.any()):
+        return torch.zeros_like(cross), y
+    every = bool(used.all())
+    factor, info = torch.linalg.cholesky_ex(gram if every else gram[used][:, used])
+    if int(info) == 0:
+        x_used = x if every else x[:, used]
+        weight = torch.cholesky_solve(cross if every else cross[used], factor)
+        residual = y - x_used @ weight
+        step = torch.cholesky_solve(x_used.T @ residual, factor)
+        if float(step.norm()) <= NORMAL_EQUATIONS_TOLERANCE * float(weight.norm()):
+            solution = torch.zeros_like(cross)
+            solution[used] = weight
+            return solution, residual
+    solution = torch.linalg.lstsq(x, y, driver="gelsd").solution
+    return solution, y - x @ solution
+
+
 def least_squares(features: Features, keep: torch.Tensor) -> tuple[torch.Tensor, float]:
     """L+1's weight refitted on the kept input channels ([n_out, C, m], zero on the others) and the relative
-    reconstruction error ||Y - Y'||^2 / ||Y||^2."""
+    reconstruction error ||Y - Y'||^2 / ||Y||^2.
+
+    Solved from the features' normal equations (computed once per ``features``, shared by every ``keep``)."""
     keep = torch.as_tensor(keep, dtype=torch.bool)
     n, _, m = features.x.shape
     fitted = torch.zeros_like(features.weight)
-    x = features.x[:, keep].reshape(n, -1)
+    every = bool(keep.all())
+    x = (features.x if every else features.x[:, keep]).reshape(n, -1)
     if x.shape[1]:
-        solution = torch.linalg.lstsq(x, features.y, driver="gelsd").solution  # [k*m, n_out]
+        gram, cross = features.normal_equations()
+        if not every:
+            columns = keep.to(gram.device).repeat_interleave(m)
+            gram, cross = gram[columns][:, columns], cross[columns]
+        solution, residual = _solve(x, features.y, gram, cross)  # [k*m, n_out], [N, n_out]
         fitted[:, keep] = solution.T.reshape(features.weight.shape[0], -1, m)
-        residual = features.y - x @ solution
     else:
         residual = features.y
     total = float(features.y.square().sum())
@@ -186,16 +273,26 @@ def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
     return keep
 
 
-def reconstruct(pruner, data: Data, *, positions: int = 4096, limit: int | None = 512, seed: int = 0
+def reconstruct(pruner, data: Data, *, positions: int = POSITIONS, limit: int | None = LIMIT, seed: int = 0
                 ) -> dict[str, float]:
     """He et al.'s second step on a channel-pruned model: refit each pruned layer's next layer by least squares
     on its kept input channels, so its outputs match the dense model's. Returns {next layer: relative error}.
 
     Layers are refitted in order, each on the inputs the already-reconstructed layers before it produce (as the
-    paper does, so errors do not accumulate). The pruner keeps dense copies of the layers it rewrites:
+    paper does, so errors do not accumulate): one forward pass over the calibration data, as one batch, with a
+    hook that refits each layer on its inputs just before it runs. The pruner keeps dense copies of the layers it
+    rewrites:
     ``pruner.restore()`` gives the dense model back bit for bit, and a new ``pruner.prune(...)`` starts again
     from the dense weights (call ``reconstruct`` again after it).
     """
+    return _reconstruct(pruner, data, positions, limit, seed)[0]
+
+
+def _reconstruct(pruner, data: Data, positions: int, limit: int | None, seed: int,
+                 targets: dict[str, torch.Tensor] | None = None
+                 ) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+    """:func:`reconstruct`, and the dense outputs it aimed at: ``targets`` given back to the next call saves
+    their forward pass while the dense model and the data stay the same (a sweep over ratios, one pruner)."""
     if pruner.granularity.name != "channel":
         raise ValueError(f"reconstruct needs a channel-granularity pruner, got {pruner.granularity.name!r}")
     if data is None:
@@ -205,25 +302,51 @@ def reconstruct(pruner, data: Data, *, positions: int = 4096, limit: int | None 
     pairs = [(layer, consumers[layer][0]) for layer in pruner.layers if layer in consumers]
     for _, consumer in pairs:
         pruner.track(f"{consumer}.weight")
+    masks = pruner.masks
+    if targets is None:
+        targets = _dense_outputs(pruner, [consumer for _, consumer in pairs], data, limit)
+    errors: dict[str, float] = {}
+
+    def refit(layer: str, consumer: str):
+        keep = masks[layer].flatten(1).any(1).cpu()
+
+        def hook(module: nn.Module, args: tuple) -> None:  # before the layer runs: its inputs are final now
+            if consumer in errors:  # a module called twice in one forward is refitted once
+                return
+            feats = _features(module, args[0], targets[consumer], len(keep), positions, seed, keep=keep)
+            fitted_kept, errors[consumer] = least_squares(feats, torch.ones(feats.x.shape[1], dtype=torch.bool))
+            fitted = torch.zeros(feats.weight.shape[0], len(keep), feats.weight.shape[2], dtype=torch.float64)
+            fitted[:, keep] = fitted_kept.cpu()
+            new = fitted.reshape(module.weight.shape).to(module.weight.device, module.weight.dtype)
+            if consumer in masks:
+                new = torch.where(masks[consumer], new, 0.0)
+            module.weight.copy_(new)
+        return hook
+
+    # One forward pass refits every layer: a pre-hook fits each on the inputs that the layers before it, already
+    # refitted, produce (what a pass per layer would record). A fit needs all calibration rows: one batch.
+    inputs = torch.cat([x for x, _ in calibration_batches(model, data, limit)])
+    modules = dict(model.named_modules())
+    handles = [modules[consumer].register_forward_pre_hook(refit(layer, consumer)) for layer, consumer in pairs]
+    try:
+        with evaluating(model):
+            model(inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {consumer: errors[consumer] for _, consumer in pairs}, targets
+
+
+def _dense_outputs(pruner, consumers: list[str], data: Data, limit: int | None) -> dict[str, torch.Tensor]:
+    """What the refits aim at: the dense model's outputs of ``consumers``, in one pass; the pruner's masks are
+    written back after."""
     masks, ratios = pruner.masks, pruner.ratios
     pruner.restore()
-    with torch.no_grad():  # the dense outputs every refit aims at, in one pass
-        targets = record(model, [consumer for _, consumer in pairs], data, "output", limit)
+    with torch.no_grad():
+        targets = record(pruner.model, consumers, data, "output", limit)
     pruner.masks, pruner.ratios = masks, ratios
     pruner.apply_masks()
-    errors = {}
-    for layer, consumer in pairs:
-        module = model.get_submodule(consumer)
-        keep = masks[layer].flatten(1).any(1).cpu()
-        inputs = record(model, [consumer], data, "input", limit)[consumer]
-        feats = _features(module, inputs, targets[consumer], len(keep), positions, seed)
-        fitted, errors[consumer] = least_squares(feats, keep)
-        new = fitted.reshape(module.weight.shape).to(module.weight.device, module.weight.dtype)
-        if consumer in masks:
-            new = torch.where(masks[consumer], new, 0.0)
-        with torch.no_grad():
-            module.weight.copy_(new)
-    return errors
+    return targets
 
 
 def reconstruction_sweep(model: nn.Module, data: Data, sparsities: Sequence[float], *, calibration: Data,
@@ -235,14 +358,14 @@ def reconstruction_sweep(model: nn.Module, data: Data, sparsities: Sequence[floa
     from ..pruner import Pruner
 
     pruner = Pruner(model, criterion, "channel", data=calibration, **pruner_options)
-    rows = []
+    rows, targets = [], None  # the dense outputs: one pass for the whole sweep (every prune starts from dense)
     try:
         for sparsity in sparsities:
             pruner.prune(sparsity)
             row = {"sparsity": float(sparsity), "accuracy": evaluate(model, data)}
             if sparsity > 0:
-                reconstruct(pruner, calibration)
-            row["reconstructed"] = evaluate(model, data)
+                _, targets = _reconstruct(pruner, calibration, POSITIONS, LIMIT, 0, targets)
+            row["reconstructed"] = evaluate(model, data) if sparsity > 0 else row["accuracy"]  # nothing refitted
             rows.append(row)
     finally:
         pruner.restore()
@@ -273,8 +396,8 @@ class Regression(Criterion):
     needs_data = True
     granularities = ("channel",)
     description = "LASSO channel selection for the next layer's reconstruction (He et al. 2017)"
-    positions: int = 4096
-    limit: int | None = 512
+    positions: int = POSITIONS
+    limit: int | None = LIMIT
     seed: int = 0
 
     def setup(self, model: nn.Module) -> None:
