@@ -74,7 +74,8 @@ def test_guided_is_no_better_than_the_global_threshold(allocations):
         assert abs(images(table.guided[target]) - images(table["global"][target])) <= 1, target
     assert images(table["global"]["0.1"]) - images(table.guided["0.1"]) == 5
     ratios = dicts["0.2"]  # 'leaves conv1 light (20 %), prunes conv2, conv3 and fc to 50-60 %, conv4 to 95 %'
-    assert ratios["conv1"] == pytest.approx(0.2) and ratios["conv4"] == pytest.approx(0.95)
+    assert {layer: round(r, 3) for layer, r in ratios.items()} == {  # as the notebook prints it beside the bars
+        "conv1": 0.2, "conv2": 0.6, "conv3": 0.6, "conv4": 0.95, "fc": 0.5}
     assert all(0.5 <= ratios[name] <= 0.6 for name in ("conv2", "conv3", "fc"))
 
 
