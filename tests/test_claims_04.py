@@ -4,7 +4,7 @@ from scipy import stats
 
 import pruneviz
 from pruneviz.baselines import accuracy_sweep, random_band
-from pruneviz.criteria.obd import single_weight_test, taylor_terms
+from pruneviz.criteria.obd import single_weight_test, taylor_table, taylor_terms
 
 RATIOS = [0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95]
 IMAGE = 1 / 360
@@ -54,12 +54,12 @@ def test_where_the_global_threshold_puts_the_zeros_and_the_cross_terms(cnn, digi
     assert min(by_obd["conv4"], by_magnitude["conv4"]) > 0.98
     assert by_obd["conv1"] < by_magnitude["conv1"] and by_obd["conv2"] < by_magnitude["conv2"]
     assert by_obd["fc"] > 1.7 * by_magnitude["fc"] and by_obd["fc"] > 0.8  # "almost twice", "< a fifth left"
-    terms = {}
+    removals = {}
     for sparsity in (0.3, 0.5, 0.7, 0.8, 0.85, 0.9):
         obd.prune(sparsity)
-        masks = {name: mask.clone() for name, mask in obd.masks.items()}
+        removals[sparsity] = {name: mask.clone() for name, mask in obd.masks.items()}
         obd.restore()
-        terms[sparsity] = taylor_terms(cnn, digits.val, masks)
+    terms = taylor_table(cnn, digits.val, removals).to_dict("index")
     ratios = [terms[s]["cross"] / terms[s]["diagonal"] for s in terms]
     assert ratios == sorted(ratios)  # "... and growing"
     assert (round(ratios[0], 1), round(ratios[-1], 1)) == (1.7, 5.3)  # "1.7 to 5.3 times"

@@ -1,4 +1,5 @@
-"""Optimal Brain Damage: exact Hessian diagonal against autograd's full Hessian, the estimate against exact."""
+"""Optimal Brain Damage: exact Hessian diagonal against autograd's full Hessian, the estimate against exact,
+the Taylor terms of many removals at once against the full Hessian case by case."""
 import pytest
 import torch
 from scipy import stats
@@ -6,6 +7,7 @@ from torch import nn
 
 import pruneviz
 from pruneviz.criteria import hessian_diagonal, obd_saliency
+from pruneviz.criteria.obd import taylor_table, taylor_terms
 
 from .conftest import same_state, state_of
 
@@ -98,3 +100,64 @@ def test_bad_options_are_clear(cnn, digits):
         pruneviz.Pruner(cnn, "obd", data=digits.train, mode="exact")  # conv4 has 36864 weights
     with pytest.raises(ValueError, match="calibration data"):
         pruneviz.Pruner(cnn, "obd")
+
+
+def straightforward_taylor_terms(model, x, y, masks):
+    """The expansion's terms from autograd's full Hessian over every layer's weight at once (the plain way)."""
+    names = list(masks)
+    weights = [model.get_submodule(n).weight.detach().clone() for n in names]
+    sizes = [w.numel() for w in weights]
+
+    def loss(flat):
+        parts = dict(zip([f"{n}.weight" for n in names], flat.split(sizes)))
+        params = {k: v.view_as(w) for (k, v), w in zip(parts.items(), weights)}
+        return nn.functional.cross_entropy(torch.func.functional_call(model, params, (x,)), y)
+
+    flat_w = torch.cat([w.reshape(-1) for w in weights])
+    delta = torch.cat([torch.where(masks[n], 0.0, -w).reshape(-1) for n, w in zip(names, weights)])
+    g = torch.autograd.functional.jacobian(loss, flat_w)
+    hessian = torch.autograd.functional.hessian(loss, flat_w)
+    estimate = hessian_diagonal(model, (x, y), names, limit=None)
+    diagonal = float(sum(0.5 * (estimate[n] * torch.where(masks[n], 0.0, -w).square()).sum()
+                         for n, w in zip(names, weights)))
+    quadratic = float(0.5 * delta @ hessian @ delta)
+    return {"diagonal": diagonal, "cross": quadratic - diagonal, "quadratic": quadratic,
+            "first_order": float(g @ delta), "measured": float((loss(flat_w + delta) - loss(flat_w)).detach())}
+
+
+def test_taylor_table_equals_the_full_hessian_computation_case_by_case(tiny):
+    """taylor_table shares the diagonal, the gradient and one vmapped Hessian-vector pass among the cases;
+    each row must be what the full Hessian gives for that case alone, and what taylor_terms gives."""
+    model, (x, y) = tiny
+    before = state_of(model)
+    generator = torch.Generator().manual_seed(1)
+    cases = {f"case {c}": {n: torch.rand(model.get_submodule(n).weight.shape, generator=generator) > keep
+                           for n in ("0", "2")} for c, keep in enumerate((0.2, 0.5, 0.9))}
+    cases["only layer 2"] = {"2": cases["case 1"]["2"]}
+    table = taylor_table(model, (x, y), cases)
+    assert list(table.index) == list(cases)
+    for label, masks in cases.items():
+        full = {n: masks.get(n, torch.ones_like(model.get_submodule(n).weight, dtype=torch.bool)) for n in ("0", "2")}
+        expected = straightforward_taylor_terms(model, x, y, full)
+        alone = taylor_terms(model, (x, y), masks)
+        for term, value in expected.items():
+            assert table.loc[label, term] == pytest.approx(value, rel=1e-9, abs=1e-12), (label, term)
+            assert alone[term] == pytest.approx(value, rel=1e-9, abs=1e-12), (label, term)
+    assert same_state(state_of(model), before)
+
+
+def test_taylor_table_bad_input_is_clear(tiny):
+    model, data = tiny
+    keep = torch.ones(5, 4, dtype=torch.bool)
+    with pytest.raises(ValueError, match="cases is empty"):
+        taylor_table(model, data, {})
+    with pytest.raises(ValueError, match="'0', '2'"):
+        taylor_table(model, data, {"a": {"1": keep}})
+    with pytest.raises(ValueError, match=r"mask of '0' has shape \(4, 5\).*\(case 'b'\)"):
+        taylor_table(model, data, {"a": {"0": keep}, "b": {"0": keep.T}})
+    with torch.no_grad():
+        model[0].weight[0] = 0.0
+    drop_zeros = keep.clone()
+    drop_zeros[0] = False
+    with pytest.raises(ValueError, match=r"dense model.*\(case 'b'\)"):
+        taylor_table(model, data, {"a": {"0": keep}, "b": {"0": drop_zeros}})

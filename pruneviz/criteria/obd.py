@@ -9,7 +9,7 @@ smallest saliency go first; a group's saliency is the sum of its weights'.
 
 Two ways to get h_ii:
 
-- ``mode="exact"``: one Hessian-vector product per weight (rows of the Hessian by double backward, batched),
+- ``mode="exact"``: one Hessian-vector product per weight (rows of the Hessian by double backward, vmapped),
   exact for any network but as costly as ``n`` backward passes: for small layers (``max_exact`` weights).
 - ``mode="estimate"``: the Gauss-Newton (true Fisher) diagonal, ``h_ii ~ mean_x sum_k p_k(x) (dCE(x, k)/dw_i)^2``,
   the expectation over the model's own predicted class k taken exactly. It is the approximation OBD itself
@@ -61,29 +61,54 @@ def _differentiable(model: nn.Module, weights: list[torch.Tensor]):
             w.requires_grad_(flag)
 
 
-def _weighted_losses(model: nn.Module, data: Data, limit: int | None):
-    """(batch loss x its share of the samples): these sum to the mean cross-entropy over the whole set."""
+def _weighted_batches(model: nn.Module, data: Data, limit: int | None):
+    """(inputs, targets, their share of the samples): share-weighted batch losses sum to the mean over the set."""
     parts = list(calibration_batches(model, data, limit))
     total = sum(len(x) for x, _ in parts)
     if total == 0:
         raise ValueError("the calibration data is empty")
     for x, y in parts:
-        yield nn.functional.cross_entropy(model(x), y) * (len(x) / total)
+        yield x, y, len(x) / total
 
 
-def _exact(model, weights, data, limit, chunk):
+def _weighted_losses(model: nn.Module, data: Data, limit: int | None):
+    """(batch loss x its share of the samples): these sum to the mean cross-entropy over the whole set."""
+    for x, y, share in _weighted_batches(model, data, limit):
+        yield nn.functional.cross_entropy(model(x), y) * share
+
+
+def _detached_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer, detached: the fixed part of a ``functional_call``."""
+    state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    return {k: v.detach() for k, v in state.items()}
+
+
+def _batch_loss(model: nn.Module, fixed: Mapping[str, torch.Tensor], x, y, share: float):
+    """The share-weighted cross-entropy of one batch as a function of some parameters ({name: tensor})."""
+    from torch.func import functional_call
+
+    def loss(params):
+        return nn.functional.cross_entropy(functional_call(model, {**fixed, **params}, (x,)), y) * share
+    return loss
+
+
+def _exact(model, keys, weights, data, limit, chunk):
+    """Rows of the Hessian, ``chunk`` at a time: one gradient per batch and layer, then the vector-Jacobian
+    products of that gradient with a chunk of basis vectors in one vmapped pass (torch.func)."""
+    from torch.func import grad, vjp, vmap
+
+    fixed = _detached_state(model)
     diags = [torch.zeros_like(w) for w in weights]
-    for loss in _weighted_losses(model, data, limit):
-        grads = torch.autograd.grad(loss, weights, create_graph=True)
-        for w, g, diag in zip(weights, grads, diags):
-            n = w.numel()
-            flat_g, flat_d = g.reshape(-1), diag.view(-1)
+    for x, y, share in _weighted_batches(model, data, limit):
+        loss = _batch_loss(model, fixed, x, y, share)
+        for key, w, diag in zip(keys, weights, diags):
+            _, hvp = vjp(grad(lambda v, key=key: loss({key: v})), w.detach())
+            n, flat_d = w.numel(), diag.view(-1)
             for start in range(0, n, chunk):
                 idx = torch.arange(start, min(start + chunk, n), device=w.device)
                 basis = torch.zeros(len(idx), n, dtype=w.dtype, device=w.device)
                 basis[torch.arange(len(idx)), idx] = 1.0
-                rows, = torch.autograd.grad(flat_g, w, grad_outputs=basis, is_grads_batched=True,
-                                            retain_graph=True)  # rows of the Hessian, [chunk, *w.shape]
+                rows, = vmap(hvp)(basis.view(len(idx), *w.shape))  # rows of the Hessian, [chunk, *w.shape]
                 flat_d[idx] += rows.reshape(len(idx), n)[torch.arange(len(idx)), idx]
     return diags
 
@@ -93,8 +118,7 @@ def _gauss_newton(model, names, weights, data, limit, chunk):
     the expectation over the model's own predicted class taken exactly over every class k."""
     from torch.func import functional_call, grad, vmap
 
-    fixed = {**dict(model.named_parameters()), **dict(model.named_buffers())}
-    fixed = {k: v.detach() for k, v in fixed.items()}
+    fixed = _detached_state(model)
     keys = [f"{name}.weight" for name in names]
 
     def loss(params, x, k):
@@ -147,7 +171,7 @@ def hessian_diagonal(model: nn.Module, data: Data, layers: Iterable[str] | None 
                              "max_exact, or restrict layers=")
     with _differentiable(model, weights):
         if mode == "exact":
-            diags = _exact(model, weights, data, limit, chunk)
+            diags = _exact(model, [f"{name}.weight" for name in names], weights, data, limit, chunk)
         else:
             diags = _gauss_newton(model, names, weights, data, limit, chunk=32)
     return {name: d.detach() for name, d in zip(names, diags)}
@@ -259,32 +283,64 @@ def taylor_terms(model: nn.Module, data: Data, masks: Mapping[str, torch.Tensor]
 
     Call it on the dense model (``pruner.restore()`` first; the masks are ``pruner.masks``): on a model whose
     removed weights are already zero there is nothing left to remove. The model is never written to.
+    For several sets of masks at once, :func:`taylor_table` shares the work.
     """
+    return taylor_table(model, data, {0: masks}, limit=limit).iloc[0].to_dict()
+
+
+def taylor_table(model: nn.Module, data: Data, cases: Mapping[object, Mapping[str, torch.Tensor]], *,
+                 limit: int | None = None) -> pd.DataFrame:
+    """:func:`taylor_terms` for each set of masks in ``cases`` (``{label: {layer: keep}}``), one row per label.
+
+    The parts every case shares are computed once: the Hessian diagonal, the gradient, the dense loss, and
+    the Hessian-vector products of all cases in one vmapped pass over each batch (torch.func).
+    """
+    from torch.func import grad, vjp, vmap
+
     modules = prunable_layers(model)
-    for name in masks:
+    if not cases:
+        raise ValueError("no masks given: cases is empty (give {label: {layer: keep}})")
+    names = list(dict.fromkeys(name for masks in cases.values() for name in masks))
+    for name in names:
         if name not in modules:
             raise unknown_choice("layer", name, modules)
-    names = list(masks)
-    weights = [modules[n].weight for n in names]
-    for n, w in zip(names, weights):
-        if tuple(masks[n].shape) != tuple(w.shape):
-            raise ValueError(f"the mask of {n!r} has shape {tuple(masks[n].shape)}, its weight {tuple(w.shape)}")
-    deltas = [torch.where(masks[n].to(w.device), 0.0, -w.detach()) for n, w in zip(names, weights)]
-    if any(not bool(masks[n].all()) for n in names) and not any(bool(d.any()) for d in deltas):
-        raise ValueError("every weight the masks remove is already zero: call taylor_terms on the dense model "
-                         "(pruner.restore() first, with masks=pruner.masks saved before)")
+    weights = {name: modules[name].weight for name in names}
+    deltas = {label: _removal(masks, weights, "" if len(cases) == 1 else f" (case {label!r})")
+              for label, masks in cases.items()}
+    keys = {name: f"{name}.weight" for name in names}
+    stacked = {keys[n]: torch.stack([d[n] for d in deltas.values()]) for n in names}  # [cases, *w.shape]
     diags = hessian_diagonal(model, data, names, limit=limit)
-    first = quadratic = 0.0
-    with _differentiable(model, weights):
-        for loss in _weighted_losses(model, data, limit):
-            grads = torch.autograd.grad(loss, weights, create_graph=True)
-            directional = sum((g * d).sum() for g, d in zip(grads, deltas))
-            hvp = torch.autograd.grad(directional, weights)
-            first += float(directional.detach())
-            quadratic += 0.5 * float(sum((h * d).sum() for h, d in zip(hvp, deltas)))
-    diagonal = float(sum(obd_saliency(d, diags[n]).sum() for n, d in zip(names, deltas)))
+    first = torch.zeros(len(cases), dtype=torch.float64)
+    quadratic = torch.zeros(len(cases), dtype=torch.float64)
+    with _differentiable(model, list(weights.values())):
+        fixed = _detached_state(model)
+        params = {keys[n]: w.detach() for n, w in weights.items()}
+        for x, y, share in _weighted_batches(model, data, limit):
+            g, hvp = vjp(grad(_batch_loss(model, fixed, x, y, share)), params)
+            hd, = vmap(hvp)(stacked)  # H delta for every case at once
+            for key, d in stacked.items():
+                first += (g[key].unsqueeze(0) * d).flatten(1).sum(1).double()
+                quadratic += 0.5 * (hd[key] * d).flatten(1).sum(1).double()
     base = mean_loss(model, data, limit)
-    removed = {f"{n}.weight": w.detach() + d for n, w, d in zip(names, weights, deltas)}
-    measured = mean_loss(model, data, limit, removed) - base
-    return {"diagonal": diagonal, "cross": quadratic - diagonal, "quadratic": quadratic, "first_order": first,
-            "measured": measured}
+    rows = []
+    for c, (label, delta) in enumerate(deltas.items()):
+        diagonal = float(sum(obd_saliency(d, diags[n]).sum() for n, d in delta.items()))
+        removed = {keys[n]: weights[n].detach() + d for n, d in delta.items()}
+        rows.append({"diagonal": diagonal, "cross": float(quadratic[c]) - diagonal, "quadratic": float(quadratic[c]),
+                     "first_order": float(first[c]), "measured": mean_loss(model, data, limit, removed) - base})
+    return pd.DataFrame(rows, index=list(cases))
+
+
+def _removal(masks: Mapping[str, torch.Tensor], weights: Mapping[str, torch.Tensor], case: str
+             ) -> dict[str, torch.Tensor]:
+    """delta = -w where a mask drops the weight, 0 elsewhere (and on every layer the masks leave out)."""
+    for n, mask in masks.items():
+        if tuple(mask.shape) != tuple(weights[n].shape):
+            raise ValueError(f"the mask of {n!r} has shape {tuple(mask.shape)}, its weight {tuple(weights[n].shape)}"
+                             + case)
+    deltas = {n: (torch.where(masks[n].to(w.device), 0.0, -w.detach()) if n in masks else torch.zeros_like(w.detach()))
+              for n, w in weights.items()}
+    if any(not bool(m.all()) for m in masks.values()) and not any(bool(d.any()) for d in deltas.values()):
+        raise ValueError("every weight the masks remove is already zero: call taylor_terms on the dense model "
+                         "(pruner.restore() first, with masks=pruner.masks saved before)" + case)
+    return deltas
