@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .data import Data, batches
-from .device import model_device
+from .device import input_cast, model_device
 from .errors import unknown_choice
 
 Hook = Callable[[nn.Module, tuple, torch.Tensor], None]
@@ -27,15 +27,14 @@ def calibration_batches(model: nn.Module, data: Data, limit: int | None = None
         raise ValueError("calibration data is needed: a DataLoader, a Dataset or an (inputs, targets) pair")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of samples or None (all), got {limit!r}")
-    device = model_device(model)
-    dtype = next(model.parameters()).dtype
+    device, cast = model_device(model), input_cast(model)
     seen = 0
     for x, y in batches(data, device=device):
         if limit is not None:
             x, y = x[:limit - seen], y[:limit - seen]
         if len(x) == 0:
             break
-        yield x.to(dtype), y
+        yield cast(x), y
         seen += len(x)
         if limit is not None and seen >= limit:
             break

@@ -1,5 +1,7 @@
-"""Where tensors live: the best device present, and the device a model is already on."""
+"""Where tensors live: the best device present, the device a model is already on, and the dtype its inputs take."""
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -30,3 +32,13 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
+
+
+def input_cast(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """How the kit hands inputs to ``model``: in its parameters' dtype (a float64 model reads float64 images,
+    integer pixels become floats), except the integer inputs of a model that reads indices (an nn.Embedding or
+    nn.EmbeddingBag), which stay token ids: cast to floats, the embedding refuses them."""
+    dtype = next(model.parameters()).dtype
+    if any(isinstance(m, (nn.Embedding, nn.EmbeddingBag)) for m in model.modules()):
+        return lambda x: x.to(dtype) if x.is_floating_point() else x
+    return lambda x: x.to(dtype)

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from .data import Data, batches, check_class_targets, check_data
-from .device import model_device
+from .device import input_cast, model_device
 from .errors import check_count, check_model, check_weights
 
 
@@ -18,11 +18,11 @@ def predict(model: nn.Module, data: Data, batch_size: int = 1024) -> tuple[torch
     check_data(data, model)
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
-    device = model_device(model)
+    device, cast = model_device(model), input_cast(model)
     try:
         logits, targets = [], []
         for x, y in batches(data, batch_size, device):
-            logits.append(model(x.to(next(model.parameters()).dtype)))
+            logits.append(model(cast(x)))
             targets.append(y)
     finally:
         for module, mode in modes:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .device import model_device, synchronize
+from .device import input_cast, model_device, synchronize
 from .errors import check_count, check_model, check_weights
 from .graph import prunable_layers
 
@@ -59,15 +59,14 @@ def size_bytes(model: nn.Module, sparse: bool = False) -> int:
 
 
 def _example_input(example: torch.Tensor, model: nn.Module) -> torch.Tensor:
-    """``example`` on the model's device, in its dtype (a floating-point model: integer inputs such as token ids
-    stay integers); a model to measure and one input tensor, or a clear error."""
+    """``example`` on the model's device, as the kit hands it inputs (:func:`pruneviz.device.input_cast`);
+    a model to measure and one input tensor, or a clear error."""
     check_model(model)
     if not isinstance(example, torch.Tensor):
         hint = " (convert it with torch.as_tensor(array))" if hasattr(example, "__array__") else ""
         raise TypeError(f"example must be one input tensor of the model (e.g. a batch x[:1]), got "
                         f"{type(example).__name__}{hint}")
-    param = next(model.parameters())
-    return example.to(param.device, param.dtype if example.is_floating_point() else None)
+    return input_cast(model)(example.to(model_device(model)))
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from torch import fx, nn
 from tqdm.auto import tqdm
 
 from .data import Data, batches
-from .device import model_device
+from .device import input_cast, model_device
 from .errors import check_ratio
 from .evaluation import accuracy, evaluate
 from .criteria import Criterion
@@ -56,8 +56,8 @@ class _Downstream:
         nodes = list(traced.graph.nodes)
         changed: set[fx.Node] = set()
         for node in nodes:  # nodes are in topological order: one pass marks everything downstream
-            touches = node.op in ("call_module", "get_attr") and any(
-                node.target == m or node.target.startswith(m + ".") for m in changed_modules)
+            touches = node.op in ("call_module", "get_attr") and any(  # the module, a part of it, or a module
+                _nested(node.target, m) or _nested(m, node.target) for m in changed_modules)  # fx keeps whole
             if touches or any(arg in changed for arg in node.all_input_nodes):
                 changed.add(node)
         placeholder = next(n for n in nodes if n.op == "placeholder")
@@ -71,6 +71,11 @@ class _Downstream:
 
     def run(self, cached: tuple) -> torch.Tensor:
         return self.run_module(*cached)
+
+
+def _nested(inner: str, outer: str) -> bool:
+    """Is module path ``inner`` the module ``outer`` or inside it?"""
+    return inner == outer or inner.startswith(outer + ".")
 
 
 def _subgraph(traced: fx.GraphModule, inputs: list[fx.Node], nodes: list[fx.Node],
@@ -107,10 +112,10 @@ def _changed_modules(pruner: Pruner, layer: str) -> set[str]:
 @torch.no_grad()
 def _cached_accuracies(model: nn.Module, pruner: Pruner, split: _Downstream, layer: str,
                        ratios: Sequence[float], data: Data, batch_size: int, step) -> list[float]:
-    device, dtype = model_device(model), next(model.parameters()).dtype
+    device, cast = model_device(model), input_cast(model)
     cache, targets = [], []
     for x, y in batches(data, batch_size, device):
-        cache.append(split.capture(x.to(dtype)))
+        cache.append(split.capture(cast(x)))
         targets.append(y)
     targets = torch.cat(targets)
     accuracies = []

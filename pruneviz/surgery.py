@@ -333,6 +333,39 @@ def _group_keep(group: ChannelGroup, keeps: Mapping[str, torch.Tensor], alone: l
     return keep
 
 
+_WRAPPED = ("module", "_orig_mod")  # DataParallel / DistributedDataParallel, torch.compile's OptimizedModule
+
+
+def _unwrapped(model: nn.Module, masks: object) -> tuple[nn.Module, object]:
+    """The model a wrapper holds and the masks renamed to its layers (fx cannot trace the wrappers themselves)."""
+    for attr in _WRAPPED:
+        inner = getattr(model, attr, None)
+        if isinstance(inner, nn.Module) and list(model._modules) == [attr] and isinstance(masks, Mapping):
+            prefix = attr + "."
+            return _unwrapped(inner, {n[len(prefix):] if n.startswith(prefix) else n: m for n, m in masks.items()})
+    return model, masks
+
+
+def _refuse_unseen(keeps: Mapping[str, torch.Tensor], groups: list[ChannelGroup], model: nn.Module,
+                   alone: list[str]) -> None:
+    """A layer the trace never calls (it runs inside a module torch.fx keeps as one op, such as
+    nn.TransformerEncoderLayer or nn.MultiheadAttention, or its weight is used by a function) is in no channel
+    group: compact would leave it whole, returning a model no smaller than the masked one. Refused instead."""
+    seen = {name for group in groups for name in group.producers}
+    for name, keep in keeps.items():
+        if name in seen or bool(keep.all()):
+            continue
+        modules = dict(model.named_modules())
+        parts = name.split(".")
+        outer = next((p for p in (".".join(parts[:i]) for i in range(1, len(parts)))
+                      if fx.Tracer().is_leaf_module(modules[p], p)), None)
+        where = (f"it runs inside {outer!r} ({type(modules[outer]).__name__}), which torch.fx traces as one op"
+                 if outer is not None else "torch.fx's trace never calls it (its weight is used by a function)")
+        raise ValueError(f"cannot remove channels of {name!r}: {where}, so compact cannot see what reads its "
+                         f"channels; layers whose channels compact can remove: "
+                         f"{', '.join(repr(n) for n in alone) or 'none'}")
+
+
 def _parameter(like: nn.Parameter, value: torch.Tensor) -> nn.Parameter:
     return nn.Parameter(value.detach().clone(), requires_grad=like.requires_grad)
 
@@ -376,10 +409,15 @@ def compact(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn.Module:
     (the Pruner zeros a pruned channel's bias and BatchNorm too, so it emits exactly zero), with fewer
     parameters and MACs. Masks that split a skip connection's coupled channels, that remove every channel of a
     layer, or that reach an op the surgery cannot follow raise a ValueError naming the layer.
+
+    A wrapped model (``nn.DataParallel``, ``DistributedDataParallel``, ``torch.compile``'s module), whose masks
+    name layers ``module.<name>`` or ``_orig_mod.<name>``, gives the compacted model it wraps: wrap it again.
     """
+    model, masks = _unwrapped(model, masks)
     keeps = channel_keep(masks, model)
     groups = channel_groups(model)
     alone = _alone(groups, model)
+    _refuse_unseen(keeps, groups, model, alone)
     plan = []
     for group in groups:
         keep = _group_keep(group, keeps, alone)

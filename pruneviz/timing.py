@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .device import model_device
+from .device import input_cast, model_device
 from .metrics import latency, macs
 from .pruner import Pruner
 from .surgery import channel_prunable_layers, compact
@@ -84,8 +84,7 @@ def _timer(model: nn.Module, example: torch.Tensor, threads: int | None) -> Call
     synchronised wall clock."""
     if threads != 1 or model_device(model).type != "cpu":
         return lambda: latency(model, example, warmup=0, runs=1)
-    param = next(model.parameters())
-    x = example.to(param.device, param.dtype)
+    x = input_cast(model)(example.to(model_device(model)))
 
     def cpu_ms() -> float:
         start = time.thread_time()

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from . import dense as registry
 from .data import Data, as_tensors, check_class_targets, check_data, first_batch
-from .device import model_device
+from .device import input_cast, model_device
 from .errors import check_count, check_model, unknown_choice
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
@@ -76,7 +76,7 @@ def check_training(model: nn.Module, data: Data, *, epochs: int, lr: float, batc
     try:
         model.eval()
         with torch.no_grad():
-            out = model(x[:1].to(model_device(model), next(model.parameters()).dtype))
+            out = model(input_cast(model)(x[:1].to(model_device(model))))
     finally:
         for module, mode in modes:
             module.training = mode
@@ -189,7 +189,7 @@ def train(model: nn.Module, data: Data, epochs: int = 30, *, optimizer: str | Ca
 def _train(model, data, epochs, optimizer, lr, batch_size, seed, pruner, progress, loss_fn, on_step, steps,
            augment, schedule) -> list[float]:
     device = model_device(model)
-    dtype = next(model.parameters()).dtype
+    cast = input_cast(model)
     opt = make_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad], lr)
     gen = torch.Generator().manual_seed(seed)
     losses = []
@@ -204,7 +204,7 @@ def _train(model, data, epochs, optimizer, lr, batch_size, seed, pruner, progres
         for x, y in shuffled(data, batch_size, gen, device, augment):
             if steps is not None and done == steps:
                 break
-            logits = model(x.to(dtype))
+            logits = model(cast(x))
             loss = loss_fn(model, logits, y) if loss_fn else nn.functional.cross_entropy(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()

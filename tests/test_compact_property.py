@@ -91,6 +91,48 @@ class FunctionalSigmoid(nn.Module):
         return self.fc(torch.relu(self.conv2(torch.sigmoid(self.conv1(x)))).flatten(1))
 
 
+class Concat(nn.Module):
+    """Two branches of a stem joined by torch.cat along the channels, then a conv that reads all of them."""
+
+    def __init__(self, bias=True):
+        super().__init__()
+        self.stem, self.left, self.right = conv(1, 6, bias), conv(6, 4, bias), conv(6, 4, bias, k=1, padding=0)
+        self.merge, self.fc = conv(8, 6, bias), nn.Linear(6, 10)
+
+    def forward(self, x):
+        h = torch.relu(self.stem(x))
+        h = torch.cat([torch.relu(self.left(h)), torch.relu(self.right(h))], 1)
+        return self.fc(torch.relu(self.merge(h)).mean([2, 3]))
+
+
+class Conv1dChain(nn.Module):
+    """The 64 pixels as a sequence: Conv1d-BN-ReLU, a dilated Conv1d, flatten and a classifier."""
+
+    def __init__(self, bias=True):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv1d(1, 6, 3, padding=1, bias=bias), nn.BatchNorm1d(6)
+        self.conv2 = nn.Conv1d(6, 4, 3, padding=2, dilation=2, bias=bias)
+        self.fc = nn.Linear(4 * 64, 10)
+
+    def forward(self, x):
+        h = torch.relu(self.bn1(self.conv1(x.flatten(1).unsqueeze(1))))
+        return self.fc(torch.relu(self.conv2(h)).flatten(1))
+
+
+class Transformer(nn.Module):
+    """The 8 rows as tokens: a projection, a transformer encoder block, a mean over tokens, a classifier. torch.fx
+    keeps the block as one op, so the Linear layers inside it are never seen by the trace."""
+
+    def __init__(self, bias=True):
+        super().__init__()
+        self.embed = nn.Linear(8, 8, bias=bias)
+        self.block = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, bias=bias)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.fc(self.block(self.embed(x.squeeze(1))).mean(1))
+
+
 @dataclass
 class Case:
     """A model, the layers compact can remove channels of on their own, and the layers a channel Pruner must
@@ -169,6 +211,9 @@ CASES = {
                                             up=nn.ConvTranspose2d(8, 4, 2, stride=2, bias=bias), relu2=nn.ReLU(),
                                             conv2=conv(4, 6, bias), relu3=nn.ReLU(), **head(6)),
                            ["conv2"]),
+    "concat": Case(Concat, ["stem", "merge"]),
+    "conv1d": Case(Conv1dChain, ["conv1", "conv2"]),
+    "transformer": Case(Transformer, []),
 }
 MODELS = [(name, bias) for name in CASES for bias in (True, False)]
 
@@ -317,6 +362,11 @@ def test_coupled_layers_go_together_with_one_mask(name, bias, seed):
     ("conv-transpose", ["conv1"], "ConvTranspose2d"),
     ("sigmoid", ["conv1"], "'act' (Sigmoid) maps a zeroed channel to 0.5, not 0"),
     ("bn-affine-false", ["conv1"], "BatchNorm 'bn1' has no gamma and beta (affine=False)"),
+    ("concat", ["left"], "'cat'"),
+    ("transformer", ["embed"], "'block' (TransformerEncoderLayer) reads them"),
+    ("transformer", ["block.linear1"], "it runs inside 'block' (TransformerEncoderLayer), which torch.fx traces as one "
+                                       "op, so compact cannot see what reads its channels"),
+    ("transformer", ["block.self_attn.out_proj"], "it runs inside 'block' (TransformerEncoderLayer)"),
 ])
 def test_refusals_say_why(name, layers, words):
     model = build(name, True)

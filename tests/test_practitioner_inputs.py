@@ -191,3 +191,44 @@ def test_to_torch_prune_given_the_pruner_says_how():
     pruner = Pruner(model).prune(0.5)
     _refused(model, lambda: pruneviz.to_torch_prune(model, pruner), r"to_torch_prune takes a Pruner's masks, not "
              r"the Pruner itself: to_torch_prune\(model, pruner.masks\)", TypeError)
+
+
+def test_a_model_that_reads_token_ids_gets_them_as_integers():
+    """Every entry point cast inputs to the model's dtype, so an nn.Embedding got float token ids and raised
+    ('Expected tensor for argument #1 indices to have one of the following scalar types: Long, Int'): evaluate,
+    the scan, data criteria, training, the widgets. Integer inputs of a model that reads indices now stay integers;
+    other models still get their inputs in their dtype."""
+    from pruneviz.widgets.evaluator import CachedEvaluator
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(20, 8), nn.Flatten(), nn.Linear(40, 16), nn.ReLU(), nn.Linear(16, 4)).eval()
+    tokens, labels = torch.randint(0, 20, (32, 5)), torch.randint(0, 4, (32,))
+    with torch.no_grad():
+        expected = float((model(tokens).argmax(1) == labels).float().mean())
+    assert evaluate(model, (tokens, labels)) == expected
+    assert CachedEvaluator(model, (tokens, labels)).accuracy() == expected
+    scan = sensitivity_scan(model, (tokens, labels), sparsities=[0.5], progress=False)
+    assert scan.attrs["dense_accuracy"] == expected
+    assert pruneviz.macs(model, tokens[:1]) == 40 * 16 + 16 * 4
+    for criterion in ("apoz", "regression", "obd"):
+        Pruner(model, criterion, "channel" if criterion != "obd" else "element", data=(tokens, labels))
+    pruner = Pruner(model).prune(0.5)
+    finetune(model, (tokens, labels), pruner=pruner, epochs=1, progress=False)
+    conv = build("conv")  # an image model still gets integer pixels as floats
+    assert evaluate(conv, (X.round().long(), Y)) == evaluate(conv, (X.round(), Y))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("wrap", [nn.DataParallel, torch.compile], ids=["DataParallel", "compile"])
+def test_compact_of_a_wrapped_model_is_the_compacted_model_it_wraps(wrap):
+    """fx cannot trace nn.DataParallel or torch.compile's module: compact said 'data-dependent control flow is the
+    usual cause'. A Pruner on the wrapper names its layers module.<name> / _orig_mod.<name>; compact unwraps."""
+    wrapped = wrap(build("conv_bn"))
+    pruner = Pruner(wrapped, granularity="channel").prune(0.5)
+    before = state_of(wrapped)
+    small = pruneviz.compact(wrapped, pruner.masks)
+    assert same_state(before, state_of(wrapped))
+    with torch.no_grad():
+        torch.testing.assert_close(small(X), wrapped(X), rtol=1e-4, atol=1e-5)
+    assert pruneviz.count_parameters(small) < pruneviz.count_parameters(wrapped)
+    assert [m.weight.shape[0] for m in small if isinstance(m, nn.Conv2d)] == [4, 4]

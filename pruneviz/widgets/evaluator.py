@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..data import Data, as_tensors
-from ..device import model_device
+from ..device import input_cast, model_device
 from ..evaluation import accuracy
 
 
@@ -23,10 +23,9 @@ class CachedEvaluator:
 
     def __init__(self, model: nn.Module, data: Data, batch_size: int = 1024, max_cache_bytes: int = 256 * 2**20):
         self.model = model
-        param = next(model.parameters())
         x, y = as_tensors(data)
         device = model_device(model)
-        x, y = x.to(device, param.dtype), y.to(device)
+        x, y = input_cast(model)(x.to(device)), y.to(device)
         # the same batches as evaluate(), so every logit is computed exactly as it would be there
         self.chunks = [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)]
         self.max_cache_bytes = max_cache_bytes
