@@ -246,3 +246,37 @@ def test_bad_arguments_raise(cnn, digits):
         explore(cnn, digits.test, criterion="nope", figure="agg")
     with pytest.raises(ValueError, match="valid choices"):
         explore(cnn, digits.test, layer="conv9", figure="agg")
+
+
+def test_a_move_shows_the_masks_first_then_the_accuracy_and_ends_as_a_full_draw(cnn, digits):
+    explorer = explore(copy.deepcopy(cnn), digits.test, figure="agg", grid=GRID)
+    canvas = explorer.figure.figure.canvas
+    frames = []
+    draw = explorer.figure.draw
+
+    def recording_draw(*args, **kwargs):
+        draw(*args, **kwargs)
+        frames.append((kwargs, np.asarray(canvas.buffer_rgba()).copy()))
+
+    explorer.figure.draw = recording_draw
+    for value in (0.6, 0.61, 0.85):
+        frames.clear()
+        explorer.sparsity.value = value
+        assert [kwargs.get("only") for kwargs, _ in frames] == [None, explorer.curves.ax]
+        first, last = frames[0][1], frames[-1][1]
+        explorer.figure.draw(full=True)
+        full = np.asarray(canvas.buffer_rgba())
+        np.testing.assert_array_equal(last, full)  # the two frames end exactly where a full redraw does
+        assert not np.array_equal(first, last)  # the accuracy point moved in the second frame only
+        mask_area = explorer.mask.ax.bbox
+        rows = slice(int(canvas.get_width_height()[1] - mask_area.y1), int(canvas.get_width_height()[1] - mask_area.y0))
+        cols = slice(int(mask_area.x0), int(mask_area.x1))
+        np.testing.assert_array_equal(first[rows, cols], last[rows, cols])  # the mask was already in the first
+
+
+def test_after_a_move_nothing_is_left_stale_for_pyplot_to_redraw(cnn, digits):
+    # in interactive mode pyplot redraws stale figures after every comm message: a full draw per slider move
+    explorer = explore(copy.deepcopy(cnn), digits.test, figure="agg", grid=GRID)
+    for value in (0.3, 0.31):
+        explorer.sparsity.value = value
+        assert explorer.figure.figure.stale is False

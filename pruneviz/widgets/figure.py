@@ -21,6 +21,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.artist import Artist
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -50,6 +51,11 @@ class LiveFigure:
             if self.mode == "ipympl":
                 with plt.ioff():  # shown inside our layout, not on its own at the end of the cell
                     self.figure = plt.figure(figsize=figsize, dpi=dpi)
+                # pyplot redraws a stale figure (one whose artists changed) in interactive mode, which
+                # %matplotlib widget turns on: at once, and after every comm message (a slider move is one). That is
+                # draw_idle, the page asks back, a full draw at ~4x a blit's cost, after every move: work done
+                # twice, and the lag behind a burst of keys. This figure draws itself (draw() marks it fresh).
+                self.figure.stale_callback = None
                 canvas = self.figure.canvas
                 canvas.header_visible = False
                 canvas.toolbar_visible = False
@@ -104,13 +110,29 @@ class LiveFigure:
         self._background = self.figure.canvas.copy_from_bbox(self.figure.bbox)
         self._draw_animated()
 
-    def _draw_animated(self) -> None:
+    def _draw_animated(self, only: Axes | None = None) -> None:
         for artist in self._animated:
-            self.figure.draw_artist(artist)
+            if only is None or artist.axes is only:
+                self.figure.draw_artist(artist)
 
-    def draw(self, full: bool = False) -> None:
+    def _restore(self, only: Axes | None) -> None:
+        """The kept background, everywhere or (``only``) around one Axes: its box and a margin for markers that
+        sit on its edge, so the other Axes' artists stay as they were drawn."""
+        canvas = self.figure.canvas
+        if only is None:
+            canvas.restore_region(self._background)
+            return
+        margin = 12  # px: more than the largest marker's radius
+        x0, y0, x1, y1 = only.bbox.extents
+        width, height = self.figure.bbox.width, self.figure.bbox.height
+        box = (max(0, x0 - margin), max(0, y0 - margin), min(width, x1 + margin), min(height, y1 + margin))
+        x, y = self._background.get_extents()[:2]
+        canvas.restore_region(self._background, bbox=box, xy=(x, y))  # xy: where the whole kept region goes
+
+    def draw(self, full: bool = False, only: Axes | None = None) -> None:
         """Show the artists as they are now. ``full``: something outside the animated artists changed
-        (limits, a new line, a title), so the background is drawn again."""
+        (limits, a new line, a title), so the background is drawn again. ``only``: just the animated artists of
+        that Axes changed since the last draw (the accuracy point after the masks were shown)."""
         canvas = self.figure.canvas
         if self.mode == "ipympl" and getattr(canvas, "syncing_data_url", False):
             # no browser view has set up yet, and ipympl 0.10 sends a broken frame until one has: ask for a draw,
@@ -120,10 +142,11 @@ class LiveFigure:
         if full or self._background is None:
             canvas.draw()  # draw_event: the new background, the animated artists on it; ipympl sends the frame
         else:
-            canvas.restore_region(self._background)
-            self._draw_animated()
+            self._restore(only)
+            self._draw_animated(only)
             if self.mode == "ipympl":
                 canvas.blit(self.figure.bbox)  # sends the frame (the pixels that changed) now
+        self.figure.stale = False  # what is shown is what the artists hold: nothing for pyplot to redraw
         if self.mode == "inline":
             self.image.value = self.png()
 

@@ -329,6 +329,15 @@ SLIDER = ".pruneviz-sparsity input[type=range]"  # the explorer's sparsity slide
 SLIDER_VALUE = ".pruneviz-sparsity output"  # the value shown beside it
 
 
+# Times are taken inside the page, cheaply, so that measuring does not slow what it measures (hashing the whole
+# canvas on every animation frame cost ~10 ms of the page's main thread per frame): the readout's text is compared
+# each frame; a canvas counts as changed at the first frame after a drawImage onto it (how ipympl puts a new frame
+# on screen), a picture at the first frame after its src changed (the kit's Picture swaps src once decoded).
+# "figure" is the first change, "figure_done" the last one before the page stays still for QUIET_MS (the
+# explorer sends the masks first, the accuracy point after the evaluation). The pixels are compared once, at
+# the end, to check that the figure really changed.
+QUIET_MS = 300
+
 _WATCH_JS = """() => {
   const signature = (figure) => {
     const canvas = figure.querySelector('canvas');
@@ -341,19 +350,36 @@ _WATCH_JS = """() => {
     const img = figure.querySelector('img');
     return img ? 'img:' + img.src + ':' + img.complete : '';
   };
-  window.__pv_watch = (root, timeout) => new Promise(resolve => {
+  window.__pv_watch = (root, timeout, quiet) => new Promise(resolve => {
     const readout = root.querySelector('.pruneviz-readout');
     const figure = root.querySelector('.pruneviz-figure');
+    const canvas = figure.querySelector('canvas');
+    const img = canvas ? null : figure.querySelector('img');
     const text0 = readout.innerText, sig0 = signature(figure);
-    let t0 = null, readoutAt = null, figureAt = null;
+    let src = img ? img.src : null;
+    let t0 = null, readoutAt = null, figureAt = null, doneAt = null, draws = 0, seen = 0;
+    let restore = () => {};
+    if (canvas) {
+      const context = canvas.getContext('2d'), drawImage = context.drawImage;
+      context.drawImage = function (...args) { if (t0 !== null) draws += 1; return drawImage.apply(this, args); };
+      restore = () => { delete context.drawImage; };
+    }
     document.addEventListener('keydown', () => { t0 = performance.now(); }, {capture: true, once: true});
     const tick = () => {
       const now = performance.now();
       if (t0 !== null) {
         if (readoutAt === null && readout.innerText !== text0) readoutAt = now - t0;
-        if (figureAt === null && signature(figure) !== sig0) figureAt = now - t0;
-        if ((readoutAt !== null && figureAt !== null) || now - t0 > timeout) {
-          resolve({readout: readoutAt, figure: figureAt});
+        if (img && img.src !== src) { src = img.src; draws += 1; }
+        if (draws > seen) {
+          seen = draws;
+          if (figureAt === null) figureAt = now - t0;
+          doneAt = now - t0;
+        }
+        const still = doneAt !== null && now - t0 - doneAt > quiet;
+        if ((readoutAt !== null && still) || now - t0 > timeout) {
+          restore();
+          const changed = signature(figure) !== sig0;
+          resolve({readout: readoutAt, figure: changed ? figureAt : null, figure_done: changed ? doneAt : null});
           return;
         }
       }
@@ -367,14 +393,14 @@ _WATCH_JS = """() => {
 def key_to_change_times(page, root, handle, presses: int = 8, key: str = "ArrowRight", settle: float = 0.6,
                         timeout_ms: float = 5000.0) -> dict[str, list[float | None]]:
     """Press ``key`` on the slider ``handle`` ``presses`` times, one at a time (each once the page has settled
-    after the last), and return the milliseconds from each key press to the changed readout and figure of the
-    widget ``root`` (a locator)."""
+    after the last), and return the milliseconds from each key press to the changed readout, the figure's first
+    change and its last one (``figure_done``) of the widget ``root`` (a locator)."""
     page.evaluate(_WATCH_JS)
-    times: dict[str, list[float | None]] = {"readout": [], "figure": []}
+    times: dict[str, list[float | None]] = {"readout": [], "figure": [], "figure_done": []}
     handle.focus()
     for _ in range(presses):
-        page.evaluate("(root) => { window.__pv_result = null; window.__pv_watch(root, %f).then(r => "
-                      "{ window.__pv_result = r; }); }" % timeout_ms, root.element_handle())
+        page.evaluate("(root) => { window.__pv_result = null; window.__pv_watch(root, %f, %f).then(r => "
+                      "{ window.__pv_result = r; }); }" % (timeout_ms, QUIET_MS), root.element_handle())
         handle.press(key)
         page.wait_for_function("() => window.__pv_result !== null", timeout=timeout_ms + 5000)
         result = page.evaluate("() => window.__pv_result")
