@@ -219,10 +219,11 @@ def _solve(x: torch.Tensor, y: torch.Tensor, gram: torch.Tensor, cross: torch.Te
            ) -> tuple[torch.Tensor, torch.Tensor]:
     """argmin_w ||y - x w||^2 [d, n_out] and its residual y - x w, with ``gram`` = x^T x and ``cross`` = x^T y.
 
-    The normal equations by Cholesky: an all-zero column (a dead channel) gets weight 0, as the minimum-norm
-    solution gives it. One step of refinement from the true residual says how far from the least-squares
-    solution that is; when it is not tiny (x is close to rank-deficient, e.g. duplicated channels) or Cholesky
-    fails, the minimum-norm solution by SVD (``torch.linalg.lstsq``, driver gelsd) instead.
+    The normal equations by Cholesky. An all-zero column (a dead channel) gets weight exactly 0, the
+    minimum-norm answer (an SVD over all columns gives it as rounding noise around 0). One step of refinement
+    from the true residual says how far from the least-squares solution that is; when it is not tiny (x is close
+    to rank-deficient, e.g. duplicated channels) or Cholesky fails, the minimum-norm solution by SVD
+    (``torch.linalg.lstsq``, driver gelsd) on the other columns instead.
     """
     used = gram.diagonal() > 0
     if not bool(used.any()):
@@ -238,7 +239,8 @@ def _solve(x: torch.Tensor, y: torch.Tensor, gram: torch.Tensor, cross: torch.Te
             solution = torch.zeros_like(cross)
             solution[used] = weight
             return solution, residual
-    solution = torch.linalg.lstsq(x, y, driver="gelsd").solution
+    solution = torch.zeros_like(cross)
+    solution[used] = torch.linalg.lstsq(x[:, used], y, driver="gelsd").solution
     return solution, y - x @ solution
 
 
