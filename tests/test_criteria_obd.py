@@ -1,5 +1,7 @@
 """Optimal Brain Damage: exact Hessian diagonal against autograd's full Hessian, the estimate against exact,
 the Taylor terms of many removals at once against the full Hessian case by case."""
+import copy
+
 import pytest
 import torch
 from scipy import stats
@@ -161,3 +163,29 @@ def test_taylor_table_bad_input_is_clear(tiny):
     drop_zeros[0] = False
     with pytest.raises(ValueError, match=r"dense model.*\(case 'b'\)"):
         taylor_table(model, data, {"a": {"0": keep}, "b": {"0": drop_zeros}})
+
+
+def test_hessian_diagonal_is_computed_once_per_model_state_and_data(cnn, digits, monkeypatch):
+    from pruneviz.criteria import obd as obd_module
+
+    calls = []
+    compute = obd_module._gauss_newton
+    monkeypatch.setattr(obd_module, "_gauss_newton", lambda *a, **k: calls.append(1) or compute(*a, **k))
+    monkeypatch.setattr(obd_module, "_DIAGONALS", obd_module.OrderedDict())
+    model = copy.deepcopy(cnn)
+    first = pruneviz.hessian_diagonal(model, digits.val, ["conv4", "fc"], limit=64)
+    first["fc"].zero_()  # the caller's copy: the kept one is untouched
+    again = pruneviz.hessian_diagonal(model, digits.val, ["conv4", "fc"], limit=64)
+    assert len(calls) == 1 and again["fc"].abs().sum() > 0
+    monkeypatch.setattr(obd_module, "_DIAGONALS", obd_module.OrderedDict())  # computed afresh: bit for bit the same
+    recomputed = pruneviz.hessian_diagonal(model, digits.val, ["conv4", "fc"], limit=64)
+    assert all(torch.equal(again[n], recomputed[n]) for n in again)
+    with torch.no_grad():
+        model.fc.weight[0, 0] = 0.0  # another model state: computed again
+    pruneviz.hessian_diagonal(model, digits.val, ["conv4", "fc"], limit=64)
+    pruneviz.hessian_diagonal(model, digits.val, ["conv4"], limit=64)  # other layers, other options: again
+    pruneviz.hessian_diagonal(model, digits.val, ["conv4"], limit=32)
+    loader = torch.utils.data.DataLoader(digits.val, batch_size=32)
+    pruneviz.hessian_diagonal(model, loader, ["conv4"], limit=32)  # a loader is read again each time
+    pruneviz.hessian_diagonal(model, loader, ["conv4"], limit=32)
+    assert len(calls) == 7  # all but the second call computed

@@ -27,6 +27,8 @@ Two ways to get h_ii:
 """
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +38,8 @@ import torch
 from torch import nn
 
 from ..activations import calibration_batches, evaluating
+from torch.utils.data import TensorDataset
+
 from ..data import Data
 from ..errors import unknown_choice
 from ..graph import prunable_layers
@@ -147,6 +151,34 @@ def _gauss_newton(model, names, weights, data, limit, chunk):
     return [diags[key] / total for key in keys]
 
 
+# Hessian diagonals already computed, by what they depend on (the model's structure and every tensor of its state,
+# the calibration tensors, the options): a notebook scores the same dense model on the same data in several cells
+# (a sweep, a Pruner, a comparison widget), and each call costs per-sample gradients over the whole set.
+_DIAGONALS: OrderedDict[tuple, dict[str, torch.Tensor]] = OrderedDict()
+_KEEP = 8  # entries
+_KEEP_BYTES = 64 * 2**20  # larger results are not kept
+
+
+def _fingerprint(tensors: Iterable[torch.Tensor]) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for tensor in tensors:
+        tensor = tensor.detach()
+        digest.update(f"{tensor.dtype}{tuple(tensor.shape)}{tensor.device}".encode())
+        digest.update(tensor.cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _cache_key(model: nn.Module, data: Data, names: list[str], options: tuple) -> tuple | None:
+    """What a Hessian diagonal depends on, or None when the data is not a fixed set of tensors (a loader may
+    shuffle or stream: it is read again each time)."""
+    if isinstance(data, TensorDataset):
+        data = data.tensors
+    if not (isinstance(data, tuple) and all(isinstance(t, torch.Tensor) for t in data)):
+        return None
+    state = [*model.parameters(), *model.buffers()]
+    return (repr(model), _fingerprint(state), _fingerprint(data), tuple(names), options)
+
+
 def hessian_diagonal(model: nn.Module, data: Data, layers: Iterable[str] | None = None, *,
                      mode: str = "estimate", limit: int | None = 512,
                      max_exact: int = 20_000, chunk: int = 256) -> dict[str, torch.Tensor]:
@@ -169,12 +201,21 @@ def hessian_diagonal(model: nn.Module, data: Data, layers: Iterable[str] | None 
             raise ValueError(f"the exact Hessian diagonal of {big[0][0]!r} needs {big[0][1]} Hessian-vector "
                              f"products (more than max_exact={max_exact}); use mode='estimate', or raise "
                              "max_exact, or restrict layers=")
+    key = _cache_key(model, data, names, (mode, limit, chunk))
+    if key is not None and key in _DIAGONALS:
+        _DIAGONALS.move_to_end(key)
+        return {name: d.clone() for name, d in _DIAGONALS[key].items()}
     with _differentiable(model, weights):
         if mode == "exact":
             diags = _exact(model, [f"{name}.weight" for name in names], weights, data, limit, chunk)
         else:
             diags = _gauss_newton(model, names, weights, data, limit, chunk=32)
-    return {name: d.detach() for name, d in zip(names, diags)}
+    result = {name: d.detach() for name, d in zip(names, diags)}
+    if key is not None and sum(d.numel() * d.element_size() for d in result.values()) <= _KEEP_BYTES:
+        _DIAGONALS[key] = {name: d.clone() for name, d in result.items()}
+        while len(_DIAGONALS) > _KEEP:
+            _DIAGONALS.popitem(last=False)
+    return result
 
 
 def obd_saliency(weight: torch.Tensor, hessian_diag: torch.Tensor) -> torch.Tensor:
