@@ -176,7 +176,10 @@ def _cache_key(model: nn.Module, data: Data, names: list[str], options: tuple) -
     if not (isinstance(data, tuple) and all(isinstance(t, torch.Tensor) for t in data)):
         return None
     state = [*model.parameters(), *model.buffers()]
-    return (repr(model), _fingerprint(state), _fingerprint(data), tuple(names), options)
+    try:
+        return (repr(model), _fingerprint(state), _fingerprint(data), tuple(names), options)
+    except (RuntimeError, NotImplementedError):  # tensors without readable bytes (a meta device): not kept
+        return None
 
 
 def hessian_diagonal(model: nn.Module, data: Data, layers: Iterable[str] | None = None, *,
