@@ -200,7 +200,7 @@ class Explorer(widgets.VBox):
         if two_frames:
             self.figure.draw(only=self.curves.ax)
         else:
-            self.figure.draw(full=self._full)
+            self.figure.draw(full=True)
         self._full = False
         self.figure.describe(f"Weight histogram of {name} with the pruning threshold, its mask "
                              f"({100 * (1 - kept):.1f} % pruned) and accuracy against sparsity: "

@@ -67,8 +67,7 @@ class LiveFigure:
             if self.mode == "agg":
                 self.widget = widgets.Box()
             elif self.mode == "inline":
-                self.image = Picture(width=width, height=height,
-                                     layout=widgets.Layout(width=f"{width}px", height=f"{height}px"))
+                self.image = Picture(width=width, height=height)  # sized in the page by these two
                 self.widget = widgets.Box([self.image], layout=widgets.Layout(height=f"{height + 4}px",
                                                                               overflow="hidden"))
             else:
