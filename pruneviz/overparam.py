@@ -6,15 +6,13 @@ narrow architecture from a fresh random initialisation, for as many epochs as th
 (Scratch-E) and for as many as pruning used in all, wide training plus fine-tuning (Scratch-B); compare test
 accuracy at each size over several seeds. Every model trains by the zoo's recipe (:mod:`pruneviz.zoo.recipe`).
 
-The full experiment takes minutes, so :func:`pruned_vs_scratch` keeps its rows in a cache file keyed by
-everything they depend on (the wide model's weights, the data, every argument, torch's version and
-:data:`CACHE_VERSION`): a changed zoo or a changed argument recomputes, an unchanged one reads.
+The full experiment takes minutes of training, so its rows ship with the kit (:mod:`pruneviz.artefacts`), keyed by
+everything they depend on (the wide model's weights, the data, every argument and :data:`CACHE_VERSION`; not the
+CPU or torch's version): the same rows on every machine; a changed zoo or argument computes them again.
 """
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -22,7 +20,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .data import Data, as_tensors, augment_digits
+from . import artefacts
+from .data import Data, augment_digits
 from .errors import check_ratio
 from .evaluation import evaluate
 from .metrics import count_parameters
@@ -32,7 +31,7 @@ from .training import one_cycle, train
 
 # bump when the computation below changes, so cached rows from the old one are not read as the new one's
 CACHE_VERSION = 3
-DEFAULT_CACHE = Path(__file__).parent / "zoo" / "weights" / "pruned_vs_scratch.json"
+DEFAULT_CACHE = artefacts.STORE  # the shipped results (made once with the recorded kernels)
 METHODS = ("pruned", "pruned + fine-tuned", "scratch-E", "scratch-B")
 SPARSITIES = (0.5, 0.75, 0.875, 0.9375)
 
@@ -118,8 +117,9 @@ def pruned_vs_scratch(model: nn.Module, train_data: Data, test_data: Data,
     {sparsity: lr} (e.g. :func:`best_lrs` of :func:`choose_finetune_lr`, chosen on validation data).
     One row per (sparsity, method, seed): columns sparsity, parameters, method (:data:`METHODS`), seed, epochs
     (training epochs of that narrow model, counting the wide model's for the pruned ones), accuracy.
-    'pruned' does not depend on the seed and has one row. ``model`` is left unchanged. ``cache``: a JSON file
-    to read the rows from when their key matches, and to write them to otherwise (None: always compute).
+    'pruned' does not depend on the seed and has one row. ``model`` is left unchanged.
+    ``cache``: :data:`DEFAULT_CACHE` reads the shipped rows (computed live, with a warning, when none match);
+    a folder of your own is a cache, written on a miss; None always computes.
     """
     from .zoo import recipe
 
@@ -165,32 +165,12 @@ def _compute(model, train_data, test_data, *, sparsities, criterion, trained_epo
 
 def _cached(cache: str | Path | None, name: str, model: nn.Module, data: tuple, options: dict,
             compute: Callable[[], list[dict]]) -> list[dict]:
-    """``compute()``'s rows, read from the JSON file ``cache`` (one entry per ``name``) when the entry's key
-    (weights, data, options, versions) matches; computed and stored there otherwise."""
+    """``compute()``'s rows, or the stored rows made from the same weights, data and options: the shipped ones
+    when ``cache`` is :data:`DEFAULT_CACHE` (:mod:`pruneviz.artefacts`), a folder of your own otherwise."""
     if cache is None:
         return compute()
-    path = Path(cache)
-    key = _cache_key(model, data, options)
-    entries = json.loads(path.read_text()) if path.exists() else {}
-    if entries.get(name, {}).get("key") == key:
-        return entries[name]["rows"]
-    rows = compute()
-    entries[name] = {"key": key, "options": options, "rows": rows}
-    path.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
-    return rows
-
-
-def _cache_key(model: nn.Module, data: tuple, options: dict) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    for split in data:
-        for tensor in as_tensors(split):
-            digest.update(tensor.cpu().contiguous().numpy().tobytes())
-    digest.update(json.dumps(options, sort_keys=True).encode())
-    digest.update(f"{torch.__version__} v{CACHE_VERSION}".encode())
-    return digest.hexdigest()
+    return artefacts.rows(name, compute, inputs=(model, *data), options={**options, "version": CACHE_VERSION},
+                          store=cache)
 
 
 def summary(results: pd.DataFrame, test_size: int | None = None) -> pd.DataFrame:

@@ -27,6 +27,8 @@ Two ways to get h_ii:
 """
 from __future__ import annotations
 
+import copy
+
 import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -279,12 +281,17 @@ def single_weight_test(model: nn.Module, data: Data, layers: Iterable[str] | Non
     (Hessian diagonal on ``data``), ``predicted`` (1/2 h w^2), ``first_order`` (-g w, the term OBD drops
     because it assumes g = 0), ``measured`` (loss with the weight at 0 minus the dense loss, on ``data``).
     The model is never written to (the removals are evaluated through ``functional_call``).
+
+    The losses are measured on a float64 copy: removing one small weight changes the mean loss by less than
+    float32's rounding of it (~1e-7), so in float32 ``measured`` would be noise that changes with the CPU's
+    kernels; in float64 it is the change itself, the same on every machine.
     """
     modules = prunable_layers(model)
     names = list(modules) if layers is None else list(layers)
     diags = hessian_diagonal(model, data, names, limit=limit)
     grads = _loss_gradients(model, [modules[n].weight for n in names], data, limit)
-    base = mean_loss(model, data, limit)
+    exact = copy.deepcopy(model).to(torch.float64)
+    base = mean_loss(exact, data, limit)
     rows = []
     for name, g in zip(names, grads):
         weight = modules[name].weight
@@ -293,9 +300,9 @@ def single_weight_test(model: nn.Module, data: Data, layers: Iterable[str] | Non
         order = torch.argsort(saliency, stable=True)
         picks = order[torch.linspace(0, len(order) - 1, min(per_layer, len(order))).round().long()]
         for index in picks.tolist():
-            removed = flat_w.clone()
+            removed = flat_w.to(torch.float64, copy=True)
             removed[index] = 0.0
-            measured = mean_loss(model, data, limit, {f"{name}.weight": removed.view_as(weight)}) - base
+            measured = mean_loss(exact, data, limit, {f"{name}.weight": removed.view_as(weight)}) - base
             rows.append({"layer": name, "index": index, "weight": float(flat_w[index]), "h": float(flat_h[index]),
                          "predicted": float(saliency[index]), "first_order": float(-flat_g[index] * flat_w[index]),
                          "measured": measured})

@@ -87,4 +87,24 @@ def train_slimming(data: Data, strength: float, *, epochs: int = SLIMMING_EPOCHS
     return model
 
 
+def slimming_network(data: Data, strength: float, *, epochs: int = SLIMMING_EPOCHS, seed: int = 0,
+                     live: bool = False) -> nn.Module:
+    """:func:`train_slimming`'s network, read from the shipped artefact (trained once with the recorded
+    kernels, :mod:`pruneviz.artefacts`) so that it is the same on every CPU; ``live=True`` trains it now,
+    on this machine (about 20 s; its last digits then belong to this CPU)."""
+    from .. import artefacts
+    from ..zoo import recipe
+    from ..zoo.models import digits_cnn
+
+    slimming_penalty(nn.BatchNorm1d(1), strength)  # a bad strength fails before anything is read or trained
+    # the seeded start is keyed by its seed and architecture, not by its values: torch's random init rounds
+    # differently on other kernels, and a key must be the same on every CPU
+    options = {"recipe": "train_slimming", "architecture": "digits-cnn", "strength": float(strength),
+               "epochs": int(epochs), "seed": int(seed), "weight_decay": recipe.WEIGHT_DECAY["digits-cnn"], "peak_lr": recipe.PEAK_LR,
+               "batch_size": recipe.BATCH_SIZE, "momentum": recipe.MOMENTUM}
+    return artefacts.model(f"slimming-digits-cnn-{strength:g}-e{epochs}-s{seed}", digits_cnn,
+                           lambda: train_slimming(data, strength, epochs=epochs, seed=seed),
+                           inputs=(data,), options=options, live=live)
+
+
 register(Scaling)
