@@ -144,7 +144,7 @@ def shell_commands(text: str) -> list[list[str]]:
     """The commands of the page's ```bash blocks, in order, each as its words (comments dropped, ``&&`` split)."""
     commands = []
     for block in BASH.findall(text):
-        for line in block.splitlines():
+        for line in block.replace("\\\n", " ").splitlines():  # continued lines joined
             words = shlex.split(line, comments=True)
             while words:
                 cut = words.index("&&") if "&&" in words else len(words)
@@ -206,7 +206,7 @@ def test_checker_catches_an_install_by_name():
 
 def how_to_test(words: list[str], made: set[str]) -> str | None:
     """A shell line that runs the command, or checks it; None for a command this test does not know.
-    ``made``: the folders an earlier ``copy`` command made on the same page."""
+    ``made``: the folders an earlier ``copy`` command made."""
     words = without_noise(words)
     line = shlex.join(words)
     if words in (["python3", "-m", "venv", ".venv"], ["source", ".venv/bin/activate"]):
@@ -231,14 +231,21 @@ def how_to_test(words: list[str], made: set[str]) -> str | None:
     return None
 
 
-def page_script(page: str) -> str:
-    """The page's commands as one bash script: run, or checked in their place."""
-    lines, made = [], set()
-    for words in shell_commands((ROOT / page).read_text()):
-        line = how_to_test(words, made)
-        assert line is not None, f"{page}: `{shlex.join(words)}`: tests/test_readme.py does not know how to test it"
-        lines.append(f"echo '$ {shlex.join(words)}'; {line}")
-    return "\n".join(lines)
+def setup_script(pages: tuple[str, ...] = SETUP_PAGES) -> tuple[str, list[list[str]]]:
+    """The pages' commands, in order, as one bash script (each run, or checked in its place), and the commands.
+    A reader follows the README, then the pages it links, in one clone and one venv: a command already run is
+    not run again (a second ``pip install -e .`` changes nothing; a second ``copy`` into the same folder would
+    rightly refuse to overwrite)."""
+    lines, made, commands = [], set(), []
+    for page in pages:
+        for words in shell_commands((ROOT / page).read_text()):
+            line = how_to_test(words, made)
+            assert line is not None, f"{page}: `{shlex.join(words)}`: tests/test_readme.py does not know how to test it"
+            if words in commands:
+                continue
+            commands.append(words)
+            lines.append(f"echo \"[$SECONDS s] {page} $ {shlex.join(words)}\"; {line}")
+    return "\n".join(lines), commands
 
 
 def test_checker_knows_its_commands():
@@ -249,6 +256,19 @@ def test_checker_knows_its_commands():
         f"test https://example.org = {CPU_INDEX}"
     assert how_to_test(["pip", "install", "numpy"], made) is None  # from the network: not run, not checked
     assert how_to_test(["curl", "https://example.org"], made) is None
+
+
+def pyproject_extras() -> set[str]:
+    section = (ROOT / "pyproject.toml").read_text().split("[project.optional-dependencies]")[1].split("\n[")[0]
+    return set(re.findall(r"(?m)^(\w+) = \[", section))
+
+
+def test_setup_extras_exist():
+    """pip only warns about an extra the project does not have (``.[lectur]``) and goes on without it."""
+    asked = [re.findall(r"\[([^\]]*)\]", c[3]) for page in SETUP_PAGES
+             for c in shell_commands((ROOT / page).read_text()) if c[:3] == ["pip", "install", "-e"]]
+    extras = {extra.strip() for found in asked for group in found for extra in group.split(",")}
+    assert extras and extras <= pyproject_extras(), f"extras the project lacks: {extras - pyproject_extras()}"
 
 
 def test_readme_test_command_is_the_one_ci_runs():
@@ -271,8 +291,7 @@ def test_conda_environment_is_the_clone_with_its_tests():
     extras = re.search(r"(?m)^\s+- -e \.(\[(\w+)\])?$", text)
     assert extras, "environment.yml does not install the clone with pip -e"
     assert "conda env create -f environment.yml && conda activate pruneviz" in (ROOT / "docs/install.md").read_text()
-    assert extras.group(2) in (None, *re.findall(r"(?m)^(\w+) = \[", (ROOT / "pyproject.toml").read_text().split(
-        "[project.optional-dependencies]")[1].split("\n[")[0]))
+    assert extras.group(2) in (None, *pyproject_extras())
 
 
 @pytest.fixture(scope="module")
@@ -281,27 +300,32 @@ def dependencies_pth() -> str:
     return "\n".join(site.getsitepackages()) + "\n"
 
 
-@pytest.mark.parametrize("page", SETUP_PAGES)
-def test_setup_commands_run_from_a_fresh_clone(page, tmp_path, dependencies_pth):
+def test_setup_commands_run_from_a_fresh_clone(tmp_path, dependencies_pth):
     clone = tmp_path / "clone"
     for name in CLONE:
         origin = ROOT / name
         (shutil.copytree(origin, clone / name, ignore=IGNORE) if origin.is_dir() else
          (clone.mkdir(exist_ok=True), shutil.copy2(origin, clone / name)))
-    script = page_script(page)
+    script, commands = setup_script()
+    bin_dir = tmp_path / "bin"  # `python3` is this Python (for the .pth to fit), and nothing else of this venv
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} \"$@\"\n")
+    (bin_dir / "python3").chmod(0o755)
+    # Offline (nothing downloads) and never into this environment: pip runs only inside the throwaway venv. The
+    # venv's own setuptools (65, from ensurepip) makes way for this environment's: .ci/run gets a new one online.
     prelude = f"""set -euo pipefail
-export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH   # python3: this Python, for the .pth to fit
-export PIP_NO_INDEX=1 PIP_NO_BUILD_ISOLATION=0 PIP_DISABLE_PIP_VERSION_CHECK=1   # offline: nothing downloads
+export PATH={shlex.quote(str(bin_dir))}:/usr/bin:/bin
+export PIP_NO_INDEX=1 PIP_NO_BUILD_ISOLATION=0 PIP_REQUIRE_VIRTUALENV=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 add_dependencies() {{
     .venv/bin/python -c 'import sysconfig, sys; open(sysconfig.get_paths()["purelib"] + "/zz_dependencies.pth", "w").write(sys.stdin.read())' <<'PTH'
 {dependencies_pth}PTH
+    .venv/bin/python -m pip uninstall -q -y setuptools
 }}
 """
     before = {p: p.read_bytes() for p in (clone / "notebooks").rglob("*.ipynb")}
-    commands = shell_commands((ROOT / page).read_text())
     result = subprocess.run(["bash", "-c", prelude + script], cwd=clone, capture_output=True, text=True,
                             env={k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")})
-    assert result.returncode == 0, f"{page}: a set-up command failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, f"a set-up command failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     assert {p: p.read_bytes() for p in (clone / "notebooks").rglob("*.ipynb")} == before, "notebooks/ was changed"
     shipped = manifest.shipped(clone / "notebooks")
     for copy in (c for c in commands if c[:4] == ["python", "-m", "pruneviz.notebooks", "copy"]):
