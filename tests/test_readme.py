@@ -334,3 +334,40 @@ add_dependencies() {{
                     else {f: f for f in shipped})
         assert {p.relative_to(folder) for p in folder.rglob("*.ipynb")} == set(expected), f"{shlex.join(copy)}"
         assert all((folder / a).read_bytes() == before[clone / "notebooks" / b] for a, b in expected.items())
+
+
+def test_copy_refuses_a_folder_inside_the_originals(tmp_path, capsys):
+    """The notebooks stay clean: a copy into notebooks/ (or below) would sit where the tests collect notebooks
+    and git tracks them, so it is refused before anything is written; anywhere else is fine."""
+    from pruneviz.notebooks import __main__ as cli
+    from pruneviz.notebooks import copy, folder
+
+    inside = folder() / "my-course"
+    with pytest.raises(ValueError, match=r"my-course is inside .*copy them into a folder of your own"):
+        copy(inside)
+    assert not inside.exists()
+    assert cli.main(["copy", str(folder())]) == 1
+    assert "inside" in capsys.readouterr().err and not (folder() / "student" / "student").exists()
+    written = copy(tmp_path / "my-course", student=True)
+    assert written and all(p.parent == tmp_path / "my-course" for p in written)
+
+
+def anchors(markdown: str) -> set[str]:
+    """GitHub's anchors for the headings of a page: lower case, punctuation dropped, spaces as hyphens."""
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"(?m)^#+ (.+)$", re.sub(r"(?ms)^```.*?^```", "", markdown))}
+
+
+def test_links_between_the_pages_lead_somewhere():
+    """The README's details moved to docs/: every relative link of the README and the docs pages (images
+    included) points at a file that exists, and at a heading it has."""
+    broken = []
+    for page in [README, *DOCS]:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            resolved = (page.parent / path).resolve() if path else page
+            if not resolved.exists() or (anchor and resolved.suffix == ".md" and anchor not in anchors(resolved.read_text())):
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not broken, broken
