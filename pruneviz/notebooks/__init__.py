@@ -35,11 +35,16 @@ def copy(destination: str | Path, *, student: bool = False, overwrite: bool = Fa
 
     Everything: ``NN_topic.ipynb`` (executed, the instructor's) and ``student/NN_topic.ipynb`` (the hand-outs).
     ``student=True``: only the hand-outs, straight into ``destination``. Files already there are kept unless
-    ``overwrite``: if any would be replaced, nothing is written and a FileExistsError names them.
+    ``overwrite``: if any would be replaced, nothing is written and a FileExistsError names them. A destination
+    inside the folder the notebooks come from is refused (ValueError): in a clone that is ``notebooks/``, where
+    the tests collect every notebook and compare its outputs, and git tracks them.
     """
     source, destination = folder(), Path(destination)
     if destination.exists() and not destination.is_dir():
         raise NotADirectoryError(f"{destination} is a file; give a folder to copy the notebooks into")
+    if destination.resolve().is_relative_to(source.resolve()):
+        raise ValueError(f"{destination} is inside {source}, where the kit's own notebooks are: copy them into a "
+                         "folder of your own, e.g. my-course")
     plan = {source / f: destination / (Path(*f.parts[1:]) if student else f) for f in available(student)}
     clashes = sorted(str(target) for target in plan.values() if target.exists())
     if clashes and not overwrite:

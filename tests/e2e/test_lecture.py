@@ -1,9 +1,12 @@
 """Lecture mode as an instructor uses it: ``python -m pruneviz.lecture notebooks/00_welcome.ipynb``, then the
 page in headless Chromium: the first widget shows within seconds of opening, in the state the notebook's text
 describes, the cells tagged ``lecture-hide`` are not on the page, and the slider moves the readout and the plot.
+A second visitor (a projector reload, a student opening the link) who comes within 20 s finds a kernel of the
+pool ready too, and neither page asks another host for anything (no CDN: the classroom may be offline).
 
-The times (server ready, page open -> first widget, key press -> readout / figure) are printed, not asserted:
-the machine is shared.
+The times (server ready, page open -> first widget, key press -> readout / figure) are printed; only the second
+visitor's wait is bounded, generously (the machine is shared): without the pool it waited for a whole run of the
+notebook (54.7 s measured), with it the page shows its widgets as soon as the page itself has loaded.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import json
 import re
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -23,6 +27,8 @@ from .test_browser import READOUT, parse_readout
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "00_welcome.ipynb"
 pytestmark = pytest.mark.browser
+SECOND_VISITOR_WITHIN = 20.0  # seconds after the first page was opened
+SECOND_VISITOR_BOUND = 30.0  # seconds to the widgets: a few expected; a whole run of the notebook is far more
 
 
 def cells() -> list[dict]:
@@ -70,19 +76,51 @@ def lecture(subreaper, tmp_path_factory):
     server.stop()
 
 
-def test_lecture_mode_shows_the_explorer_at_once_in_its_described_state(lecture, chromium):
-    assert hidden_texts(), f"no cell of {NOTEBOOK.name} is tagged {HIDE_TAG!r}: nothing to check"
+def open_page(chromium, url: str, requests: list[str]):
+    """A new visitor: a fresh browser context (no shared cookies or cache) on ``url``; every URL it asks for is
+    added to ``requests``."""
     context = chromium.new_context(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
     context.set_default_timeout(60_000)
+    context.on("request", lambda request: requests.append(request.url))
     page = context.new_page()
+    page.goto(url, timeout=120_000)
+    return context, page
+
+
+def foreign(requests: list[str], url: str) -> list[str]:
+    """The requests that went to another host than the lecture server."""
+    server = urlparse(url).netloc
+    return sorted({r for r in requests if urlparse(r).scheme not in ("data", "blob") and urlparse(r).netloc != server})
+
+
+def test_lecture_mode_shows_the_explorer_at_once_in_its_described_state(lecture, chromium):
+    assert hidden_texts(), f"no cell of {NOTEBOOK.name} is tagged {HIDE_TAG!r}: nothing to check"
+    requests: list[str] = []
+    opened = time.monotonic()
+    context, page = open_page(chromium, lecture.url, requests)
+    second = None
     try:
-        opened = time.monotonic()
-        page.goto(lecture.url, timeout=120_000)
         explorer = page.locator(".pruneviz-explorer").first
         handle = explorer.locator(SLIDER)
         handle.wait_for(state="visible")
         first_widget = time.monotonic() - opened
         print(f"page open -> first widget (the explorer's slider): {first_widget:.1f} s")
+
+        # A second visitor within 20 s of the first takes the pool's second kernel: widgets within seconds.
+        assert time.monotonic() - opened < SECOND_VISITOR_WITHIN
+        second_opened = time.monotonic()
+        second, second_page = open_page(chromium, lecture.url, requests)
+        second_page.locator(".pruneviz-explorer").first.locator(SLIDER).wait_for(
+            state="visible", timeout=1000 * max(SECOND_VISITOR_BOUND, 120))
+        second_wait = time.monotonic() - second_opened
+        print(f"second visitor, {second_opened - opened:.1f} s after the first: page open -> first widget "
+              f"{second_wait:.1f} s (bound {SECOND_VISITOR_BOUND:.0f} s)")
+        assert second_wait < SECOND_VISITOR_BOUND, (
+            f"the second visitor waited {second_wait:.1f} s for the widgets: no preheated kernel was ready "
+            f"(server log: {lecture.log})")
+        assert parse_readout(second_page.locator(".pruneviz-readout").first.inner_text())
+        second.close()
+        second = None
 
         # Opens as the text describes: the controls as the explore(...) call sets them, the model pruned that far.
         described = explore_call()
@@ -125,5 +163,9 @@ def test_lecture_mode_shows_the_explorer_at_once_in_its_described_state(lecture,
         print(f"lecture mode, key press -> readout {median_ms(times['readout']):.0f} ms, -> figure "
               f"{median_ms(times['figure']):.0f} ms (medians of {len(times['figure'])}; machine shared)")
         assert READOUT.search(after_text)
+        assert not foreign(requests, lecture.url), \
+            f"the lecture page fetched from other hosts (offline it would wait or break): {foreign(requests, lecture.url)}"
     finally:
+        if second is not None:
+            second.close()
         context.close()
