@@ -30,12 +30,16 @@ def _update_json(path: Path, entries: dict) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def compare_with_shipped(name: str, state: dict[str, torch.Tensor], test_accuracy: float) -> str:
-    """One line: equal to the shipped weights bit for bit, or how far from them (weights and accuracy)."""
+def shipped_state(name: str) -> dict[str, torch.Tensor] | None:
     path = WEIGHTS / f"{name}.pt"
-    if not path.exists():
+    return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
+
+
+def compare_with_shipped(name: str, state: dict[str, torch.Tensor], test_accuracy: float,
+                         shipped: dict[str, torch.Tensor] | None) -> str:
+    """One line: equal to the ``shipped`` weights bit for bit, or how far from them (weights and accuracy)."""
+    if shipped is None:
         return "no shipped weights to compare with"
-    shipped = torch.load(path, map_location="cpu", weights_only=True)
     worst, where = weight_difference(state, shipped)
     if not where:
         return "equal to the shipped weights bit for bit"
@@ -60,12 +64,13 @@ def train_all(names: list[str], out: Path) -> None:
     for name in names:
         model, result = train_recipe(name, progress=False)
         state = model.state_dict()
+        line = compare_with_shipped(name, state, result["test"], shipped_state(name))  # before any overwrite
         torch.save(state, out / f"{name}.pt")
         _update_json(out / "accuracy.json", {name: round(result["test"], 4)})
         _update_json(out / "provenance.json", {name: record})
         print(f"{name}: {result['val']:.1%} validation, {result['test']:.1%} test accuracy "
               f"({result['seconds']:.0f} s) -> {out / (name + '.pt')}")
-        print(f"  {compare_with_shipped(name, state, result['test'])}", flush=True)
+        print(f"  {line}", flush=True)
 
 
 def _shipped_provenance() -> dict:
@@ -103,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="train: write over the package's shipped weights (maintainers; needs pinned kernels)")
     parser.add_argument("--recorded-kernels", action="store_true",
                         help="train: run under the kernels recorded for the shipped weights (bit for bit)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     unknown = [n for n in args.names if n not in NAMES]
     if unknown:
         parser.error(f"unknown model {unknown[0]!r}; valid choices: {', '.join(NAMES)}")
