@@ -20,6 +20,7 @@ penalty where k channels are left, and every ratio reuses the one path (scores o
 from __future__ import annotations
 
 import warnings
+from types import SimpleNamespace
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -98,6 +99,13 @@ def _padding(module: nn.Conv2d) -> tuple[int, int, int, int]:
     return (pw, pw, ph, ph)
 
 
+def _one_pixel_high(conv: nn.Conv1d) -> SimpleNamespace:
+    """The geometry of a Conv1d as that of a Conv2d over inputs one pixel high (what _patches reads)."""
+    padding = conv.padding if isinstance(conv.padding, str) else (0, conv.padding[0])
+    return SimpleNamespace(kernel_size=(1, conv.kernel_size[0]), stride=(1, conv.stride[0]),
+                           dilation=(1, conv.dilation[0]), padding=padding)
+
+
 def _patches(module: nn.Conv2d, inputs: torch.Tensor, rows: torch.Tensor, out_size: tuple[int, int],
              channels: torch.Tensor) -> torch.Tensor:
     """The conv's input patches at the given output rows (image x position, as F.unfold numbers them), only
@@ -150,14 +158,17 @@ def _features(module: nn.Module, inputs: torch.Tensor, outputs: torch.Tensor, ch
         rows = _sample(len(x), positions, seed).to(x.device)
         x = x[rows].reshape(len(rows), channels, -1)[:, kept.to(x.device)]
         y = y[rows]
-    elif isinstance(module, nn.Conv2d) and module.padding_mode == "zeros" and module.groups == 1:
+    elif isinstance(module, (nn.Conv1d, nn.Conv2d)) and module.padding_mode == "zeros" and module.groups == 1:
+        conv = module
+        if isinstance(module, nn.Conv1d):  # a signal is an image one pixel high: the same patches
+            conv, inputs, outputs = _one_pixel_high(module), inputs.unsqueeze(2), outputs.unsqueeze(2)
         per_image = outputs.shape[2] * outputs.shape[3]
         rows = _sample(len(outputs) * per_image, positions, seed).to(outputs.device)
-        x = _patches(module, inputs, rows, tuple(outputs.shape[2:]), kept.to(inputs.device))
+        x = _patches(conv, inputs, rows, tuple(outputs.shape[2:]), kept.to(inputs.device))
         y = outputs.flatten(2)[rows // per_image, :, rows % per_image]  # [R, n_out]
     else:
-        raise ValueError(f"regression pruning reconstructs Conv2d (zero padding, groups=1) and Linear layers, "
-                         f"not {type(module).__name__}")
+        raise ValueError(f"regression pruning reconstructs Conv1d and Conv2d (zero padding, groups=1) and Linear "
+                         f"layers, not {type(module).__name__}")
     x, y = x.to(torch.float64), y.to(torch.float64)
     if module.bias is not None:
         y = y - module.bias.detach().to(torch.float64)
