@@ -300,7 +300,9 @@ class _Analysis:
         scalars = [a for a in node.args if not isinstance(a, fx.Node)]
         flows = [self.flow.get(a) for a in tensors]
         if len(tensors) != 2 or None in flows or scalars:
-            self._block(node, f"{label} (node {node.name!r}) combines them with something the kit cannot follow")
+            unknown = [a.name for a in tensors if a not in self.flow] + [repr(a) for a in scalars]
+            self._block(node, f"{label} (node {node.name!r}) combines them with {', '.join(unknown) or 'more'}, "
+                              "whose channels the kit cannot follow")
             return
         a, b = flows
         if a.dim() != b.dim() or a.flat != b.flat or not self._union_flows(a, b, why):
