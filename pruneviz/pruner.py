@@ -181,10 +181,8 @@ class Pruner:
             elif group.blockers:
                 reason = group.blockers[0]
             else:
-                why = [self.criterion.covers(graph.layers[p]) for p in group.producers]
-                if all(w is not None for w in why):
-                    reason = why[0]
-                else:
+                reason = self.criterion.covers_group(group, graph.layers)
+                if reason is None:
                     chosen.append(group)
             if reason is not None:
                 coupled = f" (its group: {members})" if group.coupled else ""
@@ -302,11 +300,13 @@ class Pruner:
 
     def _score_groups(self) -> None:
         """Each member scored as a channel, a group's score the sum over its scored members."""
-        member = self.criterion.scores(self.model, self._members, CHANNEL, self.data)
-        for name, s in member.items():
+        scores = self.criterion.group_scores(self.model, list(self._plan.groups.values()), self.data)
+        if scores is None:
+            member = self.criterion.scores(self.model, self._members, CHANNEL, self.data)
+            scores = self._plan.group_scores({n: s.detach() for n, s in member.items()})
+        for name, s in scores.items():
             if torch.isnan(s).any():
-                raise RuntimeError(f"criterion {self.criterion.name!r} gave NaN scores for layer {name}")
-        scores = self._plan.group_scores({n: s.detach() for n, s in member.items()})
+                raise RuntimeError(f"criterion {self.criterion.name!r} gave NaN scores for the group {name!r}")
         for name, group in self._plan.groups.items():
             if name not in scores or scores[name].shape != (group.size,):
                 raise RuntimeError(f"criterion {self.criterion.name!r} gave no scores of shape ({group.size},) "
