@@ -14,6 +14,9 @@ setting) are quoted from issue 21, not measured here: it is not a dependency.
 
 Latency: :func:`pruneviz.timing.compare_latency`, one torch thread, batch 1, dense / alone / groups timed in
 turns; speed-up = median over rounds of dense time / pruned time.
+
+Then the zoo's digits-resnet (trained weights): MACs, parameters, test accuracy without fine-tuning and the
+batch 1 / 64 speed-ups at 30 % and 50 %, alone vs groups (what notebook 09 can show).
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import pruneviz  # noqa: E402
 from benchmarks.coupled_models import ARCHITECTURES, randomized  # noqa: E402
-from pruneviz.timing import compare_latency  # noqa: E402
+from pruneviz.timing import compare_latency, latency_table  # noqa: E402
 
 RATIO = 0.5
 # MACs kept after compaction by Torch-Pruning 1.6 on torchvision's models (issue 21's table), and what the kit
@@ -75,12 +78,42 @@ def measure(name: str, example: torch.Tensor, quick: bool) -> list[dict]:
     return rows
 
 
-def run(quick: bool = False, names=tuple(ARCHITECTURES)) -> list[dict]:
+def digits_resnet(quick: bool) -> list[dict]:
+    """The zoo's digits-resnet (trained, shipped weights): MACs, test accuracy (no fine-tuning) and latency of the
+    compacted model, channels inside the blocks only vs coupled groups, at 30 % and 50 %."""
+    model = pruneviz.zoo.load("digits-resnet", device="cpu")
+    _, _, test = pruneviz.data.digits()
+    x1 = test.tensors[0][:1]
+    dense_macs = pruneviz.macs(model, x1)
+    rows = [_row("digits-resnet", "dense", "test accuracy", pruneviz.evaluate(model, test), "ratio")]
+    models = {"dense": model}
+    for ratio in (0.3, 0.5):
+        for case, pruner in (("alone", pruneviz.Pruner(model, "magnitude", "channel",
+                                                        layers=pruneviz.channel_prunable_layers(model))),
+                             ("groups", pruneviz.Pruner(model, "magnitude", "group"))):
+            small = pruneviz.compact(model, pruner.prune(ratio).masks)
+            pruner.restore()
+            name = f"{case} {ratio:.0%}"
+            models[name] = small
+            rows.append(_row("digits-resnet", name, "macs kept", pruneviz.macs(small, x1) / dense_macs, "ratio"))
+            rows.append(_row("digits-resnet", name, "parameters", pruneviz.count_parameters(small), "count"))
+            rows.append(_row("digits-resnet", name, "test accuracy", pruneviz.evaluate(small, test), "ratio"))
+    speed = latency_table(models, x1, batches=(1, 64), rounds=3 if quick else 9,
+                          runs={1: 2, 64: 1} if quick else {1: 15, 64: 3})
+    for r in speed.itertuples():
+        if r.model != "dense":
+            rows.append(_row("digits-resnet", f"{r.model}/batch{r.batch}", "speedup", r.speedup, "x"))
+            rows.append(_row("digits-resnet", f"{r.model}/batch{r.batch}", "speedup spread", r.spread, "ratio"))
+    return rows
+
+
+def run(quick: bool = False, names=tuple(ARCHITECTURES), zoo: bool = True) -> list[dict]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     example = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     try:
-        return [row for name in names for row in measure(name, example, quick)]
+        rows = [row for name in names for row in measure(name, example, quick)]
+        return rows + (digits_resnet(quick) if zoo else [])
     finally:
         torch.set_num_threads(threads)
 
@@ -94,6 +127,7 @@ def table(rows: list[dict]) -> str:
     """The issue's table: MACs kept (alone, groups, Torch-Pruning quoted) and the measured batch-1 speed-ups."""
     value = {(r["case"], r["measure"]): r["value"] for r in rows}
     nets = list(dict.fromkeys(r["case"].split("/")[0] for r in rows))
+    nets = [n for n in nets if n in TORCH_PRUNING]
     lines = ["| model | alone (issue) | alone | groups | Torch-Pruning (quoted) | speed-up alone | speed-up groups |"
              " max error |",
              "|---|---|---|---|---|---|---|---|"]
@@ -111,7 +145,14 @@ def main() -> None:
     names = [a for a in sys.argv[1:] if not a.startswith("--")] or list(ARCHITECTURES)
     print(f"coupled benchmark: torch {torch.__version__}, 1 thread, 3x32x32, L1 magnitude at {RATIO}"
           + (" (quick)" if quick else ""))
-    print(table(run(quick, names)))
+    rows = run(quick, names, zoo="--no-zoo" not in sys.argv)
+    print(table(rows))
+    zoo = [r for r in rows if r["case"].startswith("digits-resnet/")]
+    if zoo:
+        print("\nthe zoo's digits-resnet (shipped weights, 8x8 digits, no fine-tuning):")
+        for r in zoo:
+            value = f"{r['value']:,.0f}" if r["unit"] == "count" else f"{r['value']:.3f}"
+            print(f"  {r['case'][len('digits-resnet/'):]:<22} {r['measure']:<15} {value}")
 
 
 if __name__ == "__main__":
