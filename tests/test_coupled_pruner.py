@@ -114,3 +114,32 @@ def test_channel_granularity_is_unchanged_by_groups():
     pruner = pruneviz.Pruner(model, "magnitude", "channel", layers=pruneviz.channel_prunable_layers(model))
     assert list(pruner.scores) == pruneviz.channel_prunable_layers(model)
     assert pruneviz.get_granularity("coupled").name == "group"
+
+
+def test_sensitivity_scan_scans_groups():
+    model = resnet().double()
+    data = (X.double(), torch.tensor([1, 2]))
+    before = state_of(model)
+    scan = pruneviz.sensitivity_scan(model, data, "magnitude", "group", sparsities=(0.5,), progress=False)
+    assert list(dict.fromkeys(scan.layer)) == list(pruneviz.Pruner(model, "magnitude", "group").scores)
+    assert same_state(state_of(model), before)
+
+
+def test_a_model_fx_cannot_trace_is_refused_and_left_as_it_was():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            h = self.conv(x)
+            if h.sum() > 0:  # data-dependent control flow
+                h = -h
+            return self.fc(h.mean([2, 3]))
+
+    model = Branchy()
+    before = state_of(model)
+    with pytest.raises(ValueError, match="torch.fx can trace.*data-dependent control flow"):
+        pruneviz.Pruner(model, "magnitude", "group")
+    assert same_state(state_of(model), before)
