@@ -94,17 +94,6 @@ class GroupPlan:
                 if getattr(self.modules[name], pname, None) is not None:
                     yield f"{name}.{pname}", vector
 
-    def weights_per_channel(self, name: str) -> int:
-        """Weights one channel of the group holds: its producers' rows and its consumers' columns."""
-        group, total = self.groups[name], 0
-        for layer in group.producers:
-            weight = self.modules[layer].weight
-            total += weight[0].numel()
-        for layer, (_, columns) in group.consumers.items():
-            weight = self.modules[layer].weight
-            total += columns * weight[:, 0].numel()
-        return total
-
     def group_scores(self, member_scores: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A group's score: the sum of its scored members' channel scores (the lecture's sum over a row,
         taken over every layer the channel spans); groups with no scored member are not in the result."""

@@ -316,7 +316,9 @@ class Pruner:
 
     def _make_selector(self) -> None:
         if self.scope == "global" and self._plan is not None:
-            sizes = {n: self._plan.weights_per_channel(n) for n in self.scores}
+            # a ratio of channels, as locally: a weight lies in the row of one group and the column of another,
+            # so a ratio of weights would count it twice
+            sizes = {n: 1 for n in self.scores}
             self._selector = GlobalSelector(self.scores, self.granularity, sizes, self.max_layer_sparsity)
         elif self.scope == "global":
             sizes = {n: self.layers[n].weight.numel() // max(1, s.numel()) for n, s in self.scores.items()}

@@ -47,6 +47,17 @@ def test_restore_is_exact_and_masks_nest():
     assert same_state(state_of(model), dense)
 
 
+@pytest.mark.parametrize("scope", ["local", "global"])
+def test_ratio_is_a_share_of_channels(scope):
+    pruner = pruneviz.Pruner(resnet(), "magnitude", "group", scope).prune(0.3)
+    keeps = pruner.group_masks()
+    if scope == "local":  # round(ratio x channels) in every group
+        assert all(int((~k).sum()) == round(0.3 * k.numel()) for k in keeps.values())
+    else:  # one order over every group's channels
+        total = sum(k.numel() for k in keeps.values())
+        assert sum(int((~k).sum()) for k in keeps.values()) == round(0.3 * total)
+
+
 def test_ratio_dict_names_groups_and_bad_names_change_nothing():
     model = resnet()
     pruner = pruneviz.Pruner(model, "magnitude", "group")
