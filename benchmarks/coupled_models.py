@@ -291,6 +291,48 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
+class RegNetBlock(nn.Module):
+    """RegNetY's ResBottleneckBlock: 1x1, grouped 3x3 (groups of ``group_width`` channels), squeeze-excitation,
+    1x1 without activation, plus the input (through a 1x1 conv-BN when it changes), ReLU."""
+
+    def __init__(self, cin: int, cout: int, stride: int, group_width: int, se_ratio: float = 0.25):
+        super().__init__()
+        self.a = _conv_bn(cin, cout, 1, act=nn.ReLU)
+        self.b = _conv_bn(cout, cout, 3, stride, groups=cout // group_width, act=nn.ReLU)
+        self.se = SqueezeExcitation(cout, max(1, int(round(se_ratio * cin))))
+        self.se.activation = nn.ReLU()
+        self.c = _conv_bn(cout, cout, 1, act=None)
+        self.proj = _conv_bn(cin, cout, 1, stride, act=None) if stride != 1 or cin != cout else None
+        self.activation = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        identity = x if self.proj is None else self.proj(x)
+        return self.activation(identity + self.c(self.se(self.b(self.a(x)))))
+
+
+class RegNet(nn.Module):
+    """RegNetY-400MF's layout: stem conv3x3 (32), four stages (widths 48, 104, 208, 440; depths 1, 3, 6, 6),
+    group width 8, SE ratio 0.25, average pool, classifier."""
+
+    def __init__(self, widths=(48, 104, 208, 440), depths=(1, 3, 6, 6), group_width: int = 8, width: float = 1.0,
+                 num_classes: int = 10):
+        super().__init__()
+        widths = [max(group_width, int(round(w * width / group_width)) * group_width) for w in widths]
+        cin = _c(32, width)
+        self.stem = _conv_bn(3, cin, 3, 2, act=nn.ReLU)
+        blocks = []
+        for w, depth in zip(widths, depths):
+            for i in range(depth):
+                blocks.append(RegNetBlock(cin, w, 2 if i == 0 else 1, group_width))
+                cin = w
+        self.trunk_output = nn.Sequential(*blocks)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.avgpool(self.trunk_output(self.stem(x))), 1))
+
+
 class EncoderLayer(nn.Module):
     """A transformer encoder layer as people write it: nn.MultiheadAttention, residual adds, LayerNorms, MLP."""
 
@@ -327,6 +369,7 @@ ARCHITECTURES = {
     "resnet50": lambda width=1.0: ResNet(Bottleneck, (3, 4, 6, 3), width),
     "mobilenet_v2": lambda width=1.0: mobilenet_v2(width),
     "efficientnet_b0": lambda width=1.0: efficientnet_b0(width),
+    "regnet_y_400mf": lambda width=1.0: RegNet(width=width),
     "densenet121": lambda width=1.0: DenseNet(width=width),
     "convnext_tiny": lambda width=1.0: ConvNeXt(width=width),
     "vgg11_bn": lambda width=1.0: VGG(width=width),

@@ -13,8 +13,8 @@ removes them), as Torch-Pruning keeps ``dependency/`` apart from ``pruner/``.
 Correctness first: a group is kept out (``blockers`` say why) unless the masked model, where every member of a
 pruned channel is zeroed (weights, bias, BatchNorm gamma and beta), computes exactly what the model without
 the channel computes. So a LayerNorm or GroupNorm over the channels (it normalizes a zero with the others), a
-sigmoid whose output reaches anything but the multiplication it gates, a view or reshape, a grouped conv that
-is not depthwise, ``nn.MultiheadAttention`` (fx keeps it whole) and the model's input and output block the
+sigmoid whose output reaches anything but the multiplication it gates, a view or reshape, a grouped conv
+whose output is not as wide as its input (one as wide, like RegNet's, is pruned evenly in each of its groups), ``nn.MultiheadAttention`` (fx keeps it whole) and the model's input and output block the
 channels that reach them.
 """
 from __future__ import annotations
@@ -43,6 +43,7 @@ class CoupledGroup:
     size: int  # number of channels
     producers: list[str] = field(default_factory=list)
     depthwise: list[str] = field(default_factory=list)  # producers that also read these channels, one each
+    grouped: dict[str, int] = field(default_factory=dict)  # grouped convs reading and writing them: layer -> groups
     norms: dict[str, int] = field(default_factory=dict)  # BatchNorm -> offset of the group in its features
     consumers: dict[str, tuple[int, int]] = field(default_factory=dict)  # layer -> (first column, per channel)
     ties: list[str] = field(default_factory=list)  # what couples the producers
@@ -51,6 +52,11 @@ class CoupledGroup:
     @property
     def coupled(self) -> bool:
         return len(self.producers) > 1
+
+    @property
+    def slices(self) -> int:
+        """Equal slices that must each lose as many channels (a grouped conv keeps its groups of equal width)."""
+        return max(self.grouped.values(), default=1)
 
     def layers(self) -> list[str]:
         """Every Linear/Conv whose weight the group touches: producers, then consumers."""
@@ -204,17 +210,21 @@ class _Analysis:
         key = self._key(name, out)
         self._note(key, "producer", name)
         depthwise = is_conv and module.groups != 1 and module.groups == module.in_channels == out
+        # a grouped conv as wide as its input: channel c read and channel c written go together, the same number
+        # from each of its groups, so the groups stay of equal width
+        sliced = is_conv and module.groups != 1 and not depthwise and module.in_channels == out
         if flow is not None:
             self._read(name, flow)
-            if is_conv and module.groups != 1 and not depthwise:
-                why = (f"grouped conv {name!r} (groups={module.groups}) reads them: each group reads a fixed "
-                       "slice, and the kit prunes only depthwise convs among grouped ones")
+            if is_conv and module.groups != 1 and not depthwise and not sliced:
+                why = (f"grouped conv {name!r} (groups={module.groups}) reads {module.in_channels} channels and "
+                       f"writes {out}: the kit prunes grouped convs as wide as their input only")
                 self._block_flow(flow, why)
                 self._note(key, "blocker", why)
-            elif depthwise:
+            elif depthwise or sliced:
                 if len(flow.segments) == 1 and flow.is_dim1() and not flow.flat:
-                    self._union(flow.segments[0][0], key, f"depthwise conv {name!r}")
-                    self._note(key, "depthwise", name)
+                    kind = "depthwise" if depthwise else "grouped"
+                    self._union(flow.segments[0][0], key, f"{kind} conv {name!r}")
+                    self._note(key, kind, name if depthwise else (name, module.groups))
                 else:
                     why = f"depthwise conv {name!r} reads concatenated or moved channels"
                     self._block_flow(flow, why)
@@ -379,6 +389,8 @@ class _Analysis:
             elif kind == "depthwise":
                 if payload not in group.depthwise:
                     group.depthwise.append(payload)
+            elif kind == "grouped":
+                group.grouped.setdefault(*payload)
             elif kind == "norm":
                 group.norms.setdefault(*payload)
             elif kind == "consumer":
@@ -392,8 +404,10 @@ class _Analysis:
         for group in groups:
             group.producers.sort(key=self.order.__getitem__)
             group.name = group.producers[0]
-            for name in group.depthwise:  # a depthwise conv reads the group itself: not a consumer of it
+            for name in group.depthwise + list(group.grouped):  # they read the group itself: not consumers
                 group.consumers.pop(name, None)
+            if len(set(group.grouped.values())) > 1:
+                group.blockers.append(f"grouped convs with different groups ({group.grouped}) read them")
         return sorted(groups, key=lambda g: self.order[g.name])
 
 

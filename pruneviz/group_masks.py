@@ -35,6 +35,7 @@ class GroupPlan:
         self.groups = {g.name: g for g in groups}
         self.layers = list(dict.fromkeys(name for g in groups for name in g.layers()))
         self.norms = list(dict.fromkeys(name for g in groups for name in g.norms))
+        self.grouped = {name: n for g in groups for name, n in g.grouped.items()}
 
     def written(self):
         """(key, parameter) for every tensor a prune writes, each once."""
@@ -79,6 +80,10 @@ class GroupPlan:
                 mask &= rows[name].reshape(-1, *[1] * (weight.dim() - 1))
             if name in cols:
                 mask &= cols[name].reshape(1, -1, *[1] * (weight.dim() - 2))
+            if name in self.grouped:  # output o of slice i reads the inputs of slice i: weight dim 1 is local
+                keep, groups = rows[name], self.grouped[name]
+                local = keep.reshape(groups, -1).repeat_interleave(weight.shape[0] // groups, 0)
+                mask &= local.reshape(*local.shape, *[1] * (weight.dim() - 2))
             masks[name] = mask
         return GroupMasks(masks, keeps)
 
@@ -93,6 +98,22 @@ class GroupPlan:
             for pname in ("weight", "bias"):
                 if getattr(self.modules[name], pname, None) is not None:
                     yield f"{name}.{pname}", vector
+
+    def even_slices(self, keeps: Mapping[str, torch.Tensor], scores: Mapping[str, torch.Tensor]
+                    ) -> dict[str, torch.Tensor]:
+        """Keeps where a grouped conv's slices each lose as many channels: ``round(removed / slices)``, the
+        lowest scores of each slice (monotone in ``removed`` and a fixed order per slice, so masks still nest)."""
+        out = dict(keeps)
+        for name, keep in keeps.items():
+            slices = self.groups[name].slices
+            if slices == 1:
+                continue
+            per_slice = round(int((~keep).sum()) / slices)
+            order = torch.sort(scores[name].reshape(slices, -1), dim=1, stable=True).indices
+            rank = torch.empty_like(order)
+            rank.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
+            out[name] = (rank >= per_slice).reshape(-1)
+        return out
 
     def group_scores(self, member_scores: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A group's score: the sum of its scored members' channel scores (the lecture's sum over a row,
@@ -111,6 +132,24 @@ def _set_out(module: nn.Module, keep: torch.Tensor, depthwise: bool) -> None:
     _slice_out(module, keep)
     if depthwise:  # a depthwise conv reads one channel per output: its input and groups shrink with it
         module.in_channels = module.groups = int(keep.sum())
+
+
+def _slice_grouped(name: str, conv: nn.Module, keep: torch.Tensor, groups: int) -> None:
+    """A grouped conv as wide as its input, without the channels ``keep`` drops from each of its groups."""
+    from .surgery import _parameter
+
+    slices = keep.reshape(groups, -1)
+    kept = slices.sum(1)
+    if not bool((kept == kept[0]).all()):
+        raise ValueError(f"grouped conv {name!r} (groups={groups}) would keep {kept.tolist()} channels in its "
+                         "groups; they must stay of equal width")
+    width = slices.shape[1]
+    weight = conv.weight.reshape(groups, width, width, *conv.weight.shape[2:])
+    parts = [weight[i][slices[i]][:, slices[i]] for i in range(groups)]  # one small slice per conv group
+    conv.weight = _parameter(conv.weight, torch.cat(parts).contiguous())
+    if conv.bias is not None:
+        conv.bias = _parameter(conv.bias, conv.bias[keep])
+    conv.in_channels = conv.out_channels = int(keep.sum())
 
 
 @torch.no_grad()
@@ -137,6 +176,9 @@ def compact_groups(model: nn.Module, masks: GroupMasks) -> nn.Module:
     depthwise = {layer for name in keeps for layer in found[name].depthwise}
     small = copy.deepcopy(model)
     for layer, keep in rows.items():
+        if layer in plan.grouped:
+            _slice_grouped(layer, small.get_submodule(layer), keep, plan.grouped[layer])
+            continue
         _set_out(small.get_submodule(layer), keep.to(plan.modules[layer].weight.device), layer in depthwise)
     for layer, keep in cols.items():
         _slice_in(small.get_submodule(layer), keep, 1)

@@ -394,6 +394,7 @@ class Pruner:
         else:
             group_masks = self._selector.group_masks(ratios)
         if self._plan is not None:
+            group_masks = self._plan.even_slices(group_masks, self.scores)
             self._keep = group_masks
             self.masks = self._plan.weight_masks(group_masks)
         for name, gmask in group_masks.items() if self._plan is None else ():

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from benchmarks.coupled_models import (BasicBlock, Bottleneck, ConvNeXtBlock, DenseBlock, EncoderLayer,
-                                       InvertedResidual)
+                                       InvertedResidual, RegNetBlock)
 from pruneviz.coupling import coupled_groups
 
 
@@ -57,6 +57,16 @@ def test_inverted_residual_with_squeeze_excitation():
     assert set(hidden.consumers) == {"blocks.0.block.2.fc1", "blocks.0.block.3.0"} and not hidden.blockers
     assert groups["stem"].producers == ["stem", "blocks.0.block.3.0"]  # the residual add
     assert groups["blocks.0.block.2.fc1"].consumers == {"blocks.0.block.2.fc2": (0, 1)}
+
+
+def test_regnet_block_grouped_conv_keeps_equal_groups():
+    groups = by_name(Net(8, RegNetBlock(8, 16, 2, 4), out=16))
+    inner = groups["blocks.0.a.0"]
+    # the 1x1 conv, the grouped 3x3 that reads and writes the same channels, the SE gate: one group whose four
+    # slices (the 3x3's groups of 4 channels) must each lose as many channels
+    assert inner.producers == ["blocks.0.a.0", "blocks.0.b.0", "blocks.0.se.fc2"]
+    assert inner.grouped == {"blocks.0.b.0": 4} and inner.slices == 4 and not inner.blockers
+    assert groups["blocks.0.c.0"].producers == ["blocks.0.c.0", "blocks.0.proj.0"]
 
 
 def test_dense_block_concatenation_offsets():

@@ -9,11 +9,11 @@ from torch import nn
 
 import pruneviz
 from benchmarks.coupled_models import (BasicBlock, Bottleneck, ConvNeXtBlock, DenseBlock, InvertedResidual,
-                                       SqueezeExcitation, randomized)
+                                       RegNetBlock, randomized)
 
 from .conftest import same_state, state_of
 
-BLOCKS = ("basic", "bottleneck", "inverted", "inverted_se", "dense", "concat", "gate", "convnext")
+BLOCKS = ("basic", "bottleneck", "inverted", "inverted_se", "dense", "concat", "gate", "grouped", "convnext")
 
 
 class Concat(nn.Module):
@@ -58,6 +58,9 @@ def block(kind: str, c: int, width: int, bias: bool) -> tuple[nn.Module, int]:
         return Concat(c, width, max(1, width // 2), bias), c
     if kind == "gate":
         return Gate(c, width, bias), width
+    if kind == "grouped":  # RegNet's block: a grouped 3x3 conv of groups 2 channels wide, SE, residual add
+        out = 4 * max(1, width // 2)
+        return RegNetBlock(c, out, 1 + (width % 2), 2), out
     return ConvNeXtBlock(c), c
 
 

@@ -154,3 +154,22 @@ def test_a_model_fx_cannot_trace_is_refused_and_left_as_it_was():
     with pytest.raises(ValueError, match="torch.fx can trace.*data-dependent control flow"):
         pruneviz.Pruner(model, "magnitude", "group")
     assert same_state(state_of(model), before)
+
+
+def test_grouped_conv_slices_lose_channels_evenly_and_nest():
+    torch.manual_seed(0)
+    model = randomized(ARCHITECTURES["regnet_y_400mf"](0.25))
+    pruner = pruneviz.Pruner(model, "magnitude", "group")
+    name = "trunk_output.0.a.0"
+    group = pruner._plan.groups[name]
+    previous = None
+    for ratio in (0.2, 0.5, 0.7):
+        keep = pruner.prune(ratio).group_masks()[name].reshape(group.slices, -1)
+        assert len(set(keep.sum(1).tolist())) == 1  # every conv group as wide as the others
+        if previous is not None:
+            assert bool((keep <= previous).all())
+        previous = keep
+    small = pruneviz.compact(model, pruner.masks)
+    assert small.trunk_output[0].b[0].groups == group.slices
+    with torch.no_grad():
+        torch.testing.assert_close(small(X), model(X), rtol=1e-4, atol=1e-5)
