@@ -13,9 +13,10 @@ removes them), as Torch-Pruning keeps ``dependency/`` apart from ``pruner/``.
 Correctness first: a group is kept out (``blockers`` say why) unless the masked model, where every member of a
 pruned channel is zeroed (weights, bias, BatchNorm gamma and beta), computes exactly what the model without
 the channel computes. So a LayerNorm or GroupNorm over the channels (it normalizes a zero with the others), a
-sigmoid whose output reaches anything but the multiplication it gates, a view or reshape, a grouped conv
-whose output is not as wide as its input (one as wide, like RegNet's, is pruned evenly in each of its groups), ``nn.MultiheadAttention`` (fx keeps it whole) and the model's input and output block the
-channels that reach them.
+sigmoid whose output reaches anything but the multiplication it gates, a view or reshape, a grouped conv whose
+output is not as wide as its input (one as wide, like RegNet's, is pruned evenly in each of its groups),
+``nn.MultiheadAttention`` (fx keeps it whole) and the model's input and output block the channels that reach
+them.
 """
 from __future__ import annotations
 
