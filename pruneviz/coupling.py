@@ -256,6 +256,10 @@ class _Analysis:
                 offset += n
 
     def _visit_norm(self, node: fx.Node, name: str, module: nn.Module, flow: _Flow) -> None:
+        if flow.rank is None and flow.cdim == -1 and isinstance(module, nn.BatchNorm1d):
+            # a Linear's output of unknown rank read by a BatchNorm1d: [N, C], as surgery.py takes it too
+            flow = _Flow(flow.segments, 1, 2, flow.flat, flow.gate)
+            self.flow[node.args[0]] = flow
         if not flow.is_dim1() or flow.flat or module.num_features != flow.channels:
             self._block_flow(flow, f"BatchNorm {name!r} normalizes {module.num_features} features, not their "
                                    f"{flow.channels} channels along dim 1")

@@ -190,8 +190,7 @@ class Pruner:
                     self.skipped[name] = reason + coupled
         for name in graph.layers:
             if name not in seen and (requested is None or name in requested):
-                self.skipped[name] = ("torch.fx's trace never calls it (it runs inside a module fx keeps as one "
-                                      "op, such as nn.MultiheadAttention), so its channels' readers are unknown")
+                self.skipped[name] = _unseen(self.model, name)
         if not chosen:
             why = "; ".join(f"{n}: {r}" for n, r in self.skipped.items()) or "the model has no Linear or Conv layer"
             raise ValueError(f"no channel group to prune with criterion {self.criterion.name!r} ({why})")
@@ -639,6 +638,19 @@ def _layer_list(requested: object, infos: Mapping[str, LayerInfo]) -> list[str]:
         if name not in infos:
             raise unknown_choice("layer", name, infos)
     return names
+
+
+def _unseen(model: nn.Module, name: str) -> str:
+    """Why torch.fx's trace never calls a layer: the module fx keeps whole around it, or a function uses it."""
+    from torch import fx
+
+    modules = dict(model.named_modules())
+    parts = name.split(".")
+    outer = next((p for p in (".".join(parts[:i]) for i in range(1, len(parts)))
+                  if fx.Tracer().is_leaf_module(modules[p], p)), None)
+    where = (f"it runs inside {outer!r} ({type(modules[outer]).__name__}), which torch.fx traces as one op"
+             if outer is not None else "torch.fx's trace never calls it (its weight is used by a function)")
+    return f"{where}, so the kit cannot see what reads its channels"
 
 
 def _refuse_hooks(name: str, module: nn.Module) -> None:

@@ -128,3 +128,14 @@ def test_every_block_loses_channels_and_stays_exact(kind):
     with torch.no_grad():
         torch.testing.assert_close(small(X), model(X), rtol=1e-9, atol=1e-9)
     assert pruneviz.macs(small, X[:1]) < pruneviz.macs(model, X[:1])
+
+
+def test_mlp_with_batchnorm_on_raw_input():
+    torch.manual_seed(0)
+    model = randomized(nn.Sequential(nn.Linear(16, 12), nn.BatchNorm1d(12), nn.ReLU(), nn.Linear(12, 8),
+                                     nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 4))).double()
+    pruner = pruneviz.Pruner(model, "magnitude", "group").prune(0.5)
+    assert list(pruner.scores) == ["0", "3"]
+    x = torch.randn(5, 16, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(pruneviz.compact(model, pruner.masks)(x), model(x), rtol=1e-9, atol=1e-9)

@@ -8,6 +8,7 @@ from torch import nn
 import pruneviz
 from benchmarks.coupled_models import ARCHITECTURES, EncoderLayer, randomized
 
+from . import practitioner_models
 from .conftest import same_state, state_of
 
 X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -86,7 +87,8 @@ def test_skipped_says_why():
     pruner = pruneviz.Pruner(Tokens(), "magnitude", "group")
     assert list(pruner.scores) == ["layer.linear1"]
     assert "MultiheadAttention" in pruner.skipped["embed"]
-    assert "never calls it" in pruner.skipped["layer.attn.out_proj"]
+    assert "inside 'layer.attn' (MultiheadAttention), which torch.fx traces as one op" in \
+        pruner.skipped["layer.attn.out_proj"]
     # its channels are added to the residual stream, which comes out of a LayerNorm over the channels
     assert "combines them with layer_norm1, whose channels the kit cannot follow" in pruner.skipped["layer.linear2"]
 
@@ -173,3 +175,22 @@ def test_grouped_conv_slices_lose_channels_evenly_and_nest():
     assert small.trunk_output[0].b[0].groups == group.slices
     with torch.no_grad():
         torch.testing.assert_close(small(X), model(X), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", [k for k in practitioner_models.KINDS if k != "attention"])
+def test_practitioner_models(kind):
+    model = practitioner_models.build(kind, dtype=torch.float64)
+    x, _ = practitioner_models.calibration(dtype=torch.float64)
+    pruner = pruneviz.Pruner(model, "magnitude", "group").prune(0.5)
+    with torch.no_grad():
+        torch.testing.assert_close(pruneviz.compact(model, pruner.masks)(x), model(x), rtol=1e-9, atol=1e-9)
+    assert all(reason == "they reach the model's output" for reason in pruner.skipped.values())
+
+
+def test_a_transformer_encoder_layer_fx_keeps_whole_is_refused_with_reasons():
+    model = practitioner_models.build("attention")
+    before = state_of(model)
+    with pytest.raises(ValueError, match=r"no channel group to prune.*block.linear1: it runs inside 'block' "
+                                         r"\(TransformerEncoderLayer\), which torch.fx traces as one op"):
+        pruneviz.Pruner(model, "magnitude", "group")
+    assert same_state(state_of(model), before)
