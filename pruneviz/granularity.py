@@ -17,6 +17,11 @@ would prune one input channel of every group at once, so it leaves grouped convs
 | kernel          | one kh x kw kernel (conv only)                | kernel-level                      |
 | channel         | one output channel / filter / neuron          | channel-level, row-wise           |
 | input_channel   | one input channel across all filters          | channel pruning of the next layer |
+| group           | a channel with every channel coupled to it    | structural (DepGraph) pruning     |
+
+"group" is channel granularity over coupled channel groups (:mod:`pruneviz.coupling`): a residual add, a
+depthwise conv, a concatenation or a gate ties channels of several layers, and they are scored, selected and
+masked as one unit; a channel that goes alone is a group of one.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ import torch
 
 from .errors import unknown_choice
 
-NAMES = ("element", "N:M", "vector", "kernel", "channel", "input_channel")
+NAMES = ("element", "N:M", "vector", "kernel", "channel", "input_channel", "group")
 _NM = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
 
 
@@ -136,7 +141,8 @@ VECTOR = Granularity("vector", (0, 1, 2), conv_only=True)  # [out, in, kh]: one 
 KERNEL = Granularity("kernel", (0, 1), conv_only=True)
 CHANNEL = Granularity("channel", (0,))
 INPUT_CHANNEL = Granularity("input_channel", (1,))
-_FIXED = {g.name: g for g in (ELEMENT, VECTOR, KERNEL, CHANNEL, INPUT_CHANNEL)}
+GROUP = Granularity("group", (0,))  # per layer a group's rows, as channel; the Pruner selects whole groups
+_FIXED = {g.name: g for g in (ELEMENT, VECTOR, KERNEL, CHANNEL, INPUT_CHANNEL, GROUP)}
 
 
 def get_granularity(name: str | Granularity) -> Granularity:
@@ -147,7 +153,7 @@ def get_granularity(name: str | Granularity) -> Granularity:
         raise unknown_choice("granularity", name, NAMES)
     key = name.strip().lower().replace("-", "_")
     aliases = {"fine_grained": "element", "unstructured": "element", "filter": "channel", "row": "channel",
-               "neuron": "channel", "column": "input_channel"}
+               "neuron": "channel", "column": "input_channel", "coupled": "group"}
     key = aliases.get(key, key)
     if key in _FIXED:
         return _FIXED[key]

@@ -22,7 +22,7 @@ from torch.nn.utils import prune as torch_prune
 from . import dense as registry
 from .criteria import Criterion, get_criterion
 from .errors import ModelChangedError, check_prunable, check_ratio, unknown_choice
-from .granularity import CHANNEL, INPUT_CHANNEL, Granularity, get_granularity
+from .granularity import CHANNEL, GROUP, INPUT_CHANNEL, Granularity, get_granularity
 from .graph import LayerInfo, build_graph
 from .selection import SCOPES, GlobalSelector, LocalSelector
 
@@ -112,11 +112,14 @@ class Pruner:
         self.graph = graph
         self.skipped: dict[str, str] = {}
         self.criterion.setup(model)  # a criterion whose scope depends on the model's structure reads it here
-        self._infos = self._select_layers(graph, layers)
+        self._plan = None  # granularity "group": the coupled groups in scope (pruneviz.group_masks.GroupPlan)
+        if self.granularity is GROUP:
+            self._infos = self._select_groups(graph, layers)
+        else:
+            self._infos = self._select_layers(graph, layers)
         self.layers = {name: info.module for name, info in self._infos.items()}
         self._entries = self._claim()
-        self.masks = {name: torch.ones_like(m.weight, dtype=torch.bool) for name, m in self.layers.items()}
-        self.ratios: dict[str, float] = {name: 0.0 for name in self.layers}
+        self._reset_masks()
         with self._dense_in_model():  # scores of the dense weights, whatever another Pruner left in the model
             self._score()
 
@@ -124,7 +127,8 @@ class Pruner:
     def _check_combination(self, data: object) -> None:
         crit, gran = self.criterion, self.granularity
         allowed = crit.granularities
-        if allowed is not None and gran.name not in allowed:
+        # a group is channels scored per member layer: every channel criterion scores groups
+        if allowed is not None and gran.name not in allowed and not (gran is GROUP and "channel" in allowed):
             raise ValueError(f"criterion {crit.name!r} has no meaning at {gran.name!r} granularity; "
                              f"valid granularities for it: {', '.join(repr(g) for g in allowed)}")
         if crit.needs_data and data is None:
@@ -157,6 +161,59 @@ class Pruner:
                              f"{self.granularity.name!r} granularity ({why})")
         return chosen
 
+    def _select_groups(self, graph, requested: Iterable[str] | None) -> dict[str, LayerInfo]:
+        """Granularity "group": the coupled groups in scope; the layers they touch (every member and reader)."""
+        from .coupling import coupled_groups
+        from .group_masks import GroupPlan
+
+        if requested is not None:
+            requested = set(_layer_list(requested, graph.layers))
+        chosen, seen = [], set()
+        for group in coupled_groups(self.model):
+            seen.update(group.producers)
+            members = ", ".join(repr(p) for p in group.producers)
+            outside = [p for p in group.producers if requested is not None and p not in requested]
+            reason = None
+            if requested is not None and len(outside) == len(group.producers):
+                continue
+            if outside:
+                reason = f"its channels are coupled with {outside[0]!r}, which layers= leaves out"
+            elif group.blockers:
+                reason = group.blockers[0]
+            else:
+                reason = self.criterion.covers_group(group, graph.layers)
+                if reason is None:
+                    chosen.append(group)
+            if reason is not None:
+                coupled = f" (its group: {members})" if group.coupled else ""
+                for name in group.producers:
+                    self.skipped[name] = reason + coupled
+        for name in graph.layers:
+            if name not in seen and (requested is None or name in requested):
+                self.skipped[name] = _unseen(self.model, name)
+        if not chosen:
+            why = "; ".join(f"{n}: {r}" for n, r in self.skipped.items()) or "the model has no Linear or Conv layer"
+            raise ValueError(f"no channel group to prune with criterion {self.criterion.name!r} ({why})")
+        self._plan = GroupPlan(self.model, chosen)
+        for name in self._plan.layers:
+            _refuse_hooks(name, graph.layers[name].module)
+        self._members = {p: graph.layers[p] for g in chosen for p in g.producers
+                         if self.criterion.covers(graph.layers[p]) is None}
+        return {name: graph.layers[name] for name in self._plan.layers}
+
+    @property
+    def _units(self) -> list[str]:
+        """What a ratio names: layers, or groups (granularity "group", named by their first layer)."""
+        return list(self._plan.groups) if self._plan is not None else list(self.layers)
+
+    def _reset_masks(self) -> None:
+        self.masks = {name: torch.ones_like(m.weight, dtype=torch.bool) for name, m in self.layers.items()}
+        self.ratios: dict[str, float] = {name: 0.0 for name in self._units}
+        if self._plan is not None:
+            self._keep = {name: torch.ones(g.size, dtype=torch.bool, device=self.layers[name].weight.device)
+                          for name, g in self._plan.groups.items()}
+            self.masks = self._plan.weight_masks(self._keep)
+
     def _scope_reason(self, info: LayerInfo) -> str | None:
         reason = self.granularity.unsupported_reason(info.module.weight.shape, getattr(info.module, "groups", 1))
         if reason:
@@ -171,6 +228,9 @@ class Pruner:
 
     def _written_tensors(self):
         """(key, parameter) for every tensor a prune may write: weights, and per channel biases and BatchNorm."""
+        if self._plan is not None:
+            yield from self._plan.written()
+            return
         modules = dict(self.model.named_modules())
         for name, info in self._infos.items():
             yield f"{name}.weight", info.module.weight
@@ -220,6 +280,9 @@ class Pruner:
                     registry.stamp(entry.param, entry.record, is_dense=False, tuned=tuned)
 
     def _score(self) -> None:
+        if self._plan is not None:
+            self._score_groups()
+            return
         scores = self.criterion.scores(self.model, self._infos, self.granularity, self.data)
         missing = [name for name in self.layers if name not in scores]
         if missing:
@@ -234,8 +297,29 @@ class Pruner:
         self.scores = {name: s.detach() for name, s in scores.items() if name in self.layers}
         self._make_selector()
 
+    def _score_groups(self) -> None:
+        """Each member scored as a channel, a group's score the sum over its scored members."""
+        scores = self.criterion.group_scores(self.model, list(self._plan.groups.values()), self.data)
+        if scores is None:
+            member = self.criterion.scores(self.model, self._members, CHANNEL, self.data)
+            scores = self._plan.group_scores({n: s.detach() for n, s in member.items()})
+        for name, s in scores.items():
+            if torch.isnan(s).any():
+                raise RuntimeError(f"criterion {self.criterion.name!r} gave NaN scores for the group {name!r}")
+        for name, group in self._plan.groups.items():
+            if name not in scores or scores[name].shape != (group.size,):
+                raise RuntimeError(f"criterion {self.criterion.name!r} gave no scores of shape ({group.size},) "
+                                   f"for the group {name!r}")
+        self.scores = scores
+        self._make_selector()
+
     def _make_selector(self) -> None:
-        if self.scope == "global":
+        if self.scope == "global" and self._plan is not None:
+            # a ratio of channels, as locally: a weight lies in the row of one group and the column of another,
+            # so a ratio of weights would count it twice
+            sizes = {n: 1 for n in self.scores}
+            self._selector = GlobalSelector(self.scores, self.granularity, sizes, self.max_layer_sparsity)
+        elif self.scope == "global":
             sizes = {n: self.layers[n].weight.numel() // max(1, s.numel()) for n, s in self.scores.items()}
             self._selector = GlobalSelector(self.scores, self.granularity, sizes, self.max_layer_sparsity)
         else:
@@ -281,17 +365,19 @@ class Pruner:
         if isinstance(sparsity, Mapping):
             if self.scope == "global":
                 raise ValueError("a dict of per-layer ratios needs scope='local'; scope='global' takes one float")
-            ratios = {name: 0.0 for name in self.layers}
+            units = self._units
+            kind = "group" if self._plan is not None else "layer"
+            ratios = {name: 0.0 for name in units}
             for name, value in sparsity.items():
-                if name not in self.layers:
+                if name not in units:
                     if name in self.skipped:
                         raise ValueError(f"layer {name!r} is not prunable here: {self.skipped[name]}; "
-                                         f"layers in scope: {', '.join(self.layers)}")
-                    raise unknown_choice("layer", name, self.layers)
+                                         f"{kind}s in scope: {', '.join(units)}")
+                    raise unknown_choice(kind, name, units)
                 ratios[name] = check_ratio(value, f"sparsity of {name}")
             return ratios
         value = check_ratio(sparsity)
-        return {name: value for name in self.layers}
+        return {name: value for name in self._units}
 
     def prune(self, sparsity: Ratio) -> Pruner:
         """Prune to ``sparsity`` (a float for every layer, or {layer: ratio}); replaces the previous prune.
@@ -306,7 +392,11 @@ class Pruner:
             group_masks = self._selector.group_masks(next(iter(ratios.values())))
         else:
             group_masks = self._selector.group_masks(ratios)
-        for name, gmask in group_masks.items():
+        if self._plan is not None:
+            group_masks = self._plan.even_slices(group_masks, self.scores)
+            self._keep = group_masks
+            self.masks = self._plan.weight_masks(group_masks)
+        for name, gmask in group_masks.items() if self._plan is None else ():
             self.masks[name] = self.granularity.expand(gmask, self.layers[name].weight.shape)
         self.ratios = ratios
         self._write()
@@ -319,6 +409,9 @@ class Pruner:
         A pruned channel goes as a whole: with its weights zero but beta still added, it would emit a constant
         that a physically smaller model cannot reproduce.
         """
+        if self._plan is not None:
+            yield from self._plan.tensor_keeps(self._keep, self.masks)
+            return
         for name, info in self._infos.items():
             yield f"{name}.weight", self.masks[name]
             if self.granularity is CHANNEL:
@@ -359,8 +452,7 @@ class Pruner:
             for entry in self._entries.values():
                 entry.param.copy_(entry.dense)
                 registry.stamp(entry.param, entry.record, is_dense=True)
-        self.masks = {name: torch.ones_like(m, dtype=torch.bool) for name, m in self.masks.items()}
-        self.ratios = {name: 0.0 for name in self.layers}
+        self._reset_masks()
         return self
 
     @torch.no_grad()
@@ -419,6 +511,8 @@ class Pruner:
 
     def group_masks(self) -> dict[str, torch.Tensor]:
         """The current masks per group (e.g. one bool per channel), shaped like ``scores``."""
+        if self._plan is not None:
+            return dict(self._keep)
         return {name: _reduce_any(m, self.granularity) for name, m in self.masks.items()}
 
     def dense_weight(self, name: str) -> torch.Tensor:
@@ -437,7 +531,8 @@ class Pruner:
                 "max_layer_sparsity": self.max_layer_sparsity,
                 "layers": list(self.layers), "ratios": dict(self.ratios), "masks": dict(self.masks),
                 "scores": dict(self.scores), "dense": self._dense,
-                "tracked": [key for key, entry in self._entries.items() if entry.rewritten]}
+                "tracked": [key for key, entry in self._entries.items() if entry.rewritten],
+                **({"group_keeps": dict(self._keep)} if self._plan is not None else {})}
 
     @classmethod
     def from_state_dict(cls, model: nn.Module, state: Mapping) -> Pruner:
@@ -457,10 +552,13 @@ class Pruner:
         self.max_layer_sparsity = state.get("max_layer_sparsity")
         self.graph = build_graph(model)
         self.skipped = {}
+        self._plan = None
         missing = [n for n in state["layers"] if n not in self.graph.layers]
         if missing:
             raise ValueError(f"the saved pruner names layers this model does not have: {missing}; the model's "
                              f"layers: {', '.join(self.graph.layers) or 'none'}")
+        if self.granularity is GROUP:
+            self._load_groups(state)
         self._infos = {n: self.graph.layers[n] for n in state["layers"]}
         self.layers = {n: i.module for n, i in self._infos.items()}
         for name, module in self.layers.items():
@@ -468,11 +566,15 @@ class Pruner:
         written = {key for key, _ in self._written_tensors()}
         dense = _checked_dense(model, state["dense"], written)
         _check_saved(state["masks"], {n: (m.weight.shape, torch.bool) for n, m in self.layers.items()}, "mask")
-        _check_saved(state["scores"], {n: (self.granularity.group_shape(m.weight.shape), None)
-                                       for n, m in self.layers.items()}, "scores")
+        if self._plan is None:
+            _check_saved(state["scores"], {n: (self.granularity.group_shape(m.weight.shape), None)
+                                           for n, m in self.layers.items()}, "scores")
         device = next(iter(self.layers.values())).weight.device
         self.masks = {k: v.to(device) for k, v in state["masks"].items()}
-        self.ratios = {n: float(state["ratios"].get(n, 0.0)) for n in self.layers}
+        if self._plan is not None:
+            self._keep = {k: v.to(device) for k, v in state["group_keeps"].items()}
+            self.masks = self._plan.weight_masks(self._keep)
+        self.ratios = {n: float(state["ratios"].get(n, 0.0)) for n in self._units}
         self.scores = {k: v.to(device) for k, v in state["scores"].items()}
         self._make_selector()
         self._entries = self._claim({key: dense[key] for key in written})
@@ -481,6 +583,27 @@ class Pruner:
             self._entries[key] = _Entry.of(model, key, param, registry.adopt(param, dense[key]), rewritten=True)
         self._write()
         return self
+
+    def _load_groups(self, state: Mapping) -> None:
+        """Granularity "group" from a state dict: the saved groups, found again on the model, checked."""
+        from .coupling import coupled_groups
+        from .group_masks import GroupPlan
+
+        found = {g.name: g for g in coupled_groups(self.model) if not g.blockers}
+        keeps = state.get("group_keeps")
+        if not isinstance(keeps, Mapping):
+            raise ValueError("the saved group pruner has no 'group_keeps' (one bool per channel of each group)")
+        for name, keep in keeps.items():
+            group = found.get(name)
+            if group is None or not isinstance(keep, torch.Tensor) or keep.shape != (group.size,):
+                raise ValueError(f"the saved pruner prunes a channel group {name!r} that this model does not have "
+                                 f"(prunable groups: {', '.join(found) or 'none'})")
+        self._plan = GroupPlan(self.model, [found[name] for name in keeps])
+        if list(state["layers"]) != self._plan.layers:
+            raise ValueError(f"the saved group pruner touches layers {list(state['layers'])}, this model's groups "
+                             f"{self._plan.layers}: not the model the pruner was saved from")
+        _check_saved(state["scores"], {n: (torch.Size([g.size]), None) for n, g in self._plan.groups.items()},
+                     "scores")
 
     def __deepcopy__(self, memo: dict) -> Pruner:
         """A copy on a copy of the model (deepcopy copies the model too), with its own dense records."""
@@ -515,6 +638,19 @@ def _layer_list(requested: object, infos: Mapping[str, LayerInfo]) -> list[str]:
         if name not in infos:
             raise unknown_choice("layer", name, infos)
     return names
+
+
+def _unseen(model: nn.Module, name: str) -> str:
+    """Why torch.fx's trace never calls a layer: the module fx keeps whole around it, or a function uses it."""
+    from torch import fx
+
+    modules = dict(model.named_modules())
+    parts = name.split(".")
+    outer = next((p for p in (".".join(parts[:i]) for i in range(1, len(parts)))
+                  if fx.Tracer().is_leaf_module(modules[p], p)), None)
+    where = (f"it runs inside {outer!r} ({type(modules[outer]).__name__}), which torch.fx traces as one op"
+             if outer is not None else "torch.fx's trace never calls it (its weight is used by a function)")
+    return f"{where}, so the kit cannot see what reads its channels"
 
 
 def _refuse_hooks(name: str, module: nn.Module) -> None:

@@ -163,11 +163,14 @@ def sensitivity_scan(model: nn.Module, data: Data, criterion: str | Criterion = 
     try:
         pruner = Pruner(model, criterion, granularity, layers=layers,
                         data=data_for_criterion if data_for_criterion is not None else data)
-        traced = _trace(model) if cached else None
-        bar = tqdm(total=len(pruner.layers) * len(ratios), desc="sensitivity scan", disable=not progress,
+        # granularity "group": one row per channel group (named by its first layer); a group spans several
+        # layers, so it is scanned by full evaluations rather than from the cache of one layer's inputs
+        units = pruner._units
+        traced = _trace(model) if cached and units == list(pruner.layers) else None
+        bar = tqdm(total=len(units) * len(ratios), desc="sensitivity scan", disable=not progress,
                    leave=False)
         dense = evaluate(model, data, batch_size)
-        for layer in pruner.layers:
+        for layer in units:
             bar.set_postfix_str(layer)
             pruner.restore()  # the layer scanned before is dense again before anything is cached
             if traced is not None:

@@ -413,6 +413,9 @@ def compact(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn.Module:
     A wrapped model (``nn.DataParallel``, ``DistributedDataParallel``, ``torch.compile``'s module), whose masks
     name layers ``module.<name>`` or ``_orig_mod.<name>``, gives the compacted model it wraps: wrap it again.
     """
+    if getattr(masks, "keeps", None) is not None:  # a group Pruner's masks: its coupled groups go as wholes
+        from .group_masks import compact_groups
+        return compact_groups(model, masks)
     model, masks = _unwrapped(model, masks)
     keeps = channel_keep(masks, model)
     groups = channel_groups(model)

@@ -44,6 +44,18 @@ class Criterion:
                data: object = None) -> Scores:
         raise NotImplementedError  # abstract: every registered criterion overrides it
 
+    # -- granularity "group": a coupled channel group (pruneviz.coupling) -----------------------------
+    def covers_group(self, group, infos: dict[str, LayerInfo]) -> str | None:
+        """Why this criterion cannot score a channel group (None: it can). By default a group is scored by
+        the members the criterion covers as layers (their channel scores are summed), so it needs one."""
+        reasons = [self.covers(infos[name]) for name in group.producers]
+        return None if any(r is None for r in reasons) else reasons[0]
+
+    def group_scores(self, model: nn.Module, groups: list, data: object = None) -> Scores | None:
+        """Scores of whole groups, for criteria that read something of the group rather than of each member
+        (scaling: every BatchNorm the group passes); None: sum the members' channel scores."""
+        return None
+
 
 @dataclass
 class ElementCriterion(Criterion):

@@ -421,6 +421,12 @@ class Regression(Criterion):
             return "its channels do not feed exactly one next Conv/Linear (skip connection, output, or untraceable)"
         return None
 
+    def covers_group(self, group, infos) -> str | None:
+        if group.coupled:
+            return (f"its channels are coupled ({', '.join(group.producers)}): the LASSO reconstruction is "
+                    "defined for one layer feeding one next layer, not for a coupled group")
+        return self.covers(infos[group.producers[0]])
+
     def scores(self, model, layers, granularity, data=None):
         consumers = getattr(self, "_next", None) or next_layers(model)
         out = {}

@@ -30,6 +30,25 @@ class Scaling(Criterion):
             return "no BatchNorm right after it, so no gamma scales its channels"
         return None
 
+    def covers_group(self, group, infos) -> str | None:
+        if not group.norms:
+            return "no BatchNorm scales its channels, so no gamma to read"
+        return None
+
+    def group_scores(self, model, groups, data=None):
+        """Sum of |gamma| over every BatchNorm the group's channels pass (at the group's offset there)."""
+        modules = dict(model.named_modules())
+        out = {}
+        for group in groups:
+            gammas = []
+            for name, offset in group.norms.items():
+                if getattr(modules[name], "weight", None) is None:
+                    raise ValueError(f"BatchNorm {name!r} has no gamma (affine=False); the scaling criterion "
+                                     "needs affine BatchNorm")
+                gammas.append(modules[name].weight.detach()[offset:offset + group.size].abs().double())
+            out[group.name] = torch.stack(gammas).sum(0).to(modules[group.producers[0]].weight.dtype)
+        return out
+
     def scores(self, model, layers, granularity, data=None):
         modules = dict(model.named_modules())
         out = {}

@@ -1,0 +1,451 @@
+"""Coupled channel groups: every set of output channels that must be pruned together, found with torch.fx.
+
+A channel of a layer is not always its own: a residual add sums it with the same channel of other layers, a
+depthwise conv reads exactly that channel and writes its own, a squeeze-excitation gate multiplies it by the
+channel of another layer. Removing it from one of them and not from the others leaves shapes that no longer
+match. A *group* is the set of all those members: the layers whose output channels it is (``producers``), the
+BatchNorms that scale it on the way (``norms``, at an offset where a concatenation feeds them) and the layers
+that read it (``consumers``: at an offset in their input, with H x W columns per channel after a flatten).
+A channel that goes alone is a group of one producer. The analysis is Torch-Pruning's dependency graph in the
+kit's small form: it lives here, apart from the Pruner (which scores and masks groups) and the surgery (which
+removes them), as Torch-Pruning keeps ``dependency/`` apart from ``pruner/``.
+
+Correctness first: a group is kept out (``blockers`` say why) unless the masked model, where every member of a
+pruned channel is zeroed (weights, bias, BatchNorm gamma and beta), computes exactly what the model without
+the channel computes. So a LayerNorm or GroupNorm over the channels (it normalizes a zero with the others), a
+sigmoid whose output reaches anything but the multiplication it gates, a view or reshape, a grouped conv whose
+output is not as wide as its input (one as wide, like RegNet's, is pruned evenly in each of its groups),
+``nn.MultiheadAttention`` (fx keeps it whole) and the model's input and output block the channels that reach
+them.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+
+import torch
+from torch import fx, nn
+
+from .graph import NORMS, leak, module_leak, passes_through, prunable_layers
+
+CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_ADDS = {operator.add, operator.iadd, torch.add, "add", "add_"}
+_MULS = {operator.mul, operator.imul, torch.mul, "mul", "mul_"}
+_CATS = {torch.cat, torch.concat}
+_METADATA = {"size", "dim", "numel"}
+_REDUCTIONS = {torch.mean, torch.sum, torch.amax, torch.amin, "mean", "sum", "amax", "amin"}
+
+
+@dataclass
+class CoupledGroup:
+    """Channels kept or removed together (channel i of the group is output channel i of every producer)."""
+
+    name: str  # its first producer, in the model's registration order: how ratios and scores name the group
+    size: int  # number of channels
+    producers: list[str] = field(default_factory=list)
+    depthwise: list[str] = field(default_factory=list)  # producers that also read these channels, one each
+    grouped: dict[str, int] = field(default_factory=dict)  # grouped convs reading and writing them: layer -> groups
+    norms: dict[str, int] = field(default_factory=dict)  # BatchNorm -> offset of the group in its features
+    consumers: dict[str, tuple[int, int]] = field(default_factory=dict)  # layer -> (first column, per channel)
+    ties: list[str] = field(default_factory=list)  # what couples the producers
+    blockers: list[str] = field(default_factory=list)  # why these channels cannot be removed
+
+    @property
+    def coupled(self) -> bool:
+        return len(self.producers) > 1
+
+    @property
+    def slices(self) -> int:
+        """Equal slices that must each lose as many channels (a grouped conv keeps its groups of equal width)."""
+        return max(self.grouped.values(), default=1)
+
+    def layers(self) -> list[str]:
+        """Every Linear/Conv whose weight the group touches: producers, then consumers."""
+        return list(dict.fromkeys(self.producers + list(self.consumers)))
+
+
+@dataclass(frozen=True)
+class _Flow:
+    """Where a node's channels come from: segments (key, channels) along dim ``cdim`` of a tensor of ``rank``
+    dims (None: unknown); ``flat``: after a flatten(1), each channel spans several columns; ``gate``: the values
+    went through an f with f(0) != 0 (a sigmoid), so they stay right only as a multiplication's other factor."""
+
+    segments: tuple[tuple[str, int], ...]
+    cdim: int
+    rank: int | None
+    flat: bool = False
+    gate: bool = False
+
+    @property
+    def channels(self) -> int:
+        return sum(n for _, n in self.segments)
+
+    def dim(self) -> int:
+        return self.cdim % self.rank if self.rank is not None and self.cdim < 0 else self.cdim
+
+    def is_last(self) -> bool:
+        return self.cdim == -1 or (self.rank is not None and self.dim() == self.rank - 1)
+
+    def is_dim1(self) -> bool:
+        return self.dim() == 1 or (self.rank == 2 and self.cdim == -1)
+
+
+class _Analysis:
+    """One pass over the fx graph: each node's flow, union-find over the keys that meet."""
+
+    def __init__(self, model: nn.Module, traced: fx.GraphModule):
+        self.modules = dict(model.named_modules())
+        self.order = {name: i for i, name in enumerate(prunable_layers(model))}
+        self.parent: dict[str, str] = {}
+        self.size: dict[str, int] = {}
+        self.flow: dict[fx.Node, _Flow] = {}
+        self.records: list[tuple[str, str, object]] = []
+        self.read_by: dict[str, _Flow] = {}
+        for node in traced.graph.nodes:
+            self._visit(node)
+
+    # -- union-find ----------------------------------------------------------------------------------
+    def _key(self, key: str, size: int) -> str:
+        self.parent.setdefault(key, key)
+        self.size[key] = size
+        return key
+
+    def find(self, key: str) -> str:
+        while self.parent[key] != key:
+            self.parent[key] = self.parent[self.parent[key]]
+            key = self.parent[key]
+        return key
+
+    def _union(self, a: str, b: str, why: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return
+        if 0 in (self.size[ra], self.size[rb]):  # the model's input (its width unknown): blocked anyway
+            self.size[ra] = self.size[rb] = max(self.size[ra], self.size[rb])
+        if self.size[ra] != self.size[rb]:
+            self._note(a, "blocker", f"{why} joins {self.size[ra]} channels with {self.size[rb]}")
+            self._note(b, "blocker", f"{why} joins {self.size[rb]} channels with {self.size[ra]}")
+            return
+        self.parent[rb] = ra
+        self.records.append((ra, "tie", why))
+
+    def _union_flows(self, a: _Flow, b: _Flow, why: str) -> bool:
+        if [n for _, n in a.segments] != [n for _, n in b.segments]:
+            return False
+        for (ka, _), (kb, _) in zip(a.segments, b.segments):
+            self._union(ka, kb, why)
+        return True
+
+    # -- recording -----------------------------------------------------------------------------------
+    def _note(self, key: str, kind: str, payload: object) -> None:
+        self.records.append((key, kind, payload))
+
+    def _block_flow(self, flow: _Flow, why: str) -> None:
+        for key, _ in flow.segments:
+            self._note(key, "blocker", why)
+
+    def _block(self, node: fx.Node, why: str) -> None:
+        for arg in node.all_input_nodes:
+            if arg in self.flow:
+                self._block_flow(self.flow[arg], why)
+
+    def _pass(self, node: fx.Node, src: object, **changes) -> None:
+        if isinstance(src, fx.Node) and src in self.flow:
+            old = self.flow[src]
+            self.flow[node] = _Flow(**{**old.__dict__, **changes})
+
+    def _ungated(self, node: fx.Node, what: str) -> bool:
+        """A gate's values (sigmoid of a channel) may only multiply: anywhere else they block."""
+        gated = [self.flow[a] for a in node.all_input_nodes if a in self.flow and self.flow[a].gate]
+        for flow in gated:
+            self._block_flow(flow, f"a sigmoid's output reaches {what} (node {node.name!r}), not only the "
+                                   "multiplication it gates: a pruned channel would leave it as 0.5, not 0")
+        return not gated
+
+    def _read(self, name: str, flow: _Flow) -> None:
+        """A module with per-channel weights called more than once must read the same channels each time."""
+        first = self.read_by.setdefault(name, flow)
+        if first is not flow and not self._union_flows(first, flow, f"{name!r}, called more than once,"):
+            self._block_flow(flow, f"{name!r} is called on differently concatenated channels")
+
+    # -- visiting ------------------------------------------------------------------------------------
+    def _visit(self, node: fx.Node) -> None:
+        if node.op == "placeholder":
+            key = self._key(f"<input {node.name}>", 0)
+            self.flow[node] = _Flow(((key, 0),), 1, None)
+            self._note(key, "blocker", f"they are the model's input {node.name!r}")
+        elif node.op == "output":
+            self._block(node, "they reach the model's output")
+        elif node.op == "call_module":
+            self._visit_module(node, self.modules[node.target])
+        elif node.op in ("call_function", "call_method"):
+            self._visit_function(node)
+
+    def _visit_module(self, node: fx.Node, module: nn.Module) -> None:
+        name = node.target
+        src = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
+        flow = self.flow.get(src)
+        if isinstance(module, CONVS + (nn.Linear,)):
+            if not self._ungated(node, repr(name)):
+                flow = None
+            self._visit_layer(node, name, module, flow)
+        elif isinstance(module, tuple(_GATES)):
+            self._pass(node, src, gate=True)
+        elif module_leak(name, module) is not None:
+            self._block(node, _mixing(name, module, flow) or module_leak(name, module))
+        elif isinstance(module, NORMS):
+            if flow is not None and self._ungated(node, repr(name)):
+                self._visit_norm(node, name, module, flow)
+        elif isinstance(module, nn.Flatten):
+            self._visit_flatten(node, src, module.start_dim, module.end_dim, repr(name))
+        elif passes_through(node, module):
+            self._pass(node, src)
+        else:
+            self._block(node, f"{name!r} ({type(module).__name__}) reads them, which the kit cannot follow"
+                        + (" (torch.fx keeps it as one op, so its heads are not seen)"
+                           if isinstance(module, (nn.MultiheadAttention, nn.TransformerEncoderLayer)) else ""))
+
+    def _visit_layer(self, node: fx.Node, name: str, module: nn.Module, flow: _Flow | None) -> None:
+        is_conv = isinstance(module, CONVS)
+        out = module.weight.shape[0]
+        key = self._key(name, out)
+        self._note(key, "producer", name)
+        depthwise = is_conv and module.groups != 1 and module.groups == module.in_channels == out
+        # a grouped conv as wide as its input: channel c read and channel c written go together, the same number
+        # from each of its groups, so the groups stay of equal width
+        sliced = is_conv and module.groups != 1 and not depthwise and module.in_channels == out
+        if flow is not None:
+            self._read(name, flow)
+            if is_conv and module.groups != 1 and not depthwise and not sliced:
+                why = (f"grouped conv {name!r} (groups={module.groups}) reads {module.in_channels} channels and "
+                       f"writes {out}: the kit prunes grouped convs as wide as their input only")
+                self._block_flow(flow, why)
+                self._note(key, "blocker", why)
+            elif depthwise or sliced:
+                if len(flow.segments) == 1 and flow.is_dim1() and not flow.flat:
+                    kind = "depthwise" if depthwise else "grouped"
+                    self._union(flow.segments[0][0], key, f"{kind} conv {name!r}")
+                    self._note(key, kind, name if depthwise else (name, module.groups))
+                else:
+                    why = f"depthwise conv {name!r} reads concatenated or moved channels"
+                    self._block_flow(flow, why)
+                    self._note(key, "blocker", why)
+            else:
+                self._consume(name, module, flow, is_conv)
+        elif is_conv and module.groups != 1 and not depthwise:
+            self._note(key, "blocker", f"{name!r} is a grouped conv (groups={module.groups})")
+        if is_conv:
+            self.flow[node] = _Flow(((key, out),), 1, module.weight.dim())
+        else:
+            rank = flow.rank if flow is not None and not flow.flat else (2 if flow is not None else None)
+            self.flow[node] = _Flow(((key, out),), -1, rank)
+
+    def _consume(self, name: str, module: nn.Module, flow: _Flow, is_conv: bool) -> None:
+        width = module.in_channels if is_conv else module.in_features
+        total = flow.channels
+        if is_conv and not (flow.is_dim1() and not flow.flat):
+            self._block_flow(flow, f"{name!r} reads them along another dimension")
+        elif not is_conv and not flow.is_last():
+            self._block_flow(flow, f"{name!r} (Linear) reads them along another dimension than the last")
+        elif total == 0 or width % total or (not flow.flat and width != total):
+            self._block_flow(flow, f"{name!r} reads {width} inputs, not their {total} channels")
+        else:
+            columns, offset = width // total, 0
+            for key, n in flow.segments:
+                self._note(key, "consumer", (name, offset * columns, columns))
+                offset += n
+
+    def _visit_norm(self, node: fx.Node, name: str, module: nn.Module, flow: _Flow) -> None:
+        if flow.rank is None and flow.cdim == -1 and isinstance(module, nn.BatchNorm1d):
+            # a Linear's output of unknown rank read by a BatchNorm1d: [N, C], as surgery.py takes it too
+            flow = _Flow(flow.segments, 1, 2, flow.flat, flow.gate)
+            self.flow[node.args[0]] = flow
+        if not flow.is_dim1() or flow.flat or module.num_features != flow.channels:
+            self._block_flow(flow, f"BatchNorm {name!r} normalizes {module.num_features} features, not their "
+                                   f"{flow.channels} channels along dim 1")
+        else:
+            self._read(name, flow)
+            offset = 0
+            for key, n in flow.segments:
+                self._note(key, "norm", (name, offset))
+                offset += n
+        self._pass(node, node.args[0])
+
+    def _visit_flatten(self, node: fx.Node, src: fx.Node | None, start: int, end: int, label: str) -> None:
+        flow = self.flow.get(src)
+        if flow is None:
+            return
+        if start == 1 and end == -1 and flow.is_dim1():
+            self._pass(node, src, cdim=-1, rank=2, flat=flow.flat or (flow.rank != 2))
+        else:
+            self._block_flow(flow, f"{label} flattens dims {start}..{end} with the channels")
+
+    def _visit_function(self, node: fx.Node) -> None:
+        target = node.target
+        label = target if isinstance(target, str) else getattr(target, "__name__", str(target))
+        src = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
+        if target in _METADATA or target is getattr:
+            return
+        if _hashable(target) in _GATES_FUNCS:
+            self._pass(node, src, gate=True)
+        elif leak(node, None) is not None:
+            self._block(node, leak(node, None))
+        elif passes_through(node, None):
+            self._pass(node, src)
+        elif _hashable(target) in _ADDS:
+            if self._ungated(node, f"an add ({label})"):
+                self._merge(node, label, "a residual add")
+        elif _hashable(target) in _MULS:
+            self._visit_mul(node, label)
+        elif _hashable(target) in _CATS:
+            self._visit_cat(node, label)
+        elif target in (torch.flatten, "flatten"):
+            start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
+            end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
+            self._visit_flatten(node, src, start, end, f"{label}")
+        elif target == "permute" or target is torch.permute:
+            self._visit_permute(node, src)
+        elif _hashable(target) in _REDUCTIONS:
+            self._visit_reduction(node, label, src)
+        else:
+            self._block(node, f"{label!r} (node {node.name!r}) reads them, which the kit cannot follow")
+
+    def _merge(self, node: fx.Node, label: str, why: str) -> None:
+        tensors = [a for a in node.args if isinstance(a, fx.Node)]
+        scalars = [a for a in node.args if not isinstance(a, fx.Node)]
+        flows = [self.flow.get(a) for a in tensors]
+        if len(tensors) != 2 or None in flows or scalars:
+            unknown = [a.name for a in tensors if a not in self.flow] + [repr(a) for a in scalars]
+            self._block(node, f"{label} (node {node.name!r}) combines them with {', '.join(unknown) or 'more'}, "
+                              "whose channels the kit cannot follow")
+            return
+        a, b = flows
+        if a.dim() != b.dim() or a.flat != b.flat or not self._union_flows(a, b, why):
+            self._block(node, f"{label} (node {node.name!r}) combines channels laid out differently")
+            return
+        self.flow[node] = _Flow(a.segments, a.cdim, a.rank or b.rank, a.flat, a.gate and b.gate)
+
+    def _visit_mul(self, node: fx.Node, label: str) -> None:
+        tensors = [a for a in node.args if isinstance(a, fx.Node)]
+        if len(tensors) == 1 and tensors[0] in self.flow:  # times a number: a zero stays zero
+            if self._ungated(node, f"a multiplication by a number ({label})"):
+                self._pass(node, tensors[0])
+            return
+        self._merge(node, label, "a gate (multiplication)")
+
+    def _visit_cat(self, node: fx.Node, label: str) -> None:
+        tensors = node.args[0] if node.args else node.kwargs.get("tensors", ())
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+        flows = [self.flow.get(t) for t in tensors] if isinstance(tensors, (list, tuple)) else [None]
+        if None in flows or not self._ungated(node, "a concatenation"):
+            self._block(node, f"{label} (node {node.name!r}) joins them with something the kit cannot follow")
+            return
+        first = flows[0]
+        along = all(f.dim() == first.dim() and not f.flat for f in flows) and (
+            dim == first.cdim or (first.rank is not None and dim % first.rank == first.dim()))
+        if not along:
+            self._block(node, f"{label} along dim {dim} (node {node.name!r}), not along their channels")
+            return
+        segments = tuple(s for f in flows for s in f.segments)
+        self.flow[node] = _Flow(segments, first.cdim, first.rank)
+
+    def _visit_permute(self, node: fx.Node, src: fx.Node | None) -> None:
+        flow = self.flow.get(src)
+        if flow is None:
+            return
+        dims = node.args[1:] if node.target == "permute" else node.args[1]
+        if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
+            dims = dims[0]
+        dims = [d % len(dims) for d in dims]
+        rank = len(dims)
+        if flow.flat or (flow.rank is not None and flow.rank != rank):
+            self._block_flow(flow, f"permute (node {node.name!r}) of flattened channels")
+            return
+        here = flow.cdim % rank
+        self.flow[node] = _Flow(flow.segments, dims.index(here), rank, False, flow.gate)
+
+    def _visit_reduction(self, node: fx.Node, label: str, src: fx.Node | None) -> None:
+        flow = self.flow.get(src)
+        if flow is None:
+            return
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
+        dims = [dims] if isinstance(dims, int) else list(dims) if isinstance(dims, (list, tuple)) else None
+        rank, here = flow.rank, flow.dim()
+        if dims and rank is not None and not flow.flat:
+            dims = [d % rank for d in dims]
+            if here not in dims and here >= 0:
+                if keepdim:
+                    self._pass(node, src)
+                else:
+                    self._pass(node, src, cdim=here - sum(d < here for d in dims), rank=rank - len(dims))
+                return
+        self._block(node, f"{label} over dims {dims} (node {node.name!r}) mixes them")
+
+    # -- result --------------------------------------------------------------------------------------
+    def groups(self) -> list[CoupledGroup]:
+        by_root: dict[str, CoupledGroup] = {}
+        for key, kind, payload in self.records:
+            root = self.find(key)
+            group = by_root.setdefault(root, CoupledGroup("", self.size[root]))
+            if kind == "producer":
+                if payload not in group.producers:
+                    group.producers.append(payload)
+            elif kind == "depthwise":
+                if payload not in group.depthwise:
+                    group.depthwise.append(payload)
+            elif kind == "grouped":
+                group.grouped.setdefault(*payload)
+            elif kind == "norm":
+                group.norms.setdefault(*payload)
+            elif kind == "consumer":
+                name, first, columns = payload
+                group.consumers.setdefault(name, (first, columns))
+            elif kind == "tie":
+                group.ties.append(payload)
+            elif payload not in group.blockers:
+                group.blockers.append(payload)
+        groups = [g for g in by_root.values() if g.producers]
+        for group in groups:
+            group.producers.sort(key=self.order.__getitem__)
+            group.name = group.producers[0]
+            for name in group.depthwise + list(group.grouped):  # they read the group itself: not consumers
+                group.consumers.pop(name, None)
+            if len(set(group.grouped.values())) > 1:
+                group.blockers.append(f"grouped convs with different groups ({group.grouped}) read them")
+        return sorted(groups, key=lambda g: self.order[g.name])
+
+
+_GATES = (nn.Sigmoid, nn.Hardsigmoid)
+_GATES_FUNCS = {torch.sigmoid, nn.functional.sigmoid, nn.functional.hardsigmoid, "sigmoid", "sigmoid_"}
+
+
+def _mixing(name: str, module: nn.Module, flow: _Flow | None) -> str | None:
+    if isinstance(module, nn.LayerNorm) and flow is not None and flow.is_last():
+        return (f"LayerNorm {name!r} normalizes over them: a removed channel changes the others' mean and "
+                "variance, so the masked model would not compute what the smaller one does")
+    return None
+
+
+def _hashable(target: object) -> object:
+    try:
+        hash(target)
+    except TypeError:
+        return None
+    return target
+
+
+def trace(model: nn.Module) -> fx.GraphModule:
+    """The model's fx graph, or a ValueError saying why the kit cannot analyse it."""
+    try:
+        return fx.symbolic_trace(model)
+    except Exception as err:  # any tracing failure means the same thing to the user
+        raise ValueError(f"coupled channel groups need a model torch.fx can trace, and tracing "
+                         f"{type(model).__name__} failed ({type(err).__name__}: {err}); data-dependent control "
+                         "flow is the usual cause") from None
+
+
+def coupled_groups(model: nn.Module) -> list[CoupledGroup]:
+    """Every channel group of the model (groups of one included), in the order of their first layer; a group
+    with ``blockers`` cannot be pruned, and the blockers say why."""
+    return _Analysis(model, trace(model)).groups()
