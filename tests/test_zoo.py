@@ -42,12 +42,10 @@ def shape_problems(table) -> list[str]:
     problems += [f"{r.layer}: kurtosis {r.kurtosis:.2f} < 3.5" for r in big.itertuples() if r.kurtosis < 3.5]
     problems += [f"{r.layer}: init correlation {r.init_correlation:.2f} > 0.6" for r in big.itertuples()
                  if r.init_correlation > 0.6]
-    if "gamma_cv" in table:  # gamma spread over channels well above the untrained 0.02-0.05, and gone from 1.0
+    if "gamma_cv" in table:  # gamma spread over channels (coefficient of variation) well above the untrained 0
         gammas = table.dropna(subset=["gamma_cv"])
         problems += [f"{r.layer}: gamma spread {r.gamma_cv:.2f} < 0.15" for r in gammas.itertuples()
                      if r.gamma_cv < 0.15]
-        problems += [f"{r.layer}: {r.gamma_near_one:.0%} of gammas still near 1" for r in gammas.itertuples()
-                     if r.gamma_near_one > 0.1]
     return problems
 
 
@@ -60,8 +58,8 @@ def test_trained_weights_are_peaked_and_far_from_their_initialisation(name):
 def test_batchnorm_gammas_carry_information(name):
     table = layer_stats(name).dropna(subset=["gamma_cv"])
     assert len(table) >= 3 and (table["gamma_cv"] >= 0.15).all(), table[["layer", "gamma_cv"]]
-    if name.startswith("digits"):
-        assert (table["gamma_max"] < 0.9).all()  # no longer the initial 1.0
+    if name.startswith("digits"):  # no longer the initial 1.0 (MNIST-1D's last BatchNorms scale up to 1.5)
+        assert (table["gamma_max"] < 0.9).all()
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -290,7 +288,7 @@ def test_train_writes_to_out_and_says_how_far_from_the_shipped_weights(tmp_path,
     cli.main(["train", "digits-mlp", "--out", "other"])
     out = capsys.readouterr().out
     assert "equal to the shipped weights bit for bit" in out
-    assert "largest |difference| 0.25 (in fc2.weight); test accuracy 50.0 % (shipped: 97.2 %)" in out
+    assert "largest |difference| 0.25 (in fc2.weight); test accuracy 50.0% (shipped: 97.2%)" in out
     assert "kernels of this run: ATEN_CPU_CAPABILITY=" in out
     assert torch.equal(torch.load(tmp_path / "zoo-weights" / "digits-mlp.pt")["fc2.weight"], shipped.fc2.weight)
     assert json.loads((tmp_path / "other" / "accuracy.json").read_text()) == {"digits-mlp": 0.5}
