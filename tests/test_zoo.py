@@ -135,6 +135,28 @@ def test_mnist1d_cnn_channel_pruning_and_compaction(criterion):
     pruner.restore()
 
 
+@pytest.mark.parametrize("padding", [0, 1, "same"])
+def test_regression_reads_a_conv1d_as_a_conv2d_one_pixel_high(padding):
+    """The regression criterion's features (patches at sampled positions) of a Conv1d are those of the same
+    conv written as a Conv2d with a 1 x k kernel over inputs one pixel high."""
+    from pruneviz.criteria.regression import _features
+
+    torch.manual_seed(0)
+    stride = 1 if padding == "same" else 2
+    conv1d = torch.nn.Conv1d(6, 5, 3, stride=stride, padding=padding, dilation=2 if padding == "same" else 1)
+    conv2d = torch.nn.Conv2d(6, 5, (1, 3), stride=(1, stride), padding=padding if padding == "same" else (0, padding),
+                             dilation=(1, conv1d.dilation[0]))
+    with torch.no_grad():
+        conv2d.weight.copy_(conv1d.weight.unsqueeze(2))
+        conv2d.bias.copy_(conv1d.bias)
+    x = torch.randn(7, 6, 40)
+    with torch.no_grad():
+        one, two = (_features(conv1d, x, conv1d(x), 6, positions=50, seed=0),
+                    _features(conv2d, x.unsqueeze(2), conv2d(x.unsqueeze(2)), 6, positions=50, seed=0))
+    assert torch.equal(one.x, two.x) and torch.equal(one.y, two.y)
+    assert torch.equal(one.weight, two.weight)
+
+
 def test_mnist1d_mlp_neuron_pruning_and_compaction():
     model = pruneviz.zoo.load("mnist1d-mlp", "cpu")
     x, _ = pruneviz.data.mnist1d().val.tensors
@@ -245,13 +267,22 @@ def retrained_with_plain_kernels(tmp_path_factory):
 
 @pytest.mark.parametrize("name", DEFAULT_KERNEL_MODELS)
 def test_training_on_other_kernels_lands_within_bounds(name, retrained_with_plain_kernels):
-    """Not bit for bit: within the 95 % interval of the shipped model's test accuracy, and every shape target."""
+    """Not bit for bit: the test accuracy near the shipped model's (below) and in its band, every shape target."""
     out, printed = retrained_with_plain_kernels
     assert json.loads((out / "provenance.json").read_text())[name]["kernels"]["ATEN_CPU_CAPABILITY"] == "default"
     model = pruneviz.zoo.load(name, "cpu", weights=out)
     shipped = accuracy_stats(name).set_index("split").loc["test"]
     retrained = accuracy_stats(name, model).set_index("split").loc["test"]
-    assert shipped["ci_low"] <= retrained["accuracy"] <= shipped["ci_high"], (retrained["accuracy"], shipped)
+    # another training run, measured on the same test set: allow the test-set noise of both (two half-widths of
+    # the shipped accuracy's 95 % interval), and the model's own floor
+    half_width = (shipped["ci_high"] - shipped["ci_low"]) / 2
+    assert abs(retrained["accuracy"] - shipped["accuracy"]) <= 2 * half_width, (retrained["accuracy"], shipped)
+    if name in MIN_TEST_ACCURACY:
+        assert retrained["accuracy"] >= MIN_TEST_ACCURACY[name]
+    else:
+        standard = accuracy_stats(name, model).set_index("split").loc["standard_test", "accuracy"]
+        low, high = paper_band(name) if name in PAPER_TABLE1 else (0, 1)
+        assert low <= standard <= high and retrained["accuracy"] <= MNIST1D_MAX_TEST_ACCURACY[name]
     assert not shape_problems(layer_stats(name, model))
     line = printed.split(f"\n{name}: ", 1)[1].splitlines()[1].strip()
     assert line == "equal to the shipped weights bit for bit" or line.startswith("differs from the shipped weights")
