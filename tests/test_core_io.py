@@ -72,7 +72,7 @@ def test_digits_and_zoo_accuracies(digits):
     recorded = pruneviz.zoo.accuracies()
     for name in pruneviz.zoo.NAMES:
         model = pruneviz.zoo.load(name, "cpu")
-        assert pruneviz.evaluate(model, test) == pytest.approx(recorded[name], abs=0.006)
+        assert pruneviz.evaluate(model, pruneviz.zoo.data(name).test) == pytest.approx(recorded[name], abs=0.006)
     assert recorded["digits-cnn"] >= 0.98
 
 

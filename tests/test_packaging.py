@@ -84,8 +84,7 @@ CHECKS = textwrap.dedent("""
     import json, sys
     import pruneviz, pruneviz.notebooks
     from pruneviz import zoo
-    _, _, test = pruneviz.data.digits()
-    measured = {name: pruneviz.evaluate(zoo.load(name, device="cpu"), test) for name in zoo.NAMES}
+    measured = {name: pruneviz.evaluate(zoo.load(name, device="cpu"), zoo.data(name).test) for name in zoo.NAMES}
     print(json.dumps({"file": pruneviz.__file__, "accuracies": zoo.accuracies(), "measured": measured,
                       "notebooks": str(pruneviz.notebooks.folder())}))
 """)

@@ -42,12 +42,10 @@ def shape_problems(table) -> list[str]:
     problems += [f"{r.layer}: kurtosis {r.kurtosis:.2f} < 3.5" for r in big.itertuples() if r.kurtosis < 3.5]
     problems += [f"{r.layer}: init correlation {r.init_correlation:.2f} > 0.6" for r in big.itertuples()
                  if r.init_correlation > 0.6]
-    if "gamma_cv" in table:  # gamma spread over channels well above the untrained 0.02-0.05, and gone from 1.0
+    if "gamma_cv" in table:  # gamma spread over channels (coefficient of variation) well above the untrained 0
         gammas = table.dropna(subset=["gamma_cv"])
         problems += [f"{r.layer}: gamma spread {r.gamma_cv:.2f} < 0.15" for r in gammas.itertuples()
                      if r.gamma_cv < 0.15]
-        problems += [f"{r.layer}: {r.gamma_near_one:.0%} of gammas still near 1" for r in gammas.itertuples()
-                     if r.gamma_near_one > 0.1]
     return problems
 
 
@@ -60,8 +58,8 @@ def test_trained_weights_are_peaked_and_far_from_their_initialisation(name):
 def test_batchnorm_gammas_carry_information(name):
     table = layer_stats(name).dropna(subset=["gamma_cv"])
     assert len(table) >= 3 and (table["gamma_cv"] >= 0.15).all(), table[["layer", "gamma_cv"]]
-    if name.startswith("digits"):
-        assert (table["gamma_max"] < 0.9).all()  # no longer the initial 1.0
+    if name.startswith("digits"):  # no longer the initial 1.0 (MNIST-1D's last BatchNorms scale up to 1.5)
+        assert (table["gamma_max"] < 0.9).all()
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -135,6 +133,28 @@ def test_mnist1d_cnn_channel_pruning_and_compaction(criterion):
     with torch.no_grad():
         assert torch.allclose(small(x[:256]), model(x[:256]), atol=1e-5)
     pruner.restore()
+
+
+@pytest.mark.parametrize("padding", [0, 1, "same"])
+def test_regression_reads_a_conv1d_as_a_conv2d_one_pixel_high(padding):
+    """The regression criterion's features (patches at sampled positions) of a Conv1d are those of the same
+    conv written as a Conv2d with a 1 x k kernel over inputs one pixel high."""
+    from pruneviz.criteria.regression import _features
+
+    torch.manual_seed(0)
+    stride = 1 if padding == "same" else 2
+    conv1d = torch.nn.Conv1d(6, 5, 3, stride=stride, padding=padding, dilation=2 if padding == "same" else 1)
+    conv2d = torch.nn.Conv2d(6, 5, (1, 3), stride=(1, stride), padding=padding if padding == "same" else (0, padding),
+                             dilation=(1, conv1d.dilation[0]))
+    with torch.no_grad():
+        conv2d.weight.copy_(conv1d.weight.unsqueeze(2))
+        conv2d.bias.copy_(conv1d.bias)
+    x = torch.randn(7, 6, 40)
+    with torch.no_grad():
+        one, two = (_features(conv1d, x, conv1d(x), 6, positions=50, seed=0),
+                    _features(conv2d, x.unsqueeze(2), conv2d(x.unsqueeze(2)), 6, positions=50, seed=0))
+    assert torch.equal(one.x, two.x) and torch.equal(one.y, two.y)
+    assert torch.equal(one.weight, two.weight)
 
 
 def test_mnist1d_mlp_neuron_pruning_and_compaction():
@@ -247,13 +267,22 @@ def retrained_with_plain_kernels(tmp_path_factory):
 
 @pytest.mark.parametrize("name", DEFAULT_KERNEL_MODELS)
 def test_training_on_other_kernels_lands_within_bounds(name, retrained_with_plain_kernels):
-    """Not bit for bit: within the 95 % interval of the shipped model's test accuracy, and every shape target."""
+    """Not bit for bit: the test accuracy near the shipped model's (below) and in its band, every shape target."""
     out, printed = retrained_with_plain_kernels
     assert json.loads((out / "provenance.json").read_text())[name]["kernels"]["ATEN_CPU_CAPABILITY"] == "default"
     model = pruneviz.zoo.load(name, "cpu", weights=out)
     shipped = accuracy_stats(name).set_index("split").loc["test"]
     retrained = accuracy_stats(name, model).set_index("split").loc["test"]
-    assert shipped["ci_low"] <= retrained["accuracy"] <= shipped["ci_high"], (retrained["accuracy"], shipped)
+    # another training run, measured on the same test set: allow the test-set noise of both (two half-widths of
+    # the shipped accuracy's 95 % interval), and the model's own floor
+    half_width = (shipped["ci_high"] - shipped["ci_low"]) / 2
+    assert abs(retrained["accuracy"] - shipped["accuracy"]) <= 2 * half_width, (retrained["accuracy"], shipped)
+    if name in MIN_TEST_ACCURACY:
+        assert retrained["accuracy"] >= MIN_TEST_ACCURACY[name]
+    else:
+        standard = accuracy_stats(name, model).set_index("split").loc["standard_test", "accuracy"]
+        low, high = paper_band(name) if name in PAPER_TABLE1 else (0, 1)
+        assert low <= standard <= high and retrained["accuracy"] <= MNIST1D_MAX_TEST_ACCURACY[name]
     assert not shape_problems(layer_stats(name, model))
     line = printed.split(f"\n{name}: ", 1)[1].splitlines()[1].strip()
     assert line == "equal to the shipped weights bit for bit" or line.startswith("differs from the shipped weights")
@@ -290,7 +319,7 @@ def test_train_writes_to_out_and_says_how_far_from_the_shipped_weights(tmp_path,
     cli.main(["train", "digits-mlp", "--out", "other"])
     out = capsys.readouterr().out
     assert "equal to the shipped weights bit for bit" in out
-    assert "largest |difference| 0.25 (in fc2.weight); test accuracy 50.0 % (shipped: 97.2 %)" in out
+    assert "largest |difference| 0.25 (in fc2.weight); test accuracy 50.0% (shipped: 97.2%)" in out
     assert "kernels of this run: ATEN_CPU_CAPABILITY=" in out
     assert torch.equal(torch.load(tmp_path / "zoo-weights" / "digits-mlp.pt")["fc2.weight"], shipped.fc2.weight)
     assert json.loads((tmp_path / "other" / "accuracy.json").read_text()) == {"digits-mlp": 0.5}
