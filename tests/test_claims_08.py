@@ -53,7 +53,9 @@ def test_mask_gradients_alone_lets_momentum_revive_the_weights(mlp, digits):
 
 def test_prune_only_is_worst_and_fine_tuning_wins_it_back_up_to_90(sweep):
     """'prune only < prune + fine-tune at every sparsity ... win almost all of it back up to 90 %'; 'Up to 90 % all
-    three are within 2 test images of each other.'"""
+    three are within 2 test images of each other.' (and, before the MNIST-1D section: 'a 90 % prune of digits-mlp
+    fine-tunes back to within a point of its dense 97.2 % whichever schedule is used, and up to 90 % the schedules
+    above differ by at most 2 of 360 test images')"""
     dense = float(sweep.accuracy.iloc[0] + sweep.loss.iloc[0])
     for target in SPARSITIES:
         tuned = [accuracy(sweep, name, target) for name in ("one-shot + fine-tune", "iterative (3 rounds)", "AGP")]
@@ -191,6 +193,8 @@ def test_mnist1d_fine_tuning_beats_pruning_alone_everywhere_and_wins_back_a_larg
     assert round(100 * dense, 1) == 68.6
     only = {t: mean_accuracy(han, "prune only", t) for t in HAN_SPARSITIES}
     assert [round(100 * (dense - only[t]), 1) for t in (0.5, 0.8, 0.9)] == [4.6, 39.4, 53.1]
+    # "a global magnitude prune to 80 % or more costs it most of that [68.6 %]"
+    assert all(dense - only[t] > dense / 2 for t in (0.8, 0.9, 0.95))
     gaps = signal_gaps(han, ONE_SHOT, "prune only")
     assert all(min(g) > 0 for g in gaps.values())  # every sparsity, every seed
     assert round(sum(gaps[0.5]) / 3) == 190 and round(sum(gaps[0.8]) / 3) == 1523
@@ -226,15 +230,16 @@ def test_mnist1d_iterative_at_an_equal_budget_is_no_better_than_one_shot_except_
 
 def test_mnist1d_agp_beats_one_shot_and_equal_budget_iterative_from_70_and_hans_iterative_beats_agp(han):
     """'ahead of one-shot on every seed from 70 % on (by 55, 73, 403 and 101 signals on average ...), and of the
-    three rounds of 42 steps too; at 50 % all three tie. ... Han et al.'s iterative pruning ... is still ahead of AGP
+    three rounds of 42 steps too; at 50 % the three are within 16 signals (0.3 points) of each other on every
+    seed. ... Han et al.'s iterative pruning ... is still ahead of AGP
     on every seed from 70 % on (by 5 to 68 signals at 70 %, 154 to 516 at 90-95 %).'"""
     over_one_shot, over_iterative = signal_gaps(han, AGP, ONE_SHOT), signal_gaps(han, AGP, ITERATIVE)
     for target in (0.7, 0.8, 0.9, 0.95):
         assert min(over_one_shot[target]) > 0 and min(over_iterative[target]) > 0, target
     assert [round(sum(over_one_shot[t]) / 3) for t in (0.7, 0.8, 0.9, 0.95)] == [55, 73, 403, 101]
-    # at 50 % a tie: the three are within 20 signals (0.4 points) of each other on every seed
+    # at 50 % a tie: the three are within 16 signals (0.3 points) of each other on every seed
     for gaps in (over_one_shot[0.5], over_iterative[0.5], signal_gaps(han, ITERATIVE, ONE_SHOT)[0.5]):
-        assert max(abs(g) for g in gaps) <= 20, gaps
+        assert max(abs(g) for g in gaps) <= 16, gaps
     han_over_agp = signal_gaps(han, HAN, AGP)
     assert all(min(han_over_agp[t]) > 0 for t in (0.7, 0.8, 0.9, 0.95))
     assert (min(han_over_agp[0.7]), max(han_over_agp[0.7])) == (5, 68)
