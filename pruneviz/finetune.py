@@ -6,6 +6,7 @@ granularity the bias and the BatchNorm gamma and beta of a pruned channel stay z
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
@@ -53,3 +54,34 @@ def finetune(model: nn.Module, data: Data, *, pruner: Pruner, epochs: int = 5, o
         pruner.apply_masks()  # a model whose weights moved since the prune starts from its masks
         return train(model, data, epochs, optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed,
                      pruner=pruner, progress=progress, steps=steps)
+
+
+def finetuned(model: nn.Module, data: Data, sparsity: float, *, masked: bool = True, live: bool = False,
+              **options) -> tuple[nn.Module, Pruner]:
+    """A copy of ``model`` pruned to ``sparsity`` (global magnitude) and trained by :func:`finetune`
+    (``masked=False``: by :func:`pruneviz.train` with no pruner, the pitfall), with the Pruner of its masks.
+
+    Read from the shipped artefact when there is one (keyed on the model's weights, the data and the options):
+    the trained weights are the same on every CPU. ``live=True`` trains it here. ``model`` is not changed.
+    """
+    from . import artefacts
+
+    copied = copy.deepcopy(model).cpu()
+    pruner = Pruner(copied, "magnitude", "element", scope="global").prune(sparsity)  # from stored weights: exact
+    options = {"optimizer": "sgd", "seed": 0, **options, "progress": False}
+
+    def train_it() -> nn.Module:
+        net = copy.deepcopy(copied)
+        if masked:
+            finetune(net, data, pruner=Pruner(net, "magnitude", "element", scope="global").prune(sparsity),
+                     **options)
+        else:
+            train(net, data, **{"epochs": 1, **options})
+        return net
+
+    trained = artefacts.model("finetuned", lambda: copy.deepcopy(copied), train_it, inputs=(model, data),
+                              options={"sparsity": sparsity, "masked": masked, **options}, live=live)
+    with torch.no_grad():
+        for name, value in trained.state_dict().items():
+            copied.state_dict()[name].copy_(value)
+    return copied.eval(), pruner

@@ -224,12 +224,16 @@ def compare_schedules(model: nn.Module, schedules: Mapping[str, Schedule], data:
     return pd.DataFrame(rows, columns=["schedule", "sparsity", "steps", "accuracy"])
 
 
-def lecture_schedules(final: float, budget: int = 69, rounds: int = 3) -> dict[str, Schedule]:
+def lecture_schedules(final: float, budget: int = 69, rounds: int = 3,
+                      han_retraining: bool = False) -> dict[str, Schedule]:
     """The lecture's four at one equal budget: prune only; one-shot + ``budget`` steps of fine-tuning;
     ``rounds`` rounds of geometric iterative pruning, ``budget / rounds`` steps each; AGP (10 prunes over about
     two thirds of the budget, the rest fine-tuning at the target). Every method that fine-tunes trains exactly
     ``budget`` steps in all, so the comparison is of schedules, not of training time. The default, 69 steps, is
-    about four epochs of the digits training split at batch 64."""
+    about four epochs of the digits training split at batch 64.
+
+    ``han_retraining``: also the iterative pruning of Han et al. 2015's Fig. 5, each round retrained as long as
+    the one-shot fine-tuning (``rounds`` times the budget in all), named ``"iterative (3 rounds x 69)"``."""
     check_count(budget, "budget")
     if check_count(rounds, "rounds") < 1 or budget % rounds:
         raise ValueError(f"budget must be a multiple of rounds >= 1 (rounds of equal length), got "
@@ -237,25 +241,30 @@ def lecture_schedules(final: float, budget: int = 69, rounds: int = 3) -> dict[s
     every = max(1, 2 * budget // 30)
     if 10 * every > budget:
         raise ValueError(f"budget must be at least 10 steps (one per AGP prune), got {budget}")
-    return {"prune only": OneShot(final), "one-shot + fine-tune": OneShot(final, budget),
-            f"iterative ({rounds} rounds)": Iterative(final, rounds, budget // rounds),
-            "AGP": AGP(final, prunes=10, every=every, finetune_steps=budget - 10 * every)}
+    schedules: dict[str, Schedule] = {
+        "prune only": OneShot(final), "one-shot + fine-tune": OneShot(final, budget),
+        f"iterative ({rounds} rounds)": Iterative(final, rounds, budget // rounds),
+        "AGP": AGP(final, prunes=10, every=every, finetune_steps=budget - 10 * every)}
+    if han_retraining:
+        schedules[f"iterative ({rounds} rounds x {budget})"] = Iterative(final, rounds, budget)
+    return schedules
 
 
 def schedule_sweep(model: nn.Module, sparsities: Sequence[float], data: Data, eval_data: Data, *,
                    budget: int = 69, rounds: int = 3, include: Sequence[str] | None = None,
-                   seeds: Sequence[int] = (0,), **options) -> pd.DataFrame:
+                   seeds: Sequence[int] = (0,), han_retraining: bool = False, **options) -> pd.DataFrame:
     """:func:`compare_schedules` over :func:`lecture_schedules` at each target sparsity and fine-tuning seed:
     Han et al. 2015's figure (accuracy against the fraction of weights pruned, per schedule) at one equal budget.
 
-    ``include``: the schedule names to run (default all four); ``seeds``: the fine-tuning seeds (data order).
+    ``include``: the schedule names to run (default all four, five with ``han_retraining``: see
+    :func:`lecture_schedules`); ``seeds``: the fine-tuning seeds (data order).
     Returns columns target, seed, schedule, sparsity, steps, accuracy and loss (the dense accuracy on
     ``eval_data`` minus the accuracy); the model is left as it was.
     """
     dense = evaluate(model, eval_data)
     tables = []
     for final in sparsities:
-        schedules = lecture_schedules(final, budget, rounds)
+        schedules = lecture_schedules(final, budget, rounds, han_retraining)
         if include is not None:
             unknown = [name for name in include if name not in schedules]
             if unknown:
@@ -267,3 +276,15 @@ def schedule_sweep(model: nn.Module, sparsities: Sequence[float], data: Data, ev
     table = pd.concat(tables, ignore_index=True)
     table["loss"] = dense - table["accuracy"]
     return table[["target", "seed", "schedule", "sparsity", "steps", "accuracy", "loss"]]
+
+
+def schedule_history(model: nn.Module, schedule: Schedule, data: Data, eval_data: Data, *,
+                     criterion: str = "magnitude", granularity: str = "element", scope: str = "global",
+                     **options) -> pd.DataFrame:
+    """:func:`run_schedule` with a fresh Pruner from the model's current weights, which it gets back after: one
+    schedule's history as a table (for ``artefacts.table``, which cannot key on a Pruner)."""
+    original = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    try:
+        return run_schedule(schedule, Pruner(model, criterion, granularity, scope), data, eval_data, **options)
+    finally:
+        model.load_state_dict(original)
