@@ -54,6 +54,17 @@ def test_answer_1_the_histogram(dense):
     assert round(float(bn3.min()), 2) == 0.71 and round(float(bn3.max()), 2) == 1.53
 
 
+def test_answer_1_the_switched_off_channel_costs_nothing(dense, splits):
+    """'One channel, in bn1, has |γ| < 0.01: the network switched it off, so removing it costs nothing.'"""
+    channel = int(gammas(dense, "bn1").argmin())
+    assert abs(float(dense.bn1.bias.detach()[channel])) < 0.01  # its output is a constant near 0 before the ReLU, too
+    pruned = copy.deepcopy(dense)
+    pruner = pruneviz.Pruner(pruned, "magnitude", "channel").prune({"conv1": 1 / 24})
+    assert not pruner.masks["conv1"][channel].any()  # magnitude takes it first as well
+    small = pruneviz.compact(pruned, pruner.masks)
+    assert round(5000 * pruneviz.evaluate(small, splits.val)) == round(5000 * pruneviz.evaluate(dense, splits.val))
+
+
 def test_answer_2_the_sensitivity_curves(scan):
     """'conv2 is the most sensitive: with a quarter of its channels gone val accuracy falls to 73.7 %, against
     92.9 % for conv1 and 95.1 % for conv3, the most robust (dense: 97.6 %).'"""
