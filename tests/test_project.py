@@ -34,7 +34,7 @@ def notebook_definitions() -> dict:
     for cell in nbformat.read(NOTEBOOK, as_version=4).cells:
         if cell.cell_type != "code":
             continue
-        tree = ast.parse("\n".join(l for l in cell.source.split("\n") if not l.startswith("%")))
+        tree = ast.parse("\n".join(line for line in cell.source.split("\n") if not line.startswith("%")))
         keep = [node for node in tree.body if isinstance(node, ast.FunctionDef)
                 or (isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "SPARSITIES" for t in node.targets))]
         exec(compile(ast.Module(keep, type_ignores=[]), str(NOTEBOOK), "exec"), namespace)
@@ -67,7 +67,7 @@ def failure(compress) -> str:
     return str(info.value)
 
 
-def test_the_reference_solution_passes_on_the_hidden_seed_with_margin(reference, capsys):
+def test_the_reference_solution_passes_on_the_hidden_seed_with_margin(reference):
     assert reference["passed"] is True
     grade = grade_project(reference["small"])
     assert grade.passed and grade.problems == {}
@@ -198,7 +198,8 @@ def test_the_hidden_seed_is_the_graders_own():
 def test_written_answers_are_manually_graded_cells_stubbed_for_the_student():
     solution = nbformat.read(NOTEBOOK, as_version=4)
     meta = nbgrader_metadata(solution, NOTEBOOK.name)
-    answers = [i for i, cell in enumerate(solution.cells) if cell.cell_type == "markdown" and ANSWER.search(cell.source)]
+    answers = [i for i, cell in enumerate(solution.cells)
+               if cell.cell_type == "markdown" and ANSWER.search(cell.source)]
     assert len(answers) == 2
     for i in answers:
         assert meta[i] == {"grade": True, "grade_id": f"answer-{solution.cells[i].id}", "locked": False,
