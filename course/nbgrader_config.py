@@ -31,6 +31,8 @@ c.Execute.interrupt_on_timeout = True
 # The stub that replaces each ### BEGIN SOLUTION ... ### END SOLUTION region: nbgrader's default, written out
 # because `python -m pruneviz.coursework generate` writes the same one into notebooks/student/.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+# ... and the one that replaces a written answer (a markdown cell with <!-- answer; points: N -->)
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # The solution notebooks carry nbgrader's cell metadata (python -m pruneviz.coursework stamp): keep it enforced.
 c.ClearSolutions.enforce_metadata = True

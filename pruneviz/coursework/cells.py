@@ -25,6 +25,10 @@ END = "### END SOLUTION"
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 _DEF = re.compile(r"^(\s*)(?:async\s+)?(def|class)\s+(\w+)\s*[(:]")
 _POINTS = re.compile(r"^\s*#\s*points:\s*(\d+(?:\.\d+)?)\s*$", re.MULTILINE)
+# a written answer, graded by hand: a markdown cell holding this comment (invisible when rendered), e.g.
+# "<!-- answer; points: 2 -->" then the model answer; the student copy gets nbgrader's text stub instead
+ANSWER = re.compile(r"<!--\s*answer\s*(?:;\s*points:\s*(\d+(?:\.\d+)?)\s*)?-->")
+TEXT_STUB = "YOUR ANSWER HERE"  # nbgrader's ClearSolutions.text_stub
 
 
 @dataclass
@@ -126,13 +130,16 @@ class Exercises:
 
     solution_cells: dict[int, StubbedSource] = field(default_factory=dict)
     graded_cells: dict[int, list[str]] = field(default_factory=dict)  # the check_* names each one calls
+    answer_cells: dict[int, float] = field(default_factory=dict)  # written answers graded by hand: their points
     raising_cells: set[int] = field(default_factory=set)  # cells that raise once the solutions are stubs
     stubbed: set[str] = field(default_factory=set)
     classes: set[str] = field(default_factory=set)
 
+    answers: list[str] = field(default_factory=list)  # the model answers removed from the student copy
+
     @property
     def solutions(self) -> list[str]:
-        return [code for stub in self.solution_cells.values() for code in stub.solutions]
+        return [code for stub in self.solution_cells.values() for code in stub.solutions] + self.answers
 
 
 def exercises(nb: nbformat.NotebookNode, name: str = "notebook") -> Exercises:
@@ -146,6 +153,10 @@ def exercises(nb: nbformat.NotebookNode, name: str = "notebook") -> Exercises:
         if cell.cell_type != "code":
             if BEGIN in cell.source or END in cell.source:
                 raise ValueError(f"{name}, cell {index}: solution markers are only supported in code cells")
+            answer = ANSWER.search(cell.source) if cell.cell_type == "markdown" else None
+            if answer:
+                found.answer_cells[index] = float(answer.group(1) or 1)
+                found.answers.append(cell.source)
             continue
         stubbed = stub_source(cell.source, f"{name}, cell {index}")
         if stubbed.solutions:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-from .cells import BEGIN, END, STUB, exercises, stub_source
+from .cells import BEGIN, END, STUB, TEXT_STUB, exercises, stub_source
 from .stamp import stamp_notebook, student_cell_metadata
 
 __all__ = ["BEGIN", "END", "RAISES_TAG", "STUB", "StudentNotebook", "expected_files", "generate", "render",
@@ -48,6 +48,8 @@ def student_notebook(solution: nbformat.NotebookNode, name: str = "notebook") ->
     for index, cell in enumerate(nb.cells):
         if index in found.solution_cells:
             cell.source = found.solution_cells[index].source
+        elif index in found.answer_cells:  # a written answer: nbgrader's text stub in its place
+            cell.source = TEXT_STUB
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None

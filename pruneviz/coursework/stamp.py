@@ -6,6 +6,8 @@ nothing else; idempotent):
 - a cell with ``### BEGIN SOLUTION``: a **solution cell**, ``grade_id`` = the function(s) it defines;
 - a cell that calls a ``check_*`` on a student function: a **locked, graded test cell**, ``grade_id`` = the check's
   name, 1 point (or N with a ``# points: N`` line in the cell);
+- a markdown cell with ``<!-- answer; points: N -->``: a **manually graded answer** (solution and graded, N
+  points, 1 without ``points:``), ``grade_id`` = ``answer-<cell id>``;
 - every other cell, markdown too: **locked** (read-only), ``grade_id`` = ``cell-<cell id>``.
 
 nbgrader's ``generate_assignment`` then accepts the notebooks as they are, and ``autograde`` overwrites the
@@ -51,6 +53,9 @@ def nbgrader_metadata(nb: nbformat.NotebookNode, name: str = "notebook") -> list
         if index in found.solution_cells:
             names = found.solution_cells[index].stubbed or found.solution_cells[index].classes
             out.append(_metadata(unique("-".join(names) or own), solution=True))
+        elif index in found.answer_cells:
+            out.append(_metadata(unique(f"answer-{cell.get('id') or index}"), solution=True, grade=True,
+                                 points=found.answer_cells[index]))
         elif index in found.graded_cells:
             out.append(_metadata(unique("-".join(found.graded_cells[index])), grade=True,
                                  points=points_of(cell.source)))
