@@ -138,7 +138,8 @@ def test_the_wide_cnn_passes_the_narrow_ones_final_loss_within_a_few_epochs(fits
 
 
 def test_no_wide_cnn_fails_to_fit_and_every_narrow_one_does(fits):
-    """'0 of 5 wide nets fail to fit, 5 of 5 at each narrow size (any threshold between 98.7 % and 99.8 % counts
+    """'It misclassifies 4 training signals on average and 6 at most, while the narrow CNNs leave 70, 538 and
+    1,632'; '0 of 5 wide nets fail to fit, 5 of 5 at each narrow size (any threshold between 98.7 % and 99.8 % counts
     the same)'; final losses and misclassified training signals as printed."""
     from pruneviz.overparam import fit_summary
 
@@ -148,7 +149,7 @@ def test_no_wide_cnn_fails_to_fit_and_every_narrow_one_does(fits):
     table = fit_summary(fits, train_size=4000, below=0.99).set_index("parameters")
     assert table.loss_median.round(3).tolist() == [0.036, 0.104, 0.433, 1.094]
     assert table.misfit.round().tolist() == [4, 70, 538, 1632]
-    assert round(table.loc[4930, "train_min"], 2) == 99.85  # "at least 99.85 % in every seed"
+    assert round((100 - table.loc[4930, "train_min"]) * 4000 / 100) == 6  # "and 6 at most"
     assert (table.train_mean.iloc[1:] < 99).all()
 
 
