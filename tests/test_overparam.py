@@ -155,3 +155,33 @@ def test_fitting_trains_each_width_from_scratch_as_scratch_e_does(mnist1d):
     assert curves[int(fits.parameters.iloc[0])].shape == (2, 2)
     with pytest.raises(ValueError, match="at least one seed"):
         fitting(wide, data, test, seeds=[], recipe="mnist1d-mlp")
+
+
+MNIST1D_AGAIN = """
+import pruneviz
+from pruneviz.overparam import DEFAULT_CACHE, best_lrs, choose_finetune_lr, fitting, pruned_vs_scratch
+train, val, test = pruneviz.data.mnist1d()
+cnn = pruneviz.zoo.load("mnist1d-cnn", device="cpu")
+sizes = (0.5, 0.75, 0.875)
+lrs = best_lrs(choose_finetune_lr(cnn, train, val, sizes, recipe="mnist1d-cnn", cache=DEFAULT_CACHE))
+shipped = pruned_vs_scratch(cnn, train, test, sizes, seeds=range(3), finetune_lr=lrs, recipe="mnist1d-cnn",
+                            cache=DEFAULT_CACHE)
+fresh = pruned_vs_scratch(cnn, train, test, [0.875], seeds=[0], finetune_lr=lrs[0.875], recipe="mnist1d-cnn")
+want = shipped[(shipped.sparsity == 0.875) & (shipped.seed == 0)].reset_index(drop=True)
+assert fresh.to_dict("records") == want.to_dict("records"), (fresh, want)
+fits = fitting(cnn, train, test, (0.0, *sizes), seeds=range(5), recipe="mnist1d-cnn", cache=DEFAULT_CACHE)
+again = fitting(cnn, train, test, [0.0], seeds=[0], recipe="mnist1d-cnn")
+assert again.to_dict("records") == fits.iloc[:1].to_dict("records"), (again, fits.iloc[:1])
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not artefacts.can_run_recorded_kernels(),
+                    reason=f"this CPU cannot run the recorded kernels {artefacts.KERNELS} (not x86 with AVX2)")
+def test_the_shipped_mnist1d_rows_are_what_the_computation_gives_with_the_recorded_kernels():
+    """MNIST-1D's rows (the CNN by its own recipe): the smallest size and one seed of pruned vs scratch, and the
+    wide CNN's first seed of fitting (its per-epoch losses too), computed again with the recorded kernels."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**artefacts.kernel_environment(), "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", MNIST1D_AGAIN], env=env, capture_output=True, text=True, cwd=root)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
