@@ -200,9 +200,10 @@ def fitting(model: nn.Module, train_data: Data, test_data: Data, sparsities: Ite
             criterion: str = "magnitude", epochs: int | None = None, seeds: Iterable[int] = range(5),
             peak_lr: float | None = None, weight_decay: float | None = None, recipe: str = DIGITS_RECIPE,
             cache: str | Path | None = None) -> pd.DataFrame:
-    """How well each width *optimizes*: the wide architecture of ``model`` (sparsity 0) and the narrow one of each
-    channel sparsity (0 in ``sparsities``: the wide one), trained from scratch (fresh initialisation, as Scratch-E of :func:`pruned_vs_scratch`: the
-    same seeds, ``epochs`` and recipe give the same model) for ``epochs`` (the recipe's by default), per seed.
+    """How well each width *optimizes*: the architecture of ``model`` (sparsity 0 in ``sparsities``) and the
+    narrow one of each channel sparsity, trained from scratch (a fresh initialisation, as Scratch-E of
+    :func:`pruned_vs_scratch`: the same seeds, ``epochs`` and recipe give the same model) for ``epochs`` (the
+    recipe's by default), once per seed.
 
     One row per (sparsity, seed): sparsity, parameters, seed, epochs, losses (the mean training loss of each
     epoch, as training saw it), train_loss and train_accuracy (the final model on the whole training set, in eval
