@@ -99,3 +99,89 @@ def test_best_lrs_picks_the_highest_validation_accuracy_smaller_lr_on_ties():
     choice = pd.DataFrame({"sparsity": [0.5, 0.5, 0.5, 0.9, 0.9], "parameters": [1, 1, 1, 2, 2],
                            "lr": [0.01, 0.03, 0.1, 0.01, 0.1], "val_accuracy": [0.9, 0.9, 0.8, 0.5, 0.7]})
     assert best_lrs(choice) == {0.5: 0.01, 0.9: 0.1}
+
+
+@pytest.fixture(scope="module")
+def mnist1d():
+    return pruneviz.data.mnist1d()
+
+
+def test_the_narrow_models_train_by_the_wide_models_recipe(mnist1d):
+    """recipe="mnist1d-mlp": MNIST-1D's recipe (no digits augmentation, its batch size); the digits' by default."""
+    from pruneviz.overparam import recipe_train
+    from pruneviz.training import one_cycle, train
+    from pruneviz.zoo.recipe import RECIPES, sgd
+
+    data = pruneviz.data.as_tensors(mnist1d.train, limit=256)
+    wide = pruneviz.zoo.load("mnist1d-mlp", device="cpu")
+    ours, plain = reinitialized(wide, 1), reinitialized(wide, 1)
+    losses = recipe_train(ours, data, 2, 1, 0.05, 1e-3, recipe="mnist1d-mlp")
+    expected = train(plain, data, epochs=2, optimizer=sgd(1e-3), batch_size=RECIPES["mnist1d-mlp"].batch_size,
+                     seed=1, augment=None, schedule=one_cycle(0.05), threads=1, progress=False)
+    assert losses == expected and same_state(state_of(ours), state_of(plain))
+    with pytest.raises(ValueError, match="unknown recipe 'mnist1d'.*'mnist1d-mlp'"):
+        recipe_train(ours, data, 1, 0, 0.1, 1e-3, recipe="mnist1d")
+    with pytest.raises(ValueError, match="unknown recipe"):
+        pruned_vs_scratch(wide, data, data, recipe="mlp")
+
+
+def test_fitting_trains_each_width_from_scratch_as_scratch_e_does(mnist1d):
+    """fitting's narrow rows are Scratch-E's models (same seeds, epochs, recipe); sparsity 0 is the wide
+    architecture; the per-epoch losses and the final fit are recorded; the model is left unchanged."""
+    from pruneviz.overparam import fit_summary, fitting, loss_curves
+
+    wide = pruneviz.zoo.load("mnist1d-mlp", device="cpu")
+    before = state_of(wide)
+    data = pruneviz.data.as_tensors(mnist1d.train, limit=300)
+    test = pruneviz.data.as_tensors(mnist1d.test, limit=500)
+    fits = fitting(wide, data, test, [0, 0.75], epochs=2, seeds=[0, 1], recipe="mnist1d-mlp")
+    assert same_state(before, state_of(wide))
+    assert list(fits.sparsity) == [0.0, 0.0, 0.75, 0.75] and list(fits.seed) == [0, 1, 0, 1]
+    assert fits.parameters.iloc[0] == pruneviz.count_parameters(wide) > fits.parameters.iloc[2]
+    assert all(len(losses) == 2 for losses in fits.losses)
+    scratch = pruned_vs_scratch(wide, data, test, sparsities=[0.75], trained_epochs=2, finetune_epochs=1,
+                                seeds=[0, 1], recipe="mnist1d-mlp")
+    scratch_e = scratch[scratch.method == "scratch-E"].accuracy.tolist()
+    assert fits[fits.sparsity == 0.75].test_accuracy.tolist() == scratch_e
+    summary_ = fit_summary(fits, train_size=300)
+    assert list(summary_.parameters) == sorted(set(fits.parameters), reverse=True)
+    assert (summary_.seeds == 2).all() and summary_.failed.between(0, 2).all()
+    for size, group in fits.groupby("parameters"):
+        misfit = ((1 - group.train_accuracy) * 300).mean()
+        assert summary_.set_index("parameters").loc[size, "misfit"] == pytest.approx(misfit)
+        assert summary_.set_index("parameters").loc[size, "failed"] == (group.train_accuracy < 1).sum()
+    curves = loss_curves(fits)
+    assert list(curves) == list(summary_.parameters)
+    assert curves[int(fits.parameters.iloc[0])].shape == (2, 2)
+    with pytest.raises(ValueError, match="at least one seed"):
+        fitting(wide, data, test, seeds=[], recipe="mnist1d-mlp")
+
+
+MNIST1D_AGAIN = """
+import pruneviz
+from pruneviz.overparam import DEFAULT_CACHE, best_lrs, choose_finetune_lr, fitting, pruned_vs_scratch
+train, val, test = pruneviz.data.mnist1d()
+cnn = pruneviz.zoo.load("mnist1d-cnn", device="cpu")
+sizes = (0.5, 0.75, 0.875)
+lrs = best_lrs(choose_finetune_lr(cnn, train, val, sizes, recipe="mnist1d-cnn", cache=DEFAULT_CACHE))
+shipped = pruned_vs_scratch(cnn, train, test, sizes, seeds=range(3), finetune_lr=lrs, recipe="mnist1d-cnn",
+                            cache=DEFAULT_CACHE)
+fresh = pruned_vs_scratch(cnn, train, test, [0.875], seeds=[0], finetune_lr=lrs[0.875], recipe="mnist1d-cnn")
+want = shipped[(shipped.sparsity == 0.875) & (shipped.seed == 0)].reset_index(drop=True)
+assert fresh.to_dict("records") == want.to_dict("records"), (fresh, want)
+fits = fitting(cnn, train, test, (0.0, *sizes), seeds=range(5), recipe="mnist1d-cnn", cache=DEFAULT_CACHE)
+again = fitting(cnn, train, test, [0.0], seeds=[0], recipe="mnist1d-cnn")
+assert again.to_dict("records") == fits.iloc[:1].to_dict("records"), (again, fits.iloc[:1])
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not artefacts.can_run_recorded_kernels(),
+                    reason=f"this CPU cannot run the recorded kernels {artefacts.KERNELS} (not x86 with AVX2)")
+def test_the_shipped_mnist1d_rows_are_what_the_computation_gives_with_the_recorded_kernels():
+    """MNIST-1D's rows (the CNN by its own recipe): the smallest size and one seed of pruned vs scratch, and the
+    wide CNN's first seed of fitting (its per-epoch losses too), computed again with the recorded kernels."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**artefacts.kernel_environment(), "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", MNIST1D_AGAIN], env=env, capture_output=True, text=True, cwd=root)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
