@@ -189,6 +189,7 @@ def depth_vs_width_seeds(model: nn.Module, train_data: Data, test_data: Data, se
     The pruned models are built once (ranking and channel choice are deterministic); each seed fine-tunes fresh
     copies. One row per (method, seed): method, seed, removed, parameters, macs, accuracy, accuracy_finetuned.
     Trains, so a notebook reads it through ``artefacts.table``."""
+    seeds = _check_seeds(seeds)
     example = as_tensors(train_data)[0][:1]
     ranking = block_importance(model, calibration if calibration is not None else train_data)
     return _finetuned_over_seeds(depth_and_width_models(model, example, ranking, blocks, criterion), train_data,
@@ -220,15 +221,20 @@ def inblock_vs_groups(model: nn.Module, train_data: Data, test_data: Data, ratio
     (:func:`inblock_and_group_models`), each compacted model fine-tuned for ``epochs`` once per seed. One row
     per (method, seed): method, seed, removed, parameters, macs, accuracy, accuracy_finetuned. Trains, so a
     notebook reads it through ``artefacts.table``."""
+    seeds = _check_seeds(seeds)
     example = as_tensors(train_data)[0][:1]
     return _finetuned_over_seeds(inblock_and_group_models(model, ratio, criterion), train_data, test_data, seeds,
                                  epochs, example)
 
 
-def _finetuned_over_seeds(models, train_data, test_data, seeds, epochs, example) -> pd.DataFrame:
+def _check_seeds(seeds: Sequence[int]) -> list[int]:
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds is empty: give at least one seed to fine-tune with, e.g. seeds=(0, 1, 2)")
+    return seeds
+
+
+def _finetuned_over_seeds(models, train_data, test_data, seeds, epochs, example) -> pd.DataFrame:
     rows = []
     for method, removed, net in models:
         base = {"method": method, "removed": removed, "parameters": count_parameters(net),
