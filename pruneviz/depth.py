@@ -100,8 +100,9 @@ def block_importance(model: nn.Module, data: Data, blocks: Iterable[str] | None 
 
 
 def _width_pruned(model: nn.Module, target_macs: int, example: torch.Tensor, criterion: str,
-                  ) -> tuple[nn.Module, float]:
-    """The channel-pruned, compacted model whose MACs come closest to ``target_macs`` (bisection on the ratio)."""
+                  granularity: str = "channel") -> tuple[nn.Module, float]:
+    """The channel-pruned, compacted model whose MACs come closest to ``target_macs`` (bisection on the ratio):
+    by the layers whose channels go alone (``granularity`` "channel") or by coupled groups ("group")."""
     from .pruner import Pruner
 
     dense_macs = layer_macs(model, example)
@@ -112,7 +113,8 @@ def _width_pruned(model: nn.Module, target_macs: int, example: torch.Tensor, cri
         return other + sum(round(m * small.get_submodule(n).weight.numel() / model.get_submodule(n).weight.numel())
                            for n, m in dense_macs.items())
 
-    pruner = Pruner(model, criterion, "channel", layers=channel_prunable_layers(model))
+    pruner = (Pruner(model, criterion, "group") if granularity == "group"
+              else Pruner(model, criterion, "channel", layers=channel_prunable_layers(model)))
     lo, hi, best = 0.0, 0.95, None
     try:
         for _ in range(8):
@@ -196,12 +198,15 @@ def depth_vs_width_seeds(model: nn.Module, train_data: Data, test_data: Data, se
                                  test_data, seeds, epochs, example)
 
 
-def inblock_and_group_models(model: nn.Module, ratio: float = 0.5, criterion: str = "magnitude"
-                             ) -> list[tuple[str, str, nn.Module]]:
-    """(method, what was removed, compacted model) for the dense ``model`` and two ways of width-pruning a
+def inblock_and_group_models(model: nn.Module, example: torch.Tensor, ratio: float = 0.5,
+                             criterion: str = "magnitude", same_macs: bool = True) -> list[tuple[str, str, nn.Module]]:
+    """(method, what was removed, compacted model) for the dense ``model`` (MACs counted on ``example``, one
+    input) and the ways of width-pruning a
     residual net at ``ratio``: "in-block", only the layers whose channels go alone
     (:func:`channel_prunable_layers`, the first conv of each block), and "groups", every coupled channel group
-    (the convs a residual add ties, pruned together: ``Pruner(model, criterion, "group")``)."""
+    (the convs a residual add ties, pruned together: ``Pruner(model, criterion, "group")``). With ``same_macs``
+    also "groups, same MACs": groups at the ratio whose compacted model has about the in-block model's MACs (the
+    fair comparison of accuracy: at one ratio groups remove far more)."""
     from .pruner import Pruner
 
     out = [("dense", "nothing", model)]
@@ -211,6 +216,9 @@ def inblock_and_group_models(model: nn.Module, ratio: float = 0.5, criterion: st
             out.append((method, f"{ratio:.0%} of the channels", compact(model, pruner.prune(ratio).masks)))
         finally:
             pruner.restore()
+    if same_macs:
+        grouped, found = _width_pruned(model, macs(out[1][2], example), example, criterion, "group")
+        out.append(("groups, same MACs", f"{found:.0%} of the channels", grouped))
     return out
 
 
@@ -223,8 +231,8 @@ def inblock_vs_groups(model: nn.Module, train_data: Data, test_data: Data, ratio
     notebook reads it through ``artefacts.table``."""
     seeds = _check_seeds(seeds)
     example = as_tensors(train_data)[0][:1]
-    return _finetuned_over_seeds(inblock_and_group_models(model, ratio, criterion), train_data, test_data, seeds,
-                                 epochs, example)
+    return _finetuned_over_seeds(inblock_and_group_models(model, example, ratio, criterion), train_data,
+                                 test_data, seeds, epochs, example)
 
 
 def _check_seeds(seeds: Sequence[int]) -> list[int]:
