@@ -96,6 +96,7 @@ def test_depth_turns_its_macs_into_speed_and_width_less(m1d_resnet, ranking, sig
     speed = measured({m: net for m, _, net in depth_and_width_models(m1d_resnet, x1, ranking, blocks=2)}, x1)
     for batch in (1, 64):
         depth, width = speed.loc[("depth", batch)], speed.loc[("width", batch)]
+        assert round(depth.mac_reduction, 2) == 1.85
         # each claim on the quartile interval of the per-round speed-ups, so noise within it cannot break it
         assert depth.speedup_high > 1.2, f"depth at batch {batch}: {depth.speedup:.2f}x"
         assert depth.speedup > width.speedup and depth.speedup_low > width.speedup_low, f"batch {batch}"

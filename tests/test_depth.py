@@ -106,7 +106,8 @@ def test_over_seeds_one_row_per_method_and_seed_and_the_model_unchanged():
                                  calibration=pruneviz.data.as_tensors(val, limit=256))
     groups = inblock_vs_groups(resnet, small_train, small_test, ratio=0.5, seeds=[0, 1], epochs=1)
     assert same_state(before, state_of(resnet))
-    for table, methods in ((depth, ["dense", "depth", "width"]), (groups, ["dense", "in-block", "groups", "groups, same MACs"])):
+    group_methods = ["dense", "in-block", "groups", "groups, same MACs"]
+    for table, methods in ((depth, ["dense", "depth", "width"]), (groups, group_methods)):
         assert list(table.method) == [m for m in methods for _ in (0, 1)] and list(table.seed) == [0, 1] * len(methods)
         dense = table[table.method == "dense"]
         assert (dense.accuracy_finetuned == dense.accuracy).all()  # the dense model is not fine-tuned
