@@ -5,11 +5,16 @@ already the output of a ReLU), so the rest of the network still fits. Only block
 identity (no downsample conv) keep their input's shape, so only those are removable. A removed layer saves its
 launch, its pass over memory and the framework's overhead, which a thinner layer still pays: at the same MACs,
 depth pruning turns more of its saving into speed than width pruning does (notebook 09 measures both).
+
+Width pruning of a residual net comes in two kinds here as well: only inside the blocks (the channels that go
+alone) or by coupled groups (the channels a residual add ties, pruned together); :func:`inblock_vs_groups`
+compares them. The comparisons that fine-tune repeat it over seeds and are read from shipped artefacts
+(``artefacts.table``) in the notebook and its claims tests.
 """
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import pandas as pd
 import torch
@@ -95,8 +100,9 @@ def block_importance(model: nn.Module, data: Data, blocks: Iterable[str] | None 
 
 
 def _width_pruned(model: nn.Module, target_macs: int, example: torch.Tensor, criterion: str,
-                  ) -> tuple[nn.Module, float]:
-    """The channel-pruned, compacted model whose MACs come closest to ``target_macs`` (bisection on the ratio)."""
+                  granularity: str = "channel") -> tuple[nn.Module, float]:
+    """The channel-pruned, compacted model whose MACs come closest to ``target_macs`` (bisection on the ratio):
+    by the layers whose channels go alone (``granularity`` "channel") or by coupled groups ("group")."""
     from .pruner import Pruner
 
     dense_macs = layer_macs(model, example)
@@ -107,7 +113,8 @@ def _width_pruned(model: nn.Module, target_macs: int, example: torch.Tensor, cri
         return other + sum(round(m * small.get_submodule(n).weight.numel() / model.get_submodule(n).weight.numel())
                            for n, m in dense_macs.items())
 
-    pruner = Pruner(model, criterion, "channel", layers=channel_prunable_layers(model))
+    pruner = (Pruner(model, criterion, "group") if granularity == "group"
+              else Pruner(model, criterion, "channel", layers=channel_prunable_layers(model)))
     lo, hi, best = 0.0, 0.95, None
     try:
         for _ in range(8):
@@ -120,6 +127,23 @@ def _width_pruned(model: nn.Module, target_macs: int, example: torch.Tensor, cri
     finally:
         pruner.restore()
     return best[0], best[1]
+
+
+def depth_and_width_models(model: nn.Module, example: torch.Tensor, ranking: pd.DataFrame, blocks: int = 2,
+                           criterion: str = "magnitude") -> list[tuple[str, str, nn.Module]]:
+    """(method, what was removed, model) for the dense ``model``, its ``blocks`` least important blocks removed
+    (by ``ranking``, a :func:`block_importance` table) and its channels pruned inside the blocks to about the
+    same MACs (compacted). Not fine-tuned: what latency is measured on (it does not depend on the weights)."""
+    if blocks > len(ranking):
+        raise ValueError(f"cannot remove {blocks} blocks: the model has {len(ranking)} removable "
+                         f"({', '.join(ranking.block)})")
+    gone = list(ranking.block[:blocks])
+    depth = remove_blocks(model, gone)
+    width, ratio = _width_pruned(model, macs(depth, example), example, criterion)
+    layers = channel_prunable_layers(model)
+    return [("dense", "nothing", model),
+            ("depth", ", ".join(gone), depth),
+            ("width", f"{ratio:.0%} of the channels of {len(layers)} layers", width)]
 
 
 def depth_vs_width(model: nn.Module, train_data: Data, test_data: Data, blocks: int = 2, epochs: int = 2,
@@ -142,16 +166,7 @@ def depth_vs_width(model: nn.Module, train_data: Data, test_data: Data, blocks: 
     example = x_train[:1]
     if ranking is None:
         ranking = block_importance(model, calibration if calibration is not None else train_data)
-    if blocks > len(ranking):
-        raise ValueError(f"cannot remove {blocks} blocks: the model has {len(ranking)} removable "
-                         f"({', '.join(ranking.block)})")
-    gone = list(ranking.block[:blocks])
-    depth = remove_blocks(model, gone)
-    width, ratio = _width_pruned(model, macs(depth, example), example, criterion)
-    layers = channel_prunable_layers(model)
-    models = [("dense", "nothing", model),
-              ("depth", ", ".join(gone), depth),
-              ("width", f"{ratio:.0%} of the channels of {len(layers)} layers", width)]
+    models = depth_and_width_models(model, example, ranking, blocks, criterion)
     rows = []
     for method, removed, net in models:
         row = {"method": method, "removed": removed, "parameters": count_parameters(net),
@@ -166,6 +181,80 @@ def depth_vs_width(model: nn.Module, train_data: Data, test_data: Data, blocks: 
         rows.append(row)
     table = pd.DataFrame(rows)
     return (table, {method: net for method, _, net in models}) if return_models else table
+
+
+def depth_vs_width_seeds(model: nn.Module, train_data: Data, test_data: Data, seeds: Sequence[int] = (0, 1, 2),
+                         blocks: int = 2, epochs: int = 2, criterion: str = "magnitude",
+                         calibration: Data | None = None) -> pd.DataFrame:
+    """:func:`depth_vs_width` with its fine-tuning repeated over ``seeds`` (the batch order): one gap between
+    two fine-tuned models is one draw, and only a gap larger than the spread over seeds says which is better.
+    The pruned models are built once (ranking and channel choice are deterministic); each seed fine-tunes fresh
+    copies. One row per (method, seed): method, seed, removed, parameters, macs, accuracy, accuracy_finetuned.
+    Trains, so a notebook reads it through ``artefacts.table``."""
+    seeds = _check_seeds(seeds)
+    example = as_tensors(train_data)[0][:1]
+    ranking = block_importance(model, calibration if calibration is not None else train_data)
+    return _finetuned_over_seeds(depth_and_width_models(model, example, ranking, blocks, criterion), train_data,
+                                 test_data, seeds, epochs, example)
+
+
+def inblock_and_group_models(model: nn.Module, example: torch.Tensor, ratio: float = 0.5,
+                             criterion: str = "magnitude", same_macs: bool = True) -> list[tuple[str, str, nn.Module]]:
+    """(method, what was removed, compacted model) for the dense ``model`` (MACs counted on ``example``, one
+    input) and the ways of width-pruning a
+    residual net at ``ratio``: "in-block", only the layers whose channels go alone
+    (:func:`channel_prunable_layers`, the first conv of each block), and "groups", every coupled channel group
+    (the convs a residual add ties, pruned together: ``Pruner(model, criterion, "group")``). With ``same_macs``
+    also "groups, same MACs": groups at the ratio whose compacted model has about the in-block model's MACs (the
+    fair comparison of accuracy: at one ratio groups remove far more)."""
+    from .pruner import Pruner
+
+    out = [("dense", "nothing", model)]
+    for method, pruner in (("in-block", Pruner(model, criterion, "channel", layers=channel_prunable_layers(model))),
+                           ("groups", Pruner(model, criterion, "group"))):
+        try:
+            out.append((method, f"{ratio:.0%} of the channels", compact(model, pruner.prune(ratio).masks)))
+        finally:
+            pruner.restore()
+    if same_macs:
+        grouped, found = _width_pruned(model, macs(out[1][2], example), example, criterion, "group")
+        out.append(("groups, same MACs", f"{found:.0%} of the channels", grouped))
+    return out
+
+
+def inblock_vs_groups(model: nn.Module, train_data: Data, test_data: Data, ratio: float = 0.5,
+                      criterion: str = "magnitude", seeds: Sequence[int] = (0, 1, 2), epochs: int = 2
+                      ) -> pd.DataFrame:
+    """Width pruning of a residual ``model`` at ``ratio``, in-block only vs coupled groups
+    (:func:`inblock_and_group_models`), each compacted model fine-tuned for ``epochs`` once per seed. One row
+    per (method, seed): method, seed, removed, parameters, macs, accuracy, accuracy_finetuned. Trains, so a
+    notebook reads it through ``artefacts.table``."""
+    seeds = _check_seeds(seeds)
+    example = as_tensors(train_data)[0][:1]
+    return _finetuned_over_seeds(inblock_and_group_models(model, example, ratio, criterion), train_data,
+                                 test_data, seeds, epochs, example)
+
+
+def _check_seeds(seeds: Sequence[int]) -> list[int]:
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one seed to fine-tune with, e.g. seeds=(0, 1, 2)")
+    return seeds
+
+
+def _finetuned_over_seeds(models, train_data, test_data, seeds, epochs, example) -> pd.DataFrame:
+    rows = []
+    for method, removed, net in models:
+        base = {"method": method, "removed": removed, "parameters": count_parameters(net),
+                "macs": macs(net, example), "accuracy": _accuracy(net, test_data)}
+        for seed in seeds:
+            tuned = net
+            if method != "dense":
+                tuned = copy.deepcopy(net)
+                train(tuned, train_data, epochs=epochs, seed=seed, progress=False)
+            rows.append({**base, "seed": seed, "accuracy_finetuned": _accuracy(tuned, test_data)})
+    return pd.DataFrame(rows, columns=["method", "seed", "removed", "parameters", "macs", "accuracy",
+                                       "accuracy_finetuned"])
 
 
 def _accuracy(model: nn.Module, data: Data) -> float:

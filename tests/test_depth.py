@@ -92,3 +92,32 @@ def test_depth_vs_width_meets_the_same_mac_budget(resnet, digits):
     assert same_state(before, state_of(resnet))
     with pytest.raises(ValueError, match="4 removable"):
         depth_vs_width(resnet, small_train, test, blocks=5)
+
+
+def test_over_seeds_one_row_per_method_and_seed_and_the_model_unchanged():
+    """Conv1d (MNIST-1D's residual net): the tables' shape, fine-tuning per seed, the models it is given intact."""
+    from pruneviz.depth import depth_vs_width_seeds, inblock_vs_groups
+
+    resnet = pruneviz.zoo.load("mnist1d-resnet", device="cpu")
+    train, val, test = pruneviz.zoo.data("mnist1d-resnet")
+    small_train, small_test = (pruneviz.data.as_tensors(d, limit=128) for d in (train, test))
+    before = state_of(resnet)
+    depth = depth_vs_width_seeds(resnet, small_train, small_test, seeds=[0, 1], blocks=1, epochs=1,
+                                 calibration=pruneviz.data.as_tensors(val, limit=256))
+    groups = inblock_vs_groups(resnet, small_train, small_test, ratio=0.5, seeds=[0, 1], epochs=1)
+    assert same_state(before, state_of(resnet))
+    group_methods = ["dense", "in-block", "groups", "groups, same MACs"]
+    for table, methods in ((depth, ["dense", "depth", "width"]), (groups, group_methods)):
+        assert list(table.method) == [m for m in methods for _ in (0, 1)] and list(table.seed) == [0, 1] * len(methods)
+        dense = table[table.method == "dense"]
+        assert (dense.accuracy_finetuned == dense.accuracy).all()  # the dense model is not fine-tuned
+        for method in methods[1:]:
+            rows = table[table.method == method]
+            assert rows.parameters.nunique() == 1 and (rows.macs < dense.macs.iloc[0]).all()
+    assert abs(depth.macs[2] - depth.macs[4]) / depth.macs[0] < 0.05  # depth and width: the same MACs
+    # groups prune the stream the adds tie, so they remove more at the same ratio
+    assert groups.macs[4] < groups.macs[2] and groups.parameters[4] < groups.parameters[2]
+    with pytest.raises(ValueError, match="seeds is empty"):
+        inblock_vs_groups(resnet, small_train, small_test, seeds=[])
+    same = groups[groups.method == "groups, same MACs"].iloc[0]
+    assert abs(same.macs - groups.macs[2]) / groups.macs[0] < 0.05  # groups at the in-block model's MACs
