@@ -274,3 +274,37 @@ def test_apoz_pruned_bars_are_hatched_outlines_with_a_legend_entry():
     entries = dict(zip([t.get_text() for t in legend.get_texts()], legend.get_patches()))
     assert entries["pruned (hatched)"].get_hatch()
     plt.close(fig)
+
+
+def test_layer_table_counts_a_compacted_model_once(cnn):
+    """Item 1: the MACs of a compacted model are counted on its own shapes, once: the bars sum to what
+    pruneviz.macs says of it; the legend says compacted; small layers stay visible (log axis)."""
+    example = torch.zeros(1, 1, 8, 8)
+    compacted = pruneviz.compact(cnn, pruneviz.Pruner(cnn, "magnitude", "channel").prune(0.5).masks)
+    dense = pruneviz.zoo.load("digits-cnn", device="cpu")
+    table = plot.layer_table(compacted, example, dense=dense)
+    assert table["sparse_macs"].sum() == pruneviz.macs(compacted, example)
+    assert table["macs"].sum() == pruneviz.macs(dense, example)
+    assert table.attrs["compacted"]
+    ax = plot.layer_bars(table, measure="macs", ax=plt.figure().gca())
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["dense", "pruned (compacted)"]
+    assert ax.get_yscale() == "log"  # conv1 and fc are 100x smaller than conv4
+    masked = plot.layer_table(cnn, example)
+    assert not masked.attrs["compacted"]
+    ax = plot.layer_bars(masked, ax=plt.figure().gca(), log=False)
+    assert ax.get_legend().get_texts()[1].get_text() == "pruned (nonzero)" and ax.get_yscale() == "linear"
+    plt.close("all")
+
+
+def test_static_curves_name_their_quantity():
+    """Item 3 for static plots: the x-axis names what the ratio counts."""
+    ax = plot.accuracy_curve({"a": ([0, 0.5], [0.9, 0.8])}, pruned="channel", ax=plt.figure().gca())
+    assert ax.get_xlabel() == "output channels pruned (%)"
+    assert plot.accuracy_curve({"a": ([0, 0.5], [0.9, 0.8])}, ax=plt.figure().gca()).get_xlabel() == \
+        "weights pruned (%)"
+    assert plot.accuracy_curve({"a": ([0, 1], [1, 0])}, pruned="neurons", ax=plt.figure().gca()).get_xlabel() == \
+        "neurons pruned (%)"
+    scan = pd.DataFrame({"layer": ["conv1"] * 2, "sparsity": [0.0, 0.5], "accuracy": [0.9, 0.8]})
+    scan.attrs["granularity"] = "channel"
+    assert "output channels" in plot.sensitivity_curves(scan, ax=plt.figure().gca()).get_xlabel()
+    plt.close("all")

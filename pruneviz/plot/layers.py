@@ -112,39 +112,58 @@ def layer_table(model: nn.Module, example: torch.Tensor, dense: nn.Module | None
 
     ``example`` is one input batch for counting MACs (torch.utils.flop_counter). Zeros in ``model`` are what
     pruning removed; ``dense`` (optional) is the unpruned model, for a physically smaller pruned model whose
-    layers have fewer parameters than the original: then dense columns come from it.
+    layers have fewer parameters than the original: then dense columns come from it. Each reduction is counted
+    once: a compacted layer's MACs are counted on its own (smaller) shapes, and only zeros *inside* it reduce
+    them further (``sparse_macs``). The frame's ``attrs["compacted"]`` says whether any layer is smaller than its
+    dense counterpart (then the pruned model is physically smaller, not just masked).
     """
     rows = []
     pruned_macs = layer_macs(model, example)
     dense_layers = prunable_layers(dense) if dense is not None else None
     dense_macs = layer_macs(dense, example) if dense is not None else pruned_macs
+    compacted = False
     for name, module in prunable_layers(model).items():
         params = [p for p in (module.weight, getattr(module, "bias", None)) if p is not None]
         nonzero = sum(int(torch.count_nonzero(p)) for p in params)
         ref = dense_layers[name] if dense_layers is not None and name in dense_layers else module
         total = sum(p.numel() for p in (ref.weight, getattr(ref, "bias", None)) if p is not None)
-        density = float(torch.count_nonzero(module.weight)) / ref.weight.numel()
+        compacted = compacted or module.weight.numel() < ref.weight.numel()
+        nonzero_weights = float(torch.count_nonzero(module.weight))
+        # the model's MACs already shrink with its shapes: only its own zeros reduce them further
+        own_density = nonzero_weights / module.weight.numel() if module.weight.numel() else 0.0
         rows.append({"layer": name, "parameters": total, "nonzero_parameters": nonzero,
-                     "macs": dense_macs.get(name, 0), "sparse_macs": round(pruned_macs.get(name, 0) * density),
-                     "sparsity": 1.0 - density})
-    return pd.DataFrame(rows, columns=["layer", "parameters", "nonzero_parameters", "macs", "sparse_macs",
-                                       "sparsity"])
+                     "macs": dense_macs.get(name, 0), "sparse_macs": round(pruned_macs.get(name, 0) * own_density),
+                     "sparsity": 1.0 - nonzero_weights / ref.weight.numel()})
+    table = pd.DataFrame(rows, columns=["layer", "parameters", "nonzero_parameters", "macs", "sparse_macs",
+                                        "sparsity"])
+    table.attrs["compacted"] = compacted
+    return table
 
 
 _MEASURES = {"parameters": ("parameters", "nonzero_parameters", "parameters"),
              "macs": ("macs", "sparse_macs", "multiply-accumulates per image")}
 
 
-def layer_bars(table: pd.DataFrame, *, measure: str = "parameters", log: bool = False, title: str | None = None,
+def layer_bars(table: pd.DataFrame, *, measure: str = "parameters", log: bool | None = None, title: str | None = None,
                ax: Axes | None = None) -> Axes:
-    """Dense vs pruned bars per layer, for parameters or MACs (from :func:`layer_table`)."""
+    """Dense vs pruned bars per layer, for parameters or MACs (from :func:`layer_table`).
+
+    ``log=None`` (default) picks a log axis when the largest bar is over 30 times the smallest nonzero one, so
+    small layers (a first conv, a classifier) stay visible. The pruned bars are called "compacted" when the
+    table comes from a physically smaller model (``table.attrs["compacted"]``), "nonzero" when from a masked one.
+    """
     if measure not in _MEASURES:
         raise ValueError(f"unknown measure {measure!r}; valid choices: {', '.join(map(repr, _MEASURES))}")
     dense_col, pruned_col, unit = _MEASURES[measure]
     ax = axes(ax)
     x = np.arange(len(table))
+    if log is None:
+        values = np.concatenate([table[dense_col].to_numpy(float), table[pruned_col].to_numpy(float)])
+        positive = values[values > 0]
+        log = bool(positive.size) and positive.max() > 30 * positive.min()
+    pruned_label = "pruned (compacted)" if table.attrs.get("compacted") else "pruned (nonzero)"
     bars = {"dense": ax.bar(x - 0.2, table[dense_col], width=0.4, color=DENSE, label="dense"),
-            "pruned": ax.bar(x + 0.2, table[pruned_col], width=0.4, color=PRUNED, label="pruned (nonzero)")}
+            "pruned": ax.bar(x + 0.2, table[pruned_col], width=0.4, color=PRUNED, label=pruned_label)}
     ax.set_xticks(x, table["layer"], rotation=30, ha="right")
     ax.set_xlabel("layer")
     ax.set_ylabel(f"{unit}" + (" (log)" if log else ""))

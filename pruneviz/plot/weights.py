@@ -177,6 +177,33 @@ def _block_grid(array: np.ndarray, m: int) -> np.ndarray:
     return gapped.reshape(out * (n_pos + 1), rows.shape[2])[:-1]
 
 
+def nm_blocks(granularity) -> int | None:
+    """M for an N:M granularity (its masks are drawn in blocks of M: ``kernel_grid(..., blocks=M)``), else None."""
+    from ..granularity import NMGranularity, get_granularity
+
+    if granularity is None:
+        return None
+    gran = get_granularity(granularity)
+    return gran.m if isinstance(gran, NMGranularity) else None
+
+
+def mask_pattern(mask: torch.Tensor | np.ndarray, m: int | None) -> str:
+    """What an N:M-style mask holds, read from the mask itself: "2:4" when every block of ``m`` consecutive
+    inputs keeps the same N, "1 or 2 of every 4" when blocks differ (a balanced ratio between two patterns);
+    "" for ``m=None``. A label says what is drawn, not what the granularity was called."""
+    if m is None:
+        return ""
+    keep = to_numpy(mask).astype(bool)
+    cin = keep.shape[1]
+    if cin < m:
+        return ""
+    blocks = np.moveaxis(keep.reshape(*keep.shape[:2], -1)[:, :cin // m * m], 1, -1).reshape(-1, m)
+    counts = np.unique(blocks.sum(axis=1))
+    if counts.size == 1:
+        return f"{counts[0]}:{m}"
+    return f"{' or '.join(str(c) for c in counts)} of every {m}"
+
+
 MASK_CMAP = ListedColormap([MUTED, PRUNED], name="pruneviz_mask").with_extremes(bad="white")
 # pruned (0) light grey; kept from a pale to the full blue by |w|, so even a tiny kept weight differs from a pruned one
 MAGNITUDE_CMAP = LinearSegmentedColormap.from_list(
