@@ -20,8 +20,9 @@ from .report import Check
 _APOZ = (apoz, APoZ)  # the library's APoZ: a student's function must not call it
 
 
-def _lecture_activations() -> torch.Tensor:
-    """The lecture's example: 2 images, 3 channels of 4x4, with 11, 12 and 14 zeros of 32 per channel."""
+def lecture_activations() -> torch.Tensor:
+    """The lecture's APoZ example: 2 images, 3 channels of 4x4, with 11, 12 and 14 zeros of 32 per channel
+    (drawn by :func:`pruneviz.plot.apoz_maps`)."""
     gen = torch.Generator().manual_seed(0)
     acts = torch.rand(3, 32, generator=gen) + 0.5
     for channel, zeros in enumerate((11, 12, 14)):
@@ -45,7 +46,7 @@ def _compare(check: Check, got: object, expected: torch.Tensor, what: str, *, at
 def check_apoz(student_fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
     """``student_fn(activations [N, C, H, W]) -> per-channel APoZ [C]``: the fraction of zeros of each channel
     over the batch and every spatial position."""
-    lecture = _lecture_activations()
+    lecture = lecture_activations()
     gen = torch.Generator().manual_seed(1)
     dead = torch.relu(torch.randn(4, 5, 3, 3, generator=gen))
     dead[:, 2] = 0.0

@@ -218,32 +218,69 @@ def accuracy_curve(curves, *, hue: str | None = None, current: tuple[float, floa
     return ax
 
 
-def sensitivity_curves(scan, *, floor: float | None = None, title: str | None = None,
-                       ax: Axes | None = None) -> Axes:
+def sensitivity_curves(scan, *, floor: float | None = None, zoom: float | None = None,
+                       zoom_ax: Axes | None = None, title: str | None = None, ax: Axes | None = None) -> Axes:
     """Accuracy of the model when one layer at a time is pruned, one curve per layer (a sensitivity scan).
 
     Args:
         scan: a DataFrame with columns ``layer``, ``sparsity``, ``accuracy`` (fractions), as
-            ``pruneviz``'s sensitivity scan gives it; sparsity 0 rows give the dense accuracy.
+            ``pruneviz``'s sensitivity scan gives it; sparsity 0 rows give the dense accuracy. Its
+            ``attrs["granularity"]`` (set by the scan) names what the x-axis counts.
         floor: an accuracy floor to draw (e.g. dense accuracy minus the loss you accept).
+        zoom: a second panel, beside this one, showing only accuracies within ``zoom`` (a fraction, e.g. 0.02)
+            below the dense accuracy: the drops of a point or less that decide the ratios (the lecture's lab
+            draws it), on ``zoom_ax`` or else on a panel split off the right half of ``ax``. Returns the main
+            Axes; the zoomed one is ``artists(ax)["zoom"]``.
     """
     ax = axes(ax)
-    lines = {}
-    for i, (layer, (xs, ys)) in enumerate(_curves_from(scan, "layer", "sparsity", "accuracy").items()):
-        (lines[layer],) = ax.plot(100 * np.asarray(xs, float), 100 * np.asarray(ys, float), markersize=3.5,
-                                  linewidth=1.4, label=layer, **series_style(i))
-    if floor is not None:
-        lines["floor"] = ax.axhline(100 * floor, color=FLOOR_COLOR, linestyle="--", linewidth=1.2, label="accuracy floor")
-    ax.set_xlabel("sparsity of the layer (% of its weights pruned)")
-    ax.set_ylabel("model accuracy (%)")
-    percent_axis(ax, "x")
-    percent_axis(ax, "y")
+    curves = _curves_from(scan, "layer", "sparsity", "accuracy")
+    unit = pruned_unit(getattr(scan, "attrs", {}).get("granularity"))
+    lines = _draw_sensitivity(ax, curves, floor, unit)
     ax.legend(title="pruned layer", fontsize="small", title_fontsize="small", frameon=False,
               loc="lower left", ncol=2 if len(lines) > 6 else 1)
+    if zoom is not None:
+        if not 0 < zoom < 1:
+            raise ValueError(f"zoom is an accuracy range below the dense accuracy, a fraction in (0, 1); got {zoom!r}")
+        dense = _dense_accuracy(scan, curves)
+        if zoom_ax is None:  # half of ax's area, so the figure holds both panels
+            from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+            zoom_ax = make_axes_locatable(ax).append_axes("right", size="100%", pad=0.7)
+        inset = zoom_ax
+        _draw_sensitivity(inset, curves, floor, unit)
+        inset.set_ylim(100 * (dense - zoom), 100 * dense + 100 * zoom * 0.15)
+        inset.set_title(f"zoom: within {100 * zoom:g} points of dense", fontsize="small")
+        from matplotlib.ticker import PercentFormatter
+
+        inset.yaxis.set_major_formatter(PercentFormatter(100, decimals=1))
+        lines["zoom"] = inset
     if title:
         ax.set_title(title)
     register(ax, lines)
     return ax
+
+
+def _dense_accuracy(scan, curves: dict[str, Curve]) -> float:
+    dense = getattr(scan, "attrs", {}).get("dense_accuracy")
+    if dense is not None:
+        return float(dense)
+    at_zero = [float(ys[0]) for xs, ys in curves.values() if len(xs) and float(xs[0]) == 0.0]
+    return max(at_zero) if at_zero else max(float(max(ys)) for _, ys in curves.values())
+
+
+def _draw_sensitivity(ax: Axes, curves: dict[str, Curve], floor: float | None, unit: str) -> dict:
+    lines = {}
+    for i, (layer, (xs, ys)) in enumerate(curves.items()):
+        (lines[layer],) = ax.plot(100 * np.asarray(xs, float), 100 * np.asarray(ys, float), markersize=3.5,
+                                  linewidth=1.4, label=layer, **series_style(i))
+    if floor is not None:
+        lines["floor"] = ax.axhline(100 * floor, color=FLOOR_COLOR, linestyle="--", linewidth=1.2,
+                                    label="accuracy floor")
+    ax.set_xlabel(f"sparsity of the layer (% of its {unit} pruned)")
+    ax.set_ylabel("model accuracy (%)")
+    percent_axis(ax, "x")
+    percent_axis(ax, "y")
+    return lines
 
 
 def schedule_curve(schedules, *, current_step: int | None = None, title: str | None = None,
