@@ -89,7 +89,7 @@ class Comparison(widgets.VBox):
         self.figure.animate([*(m.image for m in self.masks.values()), *(m.ax.title for m in self.masks.values()),
                              *self.curves.markers.values()])
         self._full = True
-        super().__init__([widgets.HBox([self.sparsity, self.layer]), self.status.widget, self.figure.widget,
+        super().__init__([widgets.HBox([self.sparsity, self.layer], layout=widgets.Layout(flex_flow="row wrap")), self.status.widget, self.figure.widget,
                           self.readout, self.errors.widget])
         self.add_class("pruneviz-compare")
         self._show_layer()

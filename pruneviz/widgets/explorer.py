@@ -85,9 +85,10 @@ class Explorer(widgets.VBox):
                              self.curves.current])
         self._full = True  # the next draw redraws the background too
 
+        wrap = widgets.Layout(flex_flow="row wrap")  # a narrow notebook puts controls on the next line, not off it
         controls = widgets.VBox([
-            widgets.HBox([self.sparsity, self.scope]),
-            widgets.HBox([self.criterion, self.granularity, self.layer, self.only_layer]),
+            widgets.HBox([self.sparsity, self.scope], layout=wrap),
+            widgets.HBox([self.criterion, self.granularity, self.layer, self.only_layer], layout=wrap),
         ])
         super().__init__([controls, self.status.widget, self.figure.widget, self.readout, self.errors.widget])
         self.add_class("pruneviz-explorer")
