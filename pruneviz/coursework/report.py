@@ -57,6 +57,16 @@ PLUMBING = ("data.py", "device.py", "errors.py", "evaluation.py", "zoo", "plot",
 
 
 @functools.lru_cache(maxsize=4096)
+def _plumbing_file(filename: str) -> bool:
+    """True for a pruneviz plumbing module other than the checker itself (data, evaluation, zoo...)."""
+    path = os.path.abspath(filename)
+    if not path.startswith(_PACKAGE + os.sep):
+        return False
+    top = os.path.relpath(path, _PACKAGE).split(os.sep)[0]
+    return top in PLUMBING and top != "coursework"
+
+
+@functools.lru_cache(maxsize=4096)
 def _library_file(filename: str) -> str | None:
     """``pruneviz.<module>`` (or ``torch.nn.utils.prune``) when ``filename`` holds answer code, else None."""
     path = os.path.abspath(filename)
@@ -159,6 +169,7 @@ class Check:
         self.problems: list[str] = []
         self._forbidden: dict[CodeType, str] = {code: _public_name(fn) for fn in forbid for code in _codes(fn)}
         self._allowed: set[CodeType] = {code for fn in allow for code in _codes(fn)}
+        self._root: FrameType | None = None
         self._entries: list[tuple[str | None, str]] = []  # (case, message), for saying one cause once
         self._case: str | None = None
         self._open = False  # inside a `with check.case(...)` block
@@ -238,9 +249,9 @@ class Check:
             if module != "torch.nn.utils.prune" and not code.co_name.startswith("_"):
                 name = _public_alias(module, code.co_name) or name
         caller = frame.f_back
-        while caller is not None:  # inside an allowed function (or inside library code already reported)
-            if caller.f_code in self._allowed:
-                return None
+        while caller is not None and caller is not self._root:  # up to the checker's call of the function
+            if caller.f_code in self._allowed or _plumbing_file(caller.f_code.co_filename):
+                return None  # an allowed function's (or pruneviz.evaluate's...) own business
             if _library_file(caller.f_code.co_filename) is not None or caller.f_code in self._forbidden:
                 return None  # the outermost library call is the one to name; it was seen already
             caller = caller.f_back
@@ -251,6 +262,7 @@ class Check:
         function it called (or None), in this thread or any thread started meanwhile."""
         seen: list[str] = []
         previous, previous_threads = sys.getprofile(), threading.getprofile()
+        self._root = sys._getframe()  # the walk up from a library call stops here: above is the checker
 
         def profile(frame: FrameType, event: str, arg: Any) -> None:
             if event == "call" and not seen:

@@ -204,14 +204,19 @@ def _block_grid(array: np.ndarray, m: int) -> np.ndarray:
     return gapped.reshape(out * (n_pos + 1), rows.shape[2])[:-1]
 
 
-def nm_blocks(granularity) -> int | None:
-    """M for an N:M granularity (its masks are drawn in blocks of M: ``kernel_grid(..., blocks=M)``), else None."""
+def nm_blocks(granularity, shape: tuple[int, ...] | None = None) -> int | None:
+    """M for an N:M granularity (its masks are drawn in blocks of M: ``kernel_grid(..., blocks=M)``), else None;
+    also None for a weight ``shape`` the pattern does not apply to (inputs not a multiple of M: left dense)."""
     from ..granularity import NMGranularity, get_granularity
 
     if granularity is None:
         return None
     gran = get_granularity(granularity)
-    return gran.m if isinstance(gran, NMGranularity) else None
+    if not isinstance(gran, NMGranularity):
+        return None
+    if shape is not None and (len(shape) < 2 or shape[1] % gran.m):
+        return None
+    return gran.m
 
 
 def mask_pattern(mask: torch.Tensor | np.ndarray, m: int | None) -> str:

@@ -77,8 +77,7 @@ class Comparison(widgets.VBox):
             curve_ax = self.figure.figure.add_subplot(grid[:, cols])
         self.figure.figure.subplots_adjust(left=0.04, right=0.99, bottom=0.17 / rows, top=1 - 0.16 / rows,
                                            wspace=0.3, hspace=0.45)
-        self.masks = {label: MaskImage(ax, max_out=32, max_in=32, blocks=nm_blocks(gran))
-                      for (label, ax), (_, gran) in zip(zip(self.sessions, mask_axes), pairs)}
+        self.masks = {label: MaskImage(ax, max_out=32, max_in=32) for label, ax in zip(self.sessions, mask_axes)}
         self.curves = AccuracyCurves(curve_ax, current_label="_nolegend_",
                                      pruned=next(iter(granularities)) if self.x == "ratio" else "weights")
         if self.x == "sparsity":
@@ -99,7 +98,10 @@ class Comparison(widgets.VBox):
 
     def _show_layer(self) -> None:
         for label, session in self.sessions.items():
-            self.masks[label].set_weight(session.dense_weight(self.layer.value))
+            weight = session.dense_weight(self.layer.value)
+            # an N:M mask in its blocks of M (where the layer takes the pattern), the others in the kernel grid
+            self.masks[label].blocks = nm_blocks(session.key[1], tuple(weight.shape))
+            self.masks[label].set_weight(weight)
 
     def _layer_changed(self) -> None:
         self._full = True

@@ -177,7 +177,8 @@ class Explorer(widgets.VBox):
             with self.status.working(f"computing the {choice[0]} scores ({choice[1]}, {choice[2]} scope) and "
                                      f"the accuracy curve: once for this choice, later moves are fast"):
                 self._use(choice)
-        if self.mask.blocks != nm_blocks(self.granularity.value):
+        shape = tuple(self.session.dense_weight(self.layer.value).shape)
+        if self.mask.blocks != nm_blocks(self.granularity.value, shape):
             self._show_layer()  # N:M in its blocks, the others in the kernel grid
         self._full = True
         self._refresh()
@@ -201,7 +202,7 @@ class Explorer(widgets.VBox):
         weight = self.session.dense_weight(name)
         self.histogram.set_dense(weight)
         self.histogram.ax.set_title(f"weights of {name} {tuple(weight.shape)}")
-        self.mask.blocks = nm_blocks(self.granularity.value)  # N:M: drawn in its blocks of M
+        self.mask.blocks = nm_blocks(self.granularity.value, tuple(weight.shape))  # N:M: in its blocks of M
         self.mask.set_weight(weight).set_mask(None)  # the layout (is it cropped?) before the first mask
         shown = " (first 32 channels)" if self.mask.cropped else ""
         self.mask.ax.set_title(f"mask of {name}{shown}", fontsize=10, pad=17)

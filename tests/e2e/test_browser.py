@@ -205,13 +205,14 @@ def test_every_widget_fits_a_1280_px_notebook(chromium, lab, notebook, tmp_path)
     try:
         page = NotebookPage(context.new_page(), lab)
         page.open(name)
-        # open() folds the file browser away; a student at 1280 px has it open
+        page.run_all(timeout=600.0)
+        # open() folded the file browser away; a student at 1280 px has it open: open it again, then measure
         page.page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab").first.click()
         page.page.locator(".jp-FileBrowser").first.wait_for(state="visible")
-        page.run_all(timeout=900.0)
         page.panel.locator(".pruneviz-figure").first.wait_for(state="attached", timeout=60_000)
-        time.sleep(2.0)  # widget views lay out after their output arrives
+        time.sleep(2.0)  # widget views lay out after their output arrives, and again after the sidebar opened
         result = page.panel.evaluate(_CLIPPED_PARTS_JS)
+        print(f"\n{notebook}: {result['widgets']} widget outputs measured at 1280 px, file browser open")
         if result["report"]:
             page.page.screenshot(path=str(tmp_path / "cut.png"), full_page=True)
         assert result["widgets"] >= 1, f"{notebook}: no widget output found"
