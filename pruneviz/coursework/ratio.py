@@ -22,7 +22,7 @@ from ..ratios import kept_fraction, ratios_for_drop, ratios_for_size
 from .report import Check
 
 _RATIOS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-TOLERANCE = 0.01  # predicted drop above the best the scan allows: one accuracy point, summed over the layers
+TOLERANCE = 0.015  # predicted drop above the best the scan allows: 1.5 accuracy points, summed over the layers
 
 
 def _number(value: object) -> float | None:
@@ -84,9 +84,19 @@ def _cases() -> list[tuple[str, pd.DataFrame, dict[str, int], float, float]]:
         "linear": [.99, .99, .99, .99, .98, .98, .97, .95, .90, .80],
     })
     bumpy_counts = {"conv_a": 4_608, "conv_b": 18_432, "linear": 2_560}
+    # the largest layer is the sensitive one: pruning the largest layers first loses points a robust, smaller
+    # layer would have spared
+    sensitive_big = _scan({
+        "big": [.95, .94, .93, .91, .89, .86, .82, .77, .70, .60],
+        "mid": [.95, .95, .95, .95, .95, .95, .95, .94, .94, .93],
+        "small": [.95, .95, .94, .94, .93, .92, .90, .88, .85, .80],
+    })
+    sensitive_counts = {"big": 200_000, "mid": 120_000, "small": 10_000}
     return [("VGG-like scan, keep 35 %, floor 0.90", vgg_like, vgg_counts, 0.35, 0.90),
             ("VGG-like scan, keep 20 %, floor 0.85", vgg_like, vgg_counts, 0.20, 0.85),
-            ("scan with a dip, keep 40 %, floor 0.95", bumpy, bumpy_counts, 0.40, 0.95)]
+            ("scan with a dip, keep 40 %, floor 0.95", bumpy, bumpy_counts, 0.40, 0.95),
+            ("the largest layer is the sensitive one, keep 60 %, floor 0.85", sensitive_big, sensitive_counts,
+             0.60, 0.85)]
 
 
 def _problem(ratios: object, scan: pd.DataFrame, counts: dict[str, int], target: float,

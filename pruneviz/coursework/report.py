@@ -47,8 +47,8 @@ import torch
 from torch import nn
 
 
-POLICY = ("write it with torch (numpy, or scikit-learn where the exercise names it); pruneviz's own pruning "
-          "code and torch.nn.utils.prune are the answers the check grades against, not tools for the exercise")
+POLICY = ("write it yourself with torch (numpy, or scikit-learn where the exercise names it): no pruneviz pruning "
+          "code, public or private, and no torch.nn.utils.prune; the check cannot grade the library")
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../pruneviz
 # pruneviz modules that compute no part of any exercise's answer: loading data and models, evaluating, drawing
@@ -220,7 +220,7 @@ class Check:
         result, error, used = self._traced(fn, args, kwargs)
         if used:  # said first: a delegation that then failed is still a delegation
             self._stopped = True
-            message = f"{who} calls {used}, library code that answers this exercise: {POLICY}"
+            message = f"{who} calls {used}, the library's own answer to this exercise: {POLICY}"
             self.problems.append(message)
             self._entries.append((None, message))
             self._end_case()
@@ -240,6 +240,8 @@ class Check:
     def _forbidden_call(self, frame: FrameType) -> str | None:
         """The name of the forbidden code ``frame`` runs, unless an allowed function called it."""
         code = frame.f_code
+        if code in self._allowed:
+            return None
         name = self._forbidden.get(code)
         if name is None:
             module = _library_file(code.co_filename)
