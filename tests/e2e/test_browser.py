@@ -191,6 +191,32 @@ _CLIPPED_PARTS_JS = r"""(panel) => {
 }"""
 
 
+# Run All finished, read from JupyterLab's own model (window.jupyterapp): every non-empty code cell has an
+# execution count and the kernel is idle, or an error is on show. (Prompts in the page are not enough: a
+# windowed notebook does not render cells that are off screen.)
+_MODEL_RAN_JS = r"""() => {
+  const app = window.jupyterapp;
+  const widget = app && app.shell.currentWidget;
+  if (!widget || !widget.content || !widget.sessionContext) return false;
+  const cells = [...widget.content.model.cells];
+  const code = cells.filter(c => c.type === 'code' && c.sharedModel.getSource().trim());
+  const errored = code.some(c => [...c.outputs].some(o => o.type === 'error'));
+  const kernel = widget.sessionContext.session && widget.sessionContext.session.kernel;
+  const idle = kernel && kernel.status === 'idle';
+  return idle && (errored || code.every(c => c.executionCount !== null));
+}"""
+
+
+def run_all_and_wait(page, timeout: float) -> None:
+    """Run > Run All Cells, then wait on JupyterLab's model until it ran; raises with the errors if any."""
+    page.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
+    time.sleep(3.0)  # the kernel turns busy
+    page.page.wait_for_function(_MODEL_RAN_JS, timeout=timeout * 1e3, polling=1000)
+    errors = page.errors()
+    assert not errors, "a cell failed in the browser:\n" + "\n".join(errors)
+
+
 @pytest.mark.parametrize("notebook", FIT_NOTEBOOKS)
 def test_every_widget_fits_a_1280_px_notebook(chromium, lab, notebook, tmp_path):
     """JupyterLab in a 1280 px wide window, file browser open: no part of any widget of the notebook is cut
@@ -205,7 +231,7 @@ def test_every_widget_fits_a_1280_px_notebook(chromium, lab, notebook, tmp_path)
     try:
         page = NotebookPage(context.new_page(), lab)
         page.open(name)
-        page.run_all(timeout=600.0)
+        run_all_and_wait(page, timeout=600.0)
         # open() folded the file browser away; a student at 1280 px has it open: open it again, then measure
         page.page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab").first.click()
         page.page.locator(".jp-FileBrowser").first.wait_for(state="visible")
