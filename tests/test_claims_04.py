@@ -73,3 +73,13 @@ def test_taylor_terms_refuses_an_already_pruned_model(cnn, digits):
     pruner = pruneviz.Pruner(cnn, "magnitude").prune(0.5)
     with pytest.raises(ValueError, match="dense model"):
         taylor_terms(cnn, digits.val, pruner.masks)
+
+
+def test_obd_on_the_training_loss_its_own_setting(cnn, digits):
+    """Cell 8: "On the training loss ... Spearman 0.26, within a factor of two for 3 %, 37 % of the single
+    removals lower the training loss, |g w| > 1/2 h w^2 for 90 % of the weights"."""
+    single = single_weight_test(cnn, digits.train, per_layer=12, limit=360)
+    assert round(stats.spearmanr(single["predicted"], single["measured"]).statistic, 2) == 0.26
+    assert round(100 * (single["predicted"] / single["measured"]).between(0.5, 2.0).mean()) == 3
+    assert round(100 * (single["measured"] < 0).mean()) == 37
+    assert round(100 * (single["first_order"].abs() > single["predicted"]).mean()) == 90

@@ -57,7 +57,7 @@ def test_the_lectures_learning_rate_rule_fits_the_largest_size_only(digits):
     lrs = best_lrs(choose_finetune_lr(wide, digits.train, digits.val, cache=DEFAULT_CACHE))
     assert lrs == {0.5: 0.01, 0.75: 0.03, 0.875: 0.03, 0.9375: 0.1}
     assert lrs[0.5] == pytest.approx(PEAK_LR / 10)
-    assert all(lr > PEAK_LR / 10 for s, lr in lrs.items() if s > 0.5)  # above the lecture's 1/10 to 1/100
+    assert all(lr > PEAK_LR / 10 for s, lr in lrs.items() if s > 0.5)  # above the next lecture's 1/10 to 1/100
 
 
 # ---- MNIST-1D: the same question on a task with headroom (the notebook's second part) ----

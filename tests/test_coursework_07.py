@@ -27,7 +27,8 @@ def notebook_solution(scan, weights, target, floor):
 
 
 def largest_first(scan, weights, target, floor):
-    """Another valid answer: prune the layer with the most weights left, one scanned step at a time."""
+    """Feasible, and not a trade-off: prune the layer with the most weights left, one scanned step at a time
+    (issue 19: the check judges the accuracy the dict keeps, so this fails where the large layer is sensitive)."""
     ratios = {layer: 0.0 for layer in weights}
     allowed = scan[scan.accuracy >= floor]
     while sum(n * (1 - ratios[k]) for k, n in weights.items()) > target * sum(weights.values()):
@@ -38,10 +39,15 @@ def largest_first(scan, weights, target, floor):
     return ratios
 
 
-@pytest.mark.parametrize("solution", [notebook_solution, largest_first])
+@pytest.mark.parametrize("solution", [notebook_solution])
 def test_solutions_pass(solution, capsys):
     assert check_ratio_dict(solution)
     assert "✓ sensitivity-guided ratio dict" in capsys.readouterr().out
+
+
+def test_largest_layers_first_is_feasible_but_refused():
+    with pytest.raises(CheckFailed, match="the largest layer is the sensitive one.*predicts a drop of 0.090"):
+        check_ratio_dict(largest_first)
 
 
 def in_place(scan, weights, target, floor):

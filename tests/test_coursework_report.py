@@ -40,7 +40,8 @@ def test_a_fail_raises_an_assertion_error_with_one_problem_per_case(capsys):
     with pytest.raises(AssertionError) as failure:
         check.done()
     assert isinstance(failure.value, CheckFailed)
-    assert str(failure.value) == ("✗ doubling: 3 problem(s)\n  - x = 1: returned None\n  - x = 2: returned None\n"
+    # one cause over two cases is said once, with its cases (issue 19: repeats hid the other mistakes)
+    assert str(failure.value) == ("✗ doubling: 2 problem(s) in 3 cases\n  - in 2 cases (x = 1; x = 2): returned None\n"
                                   "  - x = 3: got 3")
     assert capsys.readouterr().out == ""  # the words are in the error, printed once by whoever shows it
 

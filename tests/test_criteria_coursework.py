@@ -17,14 +17,18 @@ def test_apoz_check(capsys):
     assert check_apoz(lambda a: (a == 0).float().mean(dim=(0, 2, 3)))
     assert "✓ APoZ of a channel" in capsys.readouterr().out
     assert "expected (3,)" in fails(check_apoz, lambda a: (a == 0).float().mean(dim=(0, 2)))
-    assert "expected 0.3438" in fails(check_apoz, lambda a: (a > 0).float().mean(dim=(0, 2, 3)))  # non-zeros
+    inverted = fails(check_apoz, lambda a: (a > 0).float().mean(dim=(0, 2, 3)))  # non-zeros: named, not numbers
+    assert "non-zero activations (1 - APoZ)" in inverted and "expected 0.3438" not in inverted
+    assert "number of zeros" in fails(check_apoz, lambda a: (a == 0).float().sum(dim=(0, 2, 3)))
+    assert "expected 0.3438" in fails(check_apoz, lambda a: (a == 0).float().mean(dim=(0, 2, 3)).flip(0))
     assert "in place" in fails(check_apoz, lambda a: a.clamp_(min=1).mean(dim=(0, 2, 3)))
 
 
 def test_obd_check():
     assert check_obd_saliency(lambda w, h: 0.5 * h * w ** 2)
     assert "1/2" in fails(check_obd_saliency, lambda w, h: h * w ** 2)
-    assert "at index" in fails(check_obd_saliency, lambda w, h: 0.5 * h * w.abs())
+    assert "used |w_i|" in fails(check_obd_saliency, lambda w, h: 0.5 * h * w.abs())
+    assert "at index" in fails(check_obd_saliency, lambda w, h: 0.5 * h * w ** 2 + 0.1)  # no known mistake: numbers
 
     def stub(w, h):
         raise NotImplementedError

@@ -274,3 +274,75 @@ def test_apoz_pruned_bars_are_hatched_outlines_with_a_legend_entry():
     entries = dict(zip([t.get_text() for t in legend.get_texts()], legend.get_patches()))
     assert entries["pruned (hatched)"].get_hatch()
     plt.close(fig)
+
+
+def test_layer_table_counts_a_compacted_model_once(cnn):
+    """Item 1: the MACs of a compacted model are counted on its own shapes, once: the bars sum to what
+    pruneviz.macs says of it; the legend says compacted; small layers stay visible (log axis)."""
+    example = torch.zeros(1, 1, 8, 8)
+    compacted = pruneviz.compact(cnn, pruneviz.Pruner(cnn, "magnitude", "channel").prune(0.5).masks)
+    dense = pruneviz.zoo.load("digits-cnn", device="cpu")
+    table = plot.layer_table(compacted, example, dense=dense)
+    assert table["sparse_macs"].sum() == pruneviz.macs(compacted, example)
+    assert table["macs"].sum() == pruneviz.macs(dense, example)
+    assert table.attrs["compacted"]
+    ax = plot.layer_bars(table, measure="macs", ax=plt.figure().gca())
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["dense", "pruned (compacted)"]
+    assert ax.get_yscale() == "log"  # conv1 and fc are 100x smaller than conv4
+    masked = plot.layer_table(cnn, example)
+    assert not masked.attrs["compacted"]
+    ax = plot.layer_bars(masked, ax=plt.figure().gca(), log=False)
+    assert ax.get_legend().get_texts()[1].get_text() == "pruned (nonzero)" and ax.get_yscale() == "linear"
+    plt.close("all")
+
+
+def test_static_curves_name_their_quantity():
+    """Item 3 for static plots: the x-axis names what the ratio counts."""
+    ax = plot.accuracy_curve({"a": ([0, 0.5], [0.9, 0.8])}, pruned="channel", ax=plt.figure().gca())
+    assert ax.get_xlabel() == "output channels pruned (%)"
+    assert plot.accuracy_curve({"a": ([0, 0.5], [0.9, 0.8])}, ax=plt.figure().gca()).get_xlabel() == \
+        "weights pruned (%)"
+    assert plot.accuracy_curve({"a": ([0, 1], [1, 0])}, pruned="neurons", ax=plt.figure().gca()).get_xlabel() == \
+        "neurons pruned (%)"
+    scan = pd.DataFrame({"layer": ["conv1"] * 2, "sparsity": [0.0, 0.5], "accuracy": [0.9, 0.8]})
+    scan.attrs["granularity"] = "channel"
+    assert "output channels" in plot.sensitivity_curves(scan, ax=plt.figure().gca()).get_xlabel()
+    plt.close("all")
+
+
+def test_static_figures_have_what_the_notebooks_need(cnn):
+    """Item 10: a log count axis for piled-up gammas, a zoomed sensitivity panel, the lecture's APoZ maps, and a
+    weight histogram whose bins cover where the weights are."""
+    gammas = {"bn": torch.cat([torch.full((73,), 1e-3), torch.linspace(0.2, 1.0, 27)])}
+    ax = plot.gamma_distribution(gammas, log=True, ax=plt.figure().gca())
+    assert ax.get_yscale() == "log" and ax.get_ylim()[0] < 1  # a bin of one channel shows beside 73
+    # a zoomed panel of the sensitivity scan: the <= 1-point drops fill it
+    scan = pd.DataFrame({"layer": ["conv1"] * 3 + ["conv2"] * 3, "sparsity": [0.0, 0.5, 0.9] * 2,
+                         "accuracy": [0.99, 0.985, 0.5, 0.99, 0.98, 0.8]})
+    fig, (main, side) = plt.subplots(1, 2)
+    plot.sensitivity_curves(scan, zoom=0.02, zoom_ax=side, ax=main)
+    assert plot.artists(main)["zoom"] is side
+    assert side.get_ylim() == pytest.approx((97.0, 99.0 + 0.3))
+    alone = plot.sensitivity_curves(scan, zoom=0.02, ax=plt.figure().gca())
+    assert plot.artists(alone)["zoom"].figure is alone.figure
+    with pytest.raises(ValueError, match="fraction"):
+        plot.sensitivity_curves(scan, zoom=2, ax=plt.figure().gca())
+    # the lecture's APoZ example: 2 images x 3 maps of 4x4, every zero written, APoZ 11/32, 12/32, 14/32
+    ax = plot.apoz_maps(ax=plt.figure().gca())
+    maps = plot.artists(ax)
+    from pruneviz.coursework.criteria import lecture_activations
+
+    assert len(maps["zeros"]) == int((lecture_activations() == 0).sum()) == 11 + 12 + 14
+    np.testing.assert_allclose(maps["apoz"], [11 / 32, 12 / 32, 14 / 32])
+    assert [t.get_text() for t in ax.get_xticklabels()][0] == "channel 0\nAPoZ 11/32 = 34 %"
+    with pytest.raises(ValueError, match="N, C, H, W"):
+        plot.apoz_maps(torch.zeros(3, 4), ax=plt.figure().gca())
+    # span: the bins cover the 99 % quantile, the rest counted in the end bins and said
+    weight = torch.cat([torch.randn(2000, generator=torch.Generator().manual_seed(0)) * 0.05, torch.tensor([3.0])])
+    ax = plot.weight_histogram(weight, span=0.99, ax=plt.figure().gca())
+    hist = plot.artists(ax)
+    assert ax.get_xlim()[1] < 0.5 and hist.dense_counts.sum() == weight.numel() and hist.beyond >= 1
+    assert any("beyond" in t.get_text() for t in ax.get_legend().get_texts())
+    full = plot.artists(plot.weight_histogram(weight, ax=plt.figure().gca()))
+    assert full.beyond == 0 and full.dense_counts.sum() == weight.numel()
+    plt.close("all")

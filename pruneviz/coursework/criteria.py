@@ -20,8 +20,9 @@ from .report import Check
 _APOZ = (apoz, APoZ)  # the library's APoZ: a student's function must not call it
 
 
-def _lecture_activations() -> torch.Tensor:
-    """The lecture's example: 2 images, 3 channels of 4x4, with 11, 12 and 14 zeros of 32 per channel."""
+def lecture_activations() -> torch.Tensor:
+    """The lecture's APoZ example: 2 images, 3 channels of 4x4, with 11, 12 and 14 zeros of 32 per channel
+    (drawn by :func:`pruneviz.plot.apoz_maps`)."""
     gen = torch.Generator().manual_seed(0)
     acts = torch.rand(3, 32, generator=gen) + 0.5
     for channel, zeros in enumerate((11, 12, 14)):
@@ -30,14 +31,18 @@ def _lecture_activations() -> torch.Tensor:
 
 
 def _compare(check: Check, got: object, expected: torch.Tensor, what: str, *, atol: float = 1e-7,
-             fmt: str = ".4f") -> None:
-    """End the case with a problem unless ``got`` is a tensor equal to ``expected`` (to float tolerance)."""
+             fmt: str = ".4f", mistakes: tuple[tuple[torch.Tensor, str], ...] = ()) -> None:
+    """End the case with a problem unless ``got`` is a tensor equal to ``expected`` (to float tolerance).
+    ``mistakes``: (what a known mistake returns, its name in words): a match names the mistake, not numbers."""
     check.expect(got is not None, f"returned None; return the {what} (a tensor)")
     check.expect(isinstance(got, torch.Tensor), f"returned a {type(got).__name__}, expected a torch.Tensor")
     check.expect(got.shape == expected.shape,
                  f"returned shape {tuple(got.shape)}, expected {tuple(expected.shape)} ({what})")
     close = torch.isclose(got.to(expected.dtype), expected, rtol=1e-5, atol=atol)
     if not close.all():
+        for wrong, mistake in mistakes:
+            if torch.allclose(got.to(expected.dtype), wrong, rtol=1e-5, atol=atol):
+                check.fail(mistake)
         wrong = tuple((~close).nonzero()[0].tolist())
         check.fail(f"at index {list(wrong)} got {got[wrong].item():{fmt}}, expected {expected[wrong].item():{fmt}}")
 
@@ -45,7 +50,7 @@ def _compare(check: Check, got: object, expected: torch.Tensor, what: str, *, at
 def check_apoz(student_fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
     """``student_fn(activations [N, C, H, W]) -> per-channel APoZ [C]``: the fraction of zeros of each channel
     over the batch and every spatial position."""
-    lecture = _lecture_activations()
+    lecture = lecture_activations()
     gen = torch.Generator().manual_seed(1)
     dead = torch.relu(torch.randn(4, 5, 3, 3, generator=gen))
     dead[:, 2] = 0.0
@@ -62,7 +67,13 @@ def check_apoz(student_fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
             before = acts.clone()
             got = check.run(student_fn, acts)
             check.expect(torch.equal(before, acts), "changed the activations in place")
-            _compare(check, got, expected, "one APoZ per channel")
+            _compare(check, got, expected, "one APoZ per channel", mistakes=(
+                (1 - expected, "returned the fraction of non-zero activations (1 - APoZ): APoZ counts the "
+                 "zeros, (acts == 0)"),
+                ((acts == 0).float().sum(dim=(0, 2, 3)), "returned the number of zeros per channel; divide by "
+                 "the count of activations (batch x height x width) for a fraction"),
+                ((acts == 0).float().mean(dim=(2, 3))[0] if acts.shape[0] else expected,
+                 "averaged over the first image only; average over the whole batch too")))
             if acts is lecture:
                 order = torch.argsort(got, descending=True, stable=True)
                 check.expect(order[0] == 2, "channel 2 has the highest APoZ and should be pruned first")
@@ -76,7 +87,11 @@ def check_obd_saliency(student_fn: Callable[[torch.Tensor, torch.Tensor], torch.
              ("a linear weight [4, 6]", torch.randn(4, 6, generator=gen), torch.rand(4, 6, generator=gen)),
              ("a conv weight [3, 2, 3, 3]", torch.randn(3, 2, 3, 3, generator=gen),
               torch.rand(3, 2, 3, 3, generator=gen)),
-             ("a zero curvature (h = 0 everywhere)", torch.randn(5, generator=gen), torch.zeros(5))]
+             ("a zero curvature (h = 0 everywhere)", torch.randn(5, generator=gen), torch.zeros(5)),
+             ("negative curvature: w = [1, 2, -1], h = [-0.5, 2, -4] (a trained network's Hessian diagonal has "
+              "negative entries)", torch.tensor([1.0, 2.0, -1.0]), torch.tensor([-0.5, 2.0, -4.0])),
+             ("a conv weight with mixed-sign curvature [2, 3, 3, 3]", torch.randn(2, 3, 3, 3, generator=gen),
+              torch.randn(2, 3, 3, 3, generator=gen))]
     check = Check("OBD saliency", forbid=(obd_saliency, OBD))
     for case, weight, hdiag in cases:
         with check.case(case):
@@ -87,7 +102,10 @@ def check_obd_saliency(student_fn: Callable[[torch.Tensor, torch.Tensor], torch.
             if (isinstance(got, torch.Tensor) and got.shape == expected.shape and expected.any()
                     and torch.allclose(got.to(expected.dtype), 2 * expected)):
                 check.fail("twice the expected saliency: missing the 1/2 of the Taylor expansion")
-            _compare(check, got, expected, "one saliency per weight")
+            _compare(check, got, expected, "one saliency per weight", mistakes=(
+                (0.5 * hdiag.abs() * weight.square(), "used |h_ii|: OBD's saliency 1/2 h_ii w_i^2 keeps the sign of "
+                 "the curvature (a negative h_ii says removing the weight lowers the loss, to second order)"),
+                (0.5 * hdiag * weight.abs(), "used |w_i| where the formula squares it: 1/2 h_ii w_i^2")))
     return check.done()
 
 
@@ -106,6 +124,9 @@ def check_slimming_penalty(student_fn: Callable[[torch.nn.Module, float], torch.
         with check.case(f"digits-cnn with random gammas, strength {strength}"):
             got = check.run(student_fn, model, strength)
             expected = slimming_penalty(model, strength).detach()
+            if isinstance(got, torch.Tensor) and got.numel() != 1:
+                check.fail(f"returned {got.numel()} numbers (shape {tuple(got.shape)}); return one number: "
+                           "strength x the sum of |gamma| over every BatchNorm layer, all layers added up")
             _compare(check, got.detach().reshape(()) if isinstance(got, torch.Tensor) else got, expected,
                      "one number")
             check.expect(got.requires_grad, "the result has no gradient; build it from the gammas (no .item(), "
@@ -370,6 +391,42 @@ def _planted_lasso(channels: int, strong: list[float], seed: int) -> tuple[torch
     return z, y, set(chosen)
 
 
+def _correlated_lasso() -> tuple[torch.Tensor, torch.Tensor, set[int], dict[frozenset, str]]:
+    """Six correlated channels (three hidden factors) where the LASSO's first two differ from each shortcut:
+    ranking by |z_c^T y|, by |beta_OLS,c| ||z_c||, and greedy forward least squares each pick another pair.
+    Returns z, y, the LASSO's pair (from the exact path, LARS-lasso) and {pair: the shortcut that gives it}."""
+    import numpy as np
+    from sklearn.linear_model import lars_path
+
+    gen = torch.Generator().manual_seed(13)
+    channels = 6
+    base = torch.randn(200, 3, generator=gen, dtype=torch.float64)
+    mix = torch.randn(3, channels, generator=gen, dtype=torch.float64)
+    z = base @ mix + 0.3 * torch.randn(200, channels, generator=gen, dtype=torch.float64)
+    y = z @ torch.randn(channels, generator=gen, dtype=torch.float64) + 0.1 * torch.randn(200, generator=gen,
+                                                                                          dtype=torch.float64)
+    _, _, coefs = lars_path(z.numpy(), y.numpy(), method="lasso")
+    active = coefs != 0
+    entered = np.where(active.any(1), active.argmax(1), coefs.shape[1])
+    lasso = set(np.argsort(entered, kind="stable")[:2].tolist())
+    corr = frozenset(torch.argsort((z.T @ y).abs(), descending=True)[:2].tolist())
+    ols = torch.linalg.lstsq(z, y[:, None]).solution[:, 0]
+    scaled = frozenset(torch.argsort(ols.abs() * z.norm(dim=0), descending=True)[:2].tolist())
+    chosen: list[int] = []
+    for _ in range(2):  # forward selection: the channel that lowers the least-squares residual most
+        def residual(c: int) -> float:
+            cols = z[:, chosen + [c]]
+            return float((y - cols @ torch.linalg.lstsq(cols, y[:, None]).solution[:, 0]).norm())
+        chosen.append(min((c for c in range(channels) if c not in chosen), key=residual))
+    shortcuts = {corr: "ranked the channels by |z_c^T y| (their correlation with y): that is only the LASSO's "
+                       "first step; correlated channels enter and leave as the penalty falls",
+                 scaled: "ranked the channels by the least-squares coefficients (|beta_c| ||z_c||): that is the "
+                         "penalty-free end of the path, not the order in which the LASSO selects",
+                 frozenset(chosen): "greedy forward least squares (the channel that lowers the residual most, "
+                                    "one at a time): close in spirit, but not the LASSO path"}
+    return z, y, lasso, {k: v for k, v in shortcuts.items() if set(k) != lasso}
+
+
 def check_lasso_select(student_fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]) -> bool:
     """``student_fn(z [M, C], y [M], k) -> keep [C]``: the k channels the LASSO keeps longest as the penalty
     grows; on the zoo's conv3 it must reconstruct conv4's output as well as the kit's LASSO order does."""
@@ -381,7 +438,9 @@ def check_lasso_select(student_fn: Callable[[torch.Tensor, torch.Tensor, int], t
     z5, y5, five = _planted_lasso(12, [1.0, 0.9, 0.7, 0.5, 0.3], seed=9)
     feats = layer_features(load("digits-cnn", device="cpu"), "conv3", digits().val, positions=64)
     z_cnn, y_cnn = feats.contributions().reshape(-1, 64), feats.y.reshape(-1)
+    z_corr, y_corr, corr_pair, shortcuts = _correlated_lasso()
     cases = [("8 channels, 3 of them carry the output, k = 3", z3, y3, 3, three),
+             ("6 correlated channels (3 hidden factors), k = 2", z_corr, y_corr, 2, corr_pair),
              ("12 channels, 5 of them carry the output (of different strength), k = 5", z5, y5, 5, five),
              ("the zoo's conv3 (64 channels, read by conv4, on 64 positions of val), k = 16", z_cnn, y_cnn, 16,
               None)]
@@ -398,6 +457,9 @@ def check_lasso_select(student_fn: Callable[[torch.Tensor, torch.Tensor, int], t
             check.expect(int(got.sum()) == k, f"keeps {int(got.sum())} channels, expected exactly k = {k}")
             if planted is not None:
                 chosen = set(torch.nonzero(got).flatten().tolist())
+                if z is z_corr and chosen != planted and frozenset(chosen) in shortcuts:
+                    check.fail(f"kept channels {sorted(chosen)}, the LASSO path's first two are {sorted(planted)}: "
+                               f"{shortcuts[frozenset(chosen)]}")
                 check.expect(chosen == planted, f"kept channels {sorted(chosen)}; the output is made of channels "
                              f"{sorted(planted)}, which the LASSO keeps longest")
             else:

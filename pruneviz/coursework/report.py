@@ -21,15 +21,23 @@ Why it is shaped this way:
 - **One problem per case.** :meth:`Check.fail` records the problem and leaves the ``with check.case(...)`` block,
   so a case reports its first problem only; a stub is one problem for the whole check ("not implemented yet"),
   not also "returned None".
-- **No delegating to the library.** Functions listed in ``forbid`` (the library's own answer to the exercise)
-  are watched with ``sys.setprofile`` while the student's function runs; calling one, directly or through any
-  other pruneviz function that uses it (``Pruner``, ``tensor_mask``...), is one problem for the whole check.
+- **No delegating to a library's answer: one policy, for every check** (:data:`POLICY`). An exercise is
+  written with torch (and numpy, or scikit-learn where its prompt names it). The student's function may not
+  call pruneviz's pruning code (every module but the plumbing in :data:`PLUMBING`: data, models, evaluation,
+  plots, widgets), public or private (``pruneviz.selection._ranks`` as much as ``pruneviz.prune_tensor``), nor
+  ``torch.nn.utils.prune`` (PyTorch's own pruning). A check widens it only for what its exercise hands the
+  student (``allow=``: 00's exercise is to *use* ``Pruner``); ``forbid=`` adds more. Calls are watched with a
+  profiler in the calling thread and in every thread started while the function runs (a worker thread is
+  still the student's function); a call made from inside an allowed function is that function's business.
 """
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
+import os
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import CodeType, FrameType
@@ -39,8 +47,47 @@ import torch
 from torch import nn
 
 
+POLICY = ("write it yourself with torch (numpy, or scikit-learn where the exercise names it): no pruneviz pruning "
+          "code, public or private, and no torch.nn.utils.prune; the check cannot grade the library")
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../pruneviz
+# pruneviz modules that compute no part of any exercise's answer: loading data and models, evaluating, drawing
+PLUMBING = ("data.py", "device.py", "errors.py", "evaluation.py", "zoo", "plot", "widgets", "coursework",
+            "notebooks", "lecture.py", "timing.py", "__init__.py")
+
+
+@functools.lru_cache(maxsize=4096)
+def _plumbing_file(filename: str) -> bool:
+    """True for a pruneviz plumbing module other than the checker itself (data, evaluation, zoo...)."""
+    path = os.path.abspath(filename)
+    if not path.startswith(_PACKAGE + os.sep):
+        return False
+    top = os.path.relpath(path, _PACKAGE).split(os.sep)[0]
+    return top in PLUMBING and top != "coursework"
+
+
+@functools.lru_cache(maxsize=4096)
+def _library_file(filename: str) -> str | None:
+    """``pruneviz.<module>`` (or ``torch.nn.utils.prune``) when ``filename`` holds answer code, else None."""
+    path = os.path.abspath(filename)
+    if path.startswith(_PACKAGE + os.sep):
+        inner = os.path.relpath(path, _PACKAGE)
+        if inner.split(os.sep)[0] in PLUMBING:
+            return None
+        return "pruneviz." + inner[:-3].replace(os.sep, ".") if inner.endswith(".py") else None
+    if path.endswith(os.path.join("torch", "nn", "utils", "prune.py")):
+        return "torch.nn.utils.prune"
+    return None
+
+
 class CheckFailed(AssertionError):
-    """A check found problems; the message lists them in words (nbgrader shows it as the cell's feedback)."""
+    """A check found problems; the message lists them in words (nbgrader shows it as the cell's feedback).
+
+    Shown as the list only: IPython would print a traceback through the grader's own files above it; its
+    ``_render_traceback_`` hook makes IPython (and so nbgrader's feedback) show the message alone."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook: what to print instead of a traceback
+        return [str(self)]
 
 
 class _CaseOver(Exception):
@@ -55,6 +102,14 @@ def _public_name(fn: Callable) -> str:
     if getattr(pruneviz, name, None) is fn:
         return f"pruneviz.{name}"
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', name)}"
+
+
+def _public_alias(module: str, name: str) -> str | None:
+    """``pruneviz.name`` when the package exports the function under that name."""
+    import pruneviz
+
+    fn = getattr(pruneviz, name, None)
+    return f"pruneviz.{name}" if fn is not None and getattr(fn, "__module__", None) == module else None
 
 
 def _codes(target: Any) -> Iterator[CodeType]:
@@ -109,10 +164,13 @@ def _same(a: Any, b: Any) -> bool:
 class Check:
     """One check of a student's function: its cases, their problems (one each), and the verdict."""
 
-    def __init__(self, name: str, *, forbid: Iterable[Callable] = ()):
+    def __init__(self, name: str, *, forbid: Iterable[Callable] = (), allow: Iterable[Callable] = ()):
         self.name = name
         self.problems: list[str] = []
         self._forbidden: dict[CodeType, str] = {code: _public_name(fn) for fn in forbid for code in _codes(fn)}
+        self._allowed: set[CodeType] = {code for fn in allow for code in _codes(fn)}
+        self._root: FrameType | None = None
+        self._entries: list[tuple[str | None, str]] = []  # (case, message), for saying one cause once
         self._case: str | None = None
         self._open = False  # inside a `with check.case(...)` block
         self._stopped = False  # a stub or a delegation: nothing more to learn
@@ -132,6 +190,7 @@ class Check:
     def fail(self, message: str) -> NoReturn:
         """Record what is wrong (prefixed with the case) and end the case."""
         self.problems.append(f"{self._case}: {message}" if self._case else message)
+        self._entries.append((self._case, message))
         if not self._open:  # a mistake in the check, not in the student's code
             raise RuntimeError(f"check {self.name!r}: fail/expect/run outside a `with check.case(...)` block")
         raise _CaseOver
@@ -161,9 +220,9 @@ class Check:
         result, error, used = self._traced(fn, args, kwargs)
         if used:  # said first: a delegation that then failed is still a delegation
             self._stopped = True
-            self.problems.append(
-                f"{who} calls {used}, the library's own answer to this exercise: write it yourself "
-                "(plain torch is fine); the check cannot grade the library")
+            message = f"{who} calls {used}, the library's own answer to this exercise: {POLICY}"
+            self.problems.append(message)
+            self._entries.append((None, message))
             self._end_case()
         if isinstance(error, NotImplementedError):
             self._stopped = True
@@ -178,36 +237,90 @@ class Check:
         self._returned += 1
         return result
 
+    def _forbidden_call(self, frame: FrameType) -> str | None:
+        """The name of the forbidden code ``frame`` runs, unless an allowed function called it."""
+        code = frame.f_code
+        if code in self._allowed:
+            return None
+        name = self._forbidden.get(code)
+        if name is None:
+            module = _library_file(code.co_filename)
+            if module is None:
+                return None
+            name = f"{module}.{code.co_qualname if hasattr(code, 'co_qualname') else code.co_name}"
+            if module != "torch.nn.utils.prune" and not code.co_name.startswith("_"):
+                name = _public_alias(module, code.co_name) or name
+        caller = frame.f_back
+        while caller is not None and caller is not self._root:  # up to the checker's call of the function
+            if caller.f_code in self._allowed or _plumbing_file(caller.f_code.co_filename):
+                return None  # an allowed function's (or pruneviz.evaluate's...) own business
+            if _library_file(caller.f_code.co_filename) is not None or caller.f_code in self._forbidden:
+                return None  # the outermost library call is the one to name; it was seen already
+            caller = caller.f_back
+        return name
+
     def _traced(self, fn: Callable, args: tuple, kwargs: dict) -> tuple[Any, Exception | None, str | None]:
         """``fn(*args, **kwargs)``: its result, the exception it raised (or None) and the first forbidden
-        function it called (or None)."""
-        forbidden, seen = self._forbidden, []
-        previous = sys.getprofile()
+        function it called (or None), in this thread or any thread started meanwhile."""
+        seen: list[str] = []
+        previous, previous_threads = sys.getprofile(), threading.getprofile()
+        self._root = sys._getframe()  # the walk up from a library call stops here: above is the checker
 
         def profile(frame: FrameType, event: str, arg: Any) -> None:
-            if event == "call" and not seen and frame.f_code in forbidden:
-                seen.append(forbidden[frame.f_code])
+            if event == "call" and not seen:
+                name = self._forbidden_call(frame)
+                if name is not None:
+                    seen.append(name)
+
+        def chained(frame: FrameType, event: str, arg: Any) -> None:
+            profile(frame, event, arg)
             if previous is not None:
                 previous(frame, event, arg)
 
-        if forbidden:
-            sys.setprofile(profile)
+        sys.setprofile(chained)
+        threading.setprofile(profile)  # threads started by the student's function (a ThreadPoolExecutor...)
         try:
             return fn(*args, **kwargs), None, (seen[0] if seen else None)
         except Exception as err:  # the student's error, judged by run()
             return None, err, (seen[0] if seen else None)
         finally:
-            if forbidden:
-                sys.setprofile(previous)
+            sys.setprofile(previous)
+            threading.setprofile(previous_threads)
+
+    def _lines(self) -> list[str]:
+        """The verdict's lines: a header counting the distinct causes, then one line per cause."""
+        if len(self._entries) == len(self.problems):
+            causes = _grouped(self._entries)
+        else:  # problems set directly (report()): as given
+            causes = list(self.problems)
+        cases = len(self.problems)
+        count = f"{len(causes)} problem(s)" + (f" in {cases} cases" if cases != len(causes) else "")
+        return [f"✗ {self.name}: {count}"] + [f"  - {c}" for c in causes]
 
     def done(self) -> bool:
         """Print ``✓ name`` and return True, or raise :class:`CheckFailed` listing the problems."""
         __tracebackhide__ = True  # IPython and pytest hide this frame: the student sees the words, not us
         if self.problems:
-            lines = [f"✗ {self.name}: {len(self.problems)} problem(s)"] + [f"  - {p}" for p in self.problems]
-            raise CheckFailed("\n".join(lines))
+            raise CheckFailed("\n".join(self._lines()))
         print(f"✓ {self.name}: all checks passed")
         return True
+
+
+def _grouped(entries: list[tuple[str | None, str]]) -> list[str]:
+    """One line per cause: a message repeated in several cases is said once, with how many and which (an
+    in-place bug repeated over eight cases would hide the two other mistakes below it)."""
+    order: dict[str, list[str | None]] = {}
+    for case, message in entries:
+        order.setdefault(message, []).append(case)
+    lines = []
+    for message, cases in order.items():
+        named = [c for c in cases if c]
+        if len(cases) == 1:
+            lines.append(f"{named[0]}: {message}" if named else message)
+        else:
+            shown = "; ".join(named[:3]) + (f"; and {len(named) - 3} more" if len(named) > 3 else "")
+            lines.append(f"in {len(cases)} cases ({shown}): {message}")
+    return lines
 
 
 def report(name: str, problems: list[str]) -> bool:

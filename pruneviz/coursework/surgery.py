@@ -38,9 +38,11 @@ def _slice_problem(out: object, net: nn.Sequential, keep: torch.Tensor) -> str |
     wrong = []
     if conv.weight.shape[0] != n:
         wrong.append(f"conv has {conv.weight.shape[0]} output channels, expected {n} (the kept ones)")
-    if bn.weight.shape[0] != n or bn.running_mean.shape[0] != n:
-        wrong.append(f"the BatchNorm must keep {n} channels: its weight, bias, running_mean and running_var, "
-                     "all sliced with the same mask")
+    parts = {"weight": bn.weight, "bias": bn.bias, "running_mean": bn.running_mean, "running_var": bn.running_var}
+    unsliced = [f"{name} ({t.shape[0]} entries)" for name, t in parts.items() if t is not None and t.shape[0] != n]
+    if unsliced:
+        wrong.append(f"the BatchNorm must keep {n} channels in all four of weight, bias, running_mean and "
+                     f"running_var, sliced with the same mask; not sliced: {', '.join(unsliced)}")
     if nxt.weight.shape[1] != n:
         wrong.append(f"next_conv reads {nxt.weight.shape[1]} input channels, expected {n}: slice its weight "
                      "along dim 1")
@@ -58,7 +60,11 @@ def _slice_problem(out: object, net: nn.Sequential, keep: torch.Tensor) -> str |
     with torch.no_grad():
         if net[0].bias is not None and (conv.bias is None or conv.bias.shape[0] != n):
             return f"conv's bias must keep the same {n} channels as its weight"
-        got = nxt.eval()(torch.relu(bn.eval()(conv(x))))
+        try:
+            got = nxt.eval()(torch.relu(bn.eval()(conv(x))))
+        except Exception as error:  # said in words, not as a traceback from inside torch
+            return (f"the three layers do not run one after the other ({type(error).__name__}: {error}); "
+                    "check every tensor and attribute you sliced")
         want = expected(x)
     if not torch.allclose(got, want, atol=1e-5):
         return ("the right shapes, but the outputs differ from the model without those channels: keep the "

@@ -38,8 +38,12 @@ def _cases() -> list[tuple[str, str, str, float, list[float]]]:
 def check_highest_sparsity(student_fn: Callable) -> bool:
     """student_fn(pruner, data, floor, grid) -> the largest ratio of ``grid`` whose accuracy on ``data`` reaches
     ``floor`` (0.0 if none does), leaving the model dense again. The loop over the grid is the exercise:
-    :func:`pruneviz.baselines.accuracy_sweep`, which runs it, is refused."""
-    check = Check("highest_sparsity", forbid=[accuracy_sweep])
+    :func:`pruneviz.baselines.accuracy_sweep`, which runs it, is refused. The exercise hands the student a
+    Pruner and asks to use it with :func:`pruneviz.evaluate`: those two are allowed (the shared policy refuses
+    the rest of the library)."""
+    from ..evaluation import evaluate
+
+    check = Check("highest_sparsity", forbid=[accuracy_sweep], allow=[Pruner, evaluate])
     splits = datasets.digits()
     models, accuracies = {}, {}
     for case, name, split, floor, grid in _cases():

@@ -12,17 +12,16 @@ kept channels' weights of L+1 are fitted again by least squares, so L+1's output
 
     min_W' || Y - X_kept W'^T ||^2
 
-Here the LASSO path (scikit-learn's ``lasso_path``) is computed once per layer and ranks the channels by the
+Here the exact LASSO path (scikit-learn's LARS-lasso, ``lars_path_gram``) is computed once per layer and ranks the channels by the
 largest penalty at which each is still selected: keeping the top k of that order is the LASSO's choice at the
 penalty where k channels are left, and every ratio reuses the one path (scores once, nested masks).
 :func:`reconstruct` applies the least-squares step to a channel-pruned model.
 """
 from __future__ import annotations
 
-import warnings
-from types import SimpleNamespace
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -176,40 +175,39 @@ def _features(module: nn.Module, inputs: torch.Tensor, outputs: torch.Tensor, ch
     return Features(x, weight, y)
 
 
-def lasso_coefficients(features: Features, n_alphas: int = 200, eps: float = 1e-4
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """The LASSO path of the per-channel coefficients: (alphas [n_alphas], decreasing; coefs [C, n_alphas]).
+def lasso_coefficients(features: Features) -> tuple[np.ndarray, np.ndarray]:
+    """The LASSO path of the per-channel coefficients: (alphas, decreasing to 0; coefs [C, len(alphas)]).
+
+    The exact path (LARS with the LASSO modification, scikit-learn's ``lars_path_gram(method="lasso")``): between
+    two of its penalties every coefficient is linear in alpha, so the path is continuous and drawn exactly by
+    joining its points; coordinate descent on a grid of penalties stops short of convergence at tiny penalties
+    (coefficients overshoot, the path jumps). A ConvergenceWarning from scikit-learn is let through: it means
+    the path is not to be trusted there.
 
     ``alphas`` are on the scale of the objective 1/(2 M) ||y - Z beta||^2 + alpha ||beta||_1 over the M = N x
     n_out rows of the layer's outputs. At alpha = 0 every beta_c is 1 (the channels sum to y exactly)."""
-    from sklearn.linear_model import lasso_path
+    from sklearn.linear_model import lars_path_gram
 
     z = features.contributions().reshape(-1, features.x.shape[1])
     target = features.y.reshape(-1)
     channels = z.shape[1]
     gram, xy = z.T @ z, z.T @ target
     if not bool(xy.any()):  # nothing correlates with the output (e.g. all inputs zero): an all-zero path
-        return np.zeros(n_alphas), np.zeros((channels, n_alphas))
-    # The LASSO sees the data only through Z^T Z and Z^T y: a C x C design with the same two (a square root of
-    # the Gram matrix) has the same path, its alphas scaled by C / M, at a fraction of the cost.
-    values, vectors = torch.linalg.eigh(gram)
-    tol = values.max() * channels * torch.finfo(values.dtype).eps
-    root = torch.where(values > tol, values, 0.0).sqrt()
-    design = root[:, None] * vectors.T
-    small = torch.where(values > tol, (vectors.T @ xy) / torch.where(values > tol, root, 1.0), 0.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # convergence warnings at tiny penalties do not change the order
-        alphas, coefs, _ = lasso_path(design.numpy(), small.numpy(), eps=eps, n_alphas=n_alphas)
-    return alphas * channels / len(target), coefs
+        return np.zeros(2), np.zeros((channels, 2))
+    # The LASSO sees the data only through Z^T Z and Z^T y; LARS takes those two directly (Gram and Xy), so
+    # the M rows never enter the path's computation. Its alphas are divided by the sample count it is given.
+    alphas, _, coefs = lars_path_gram(xy.numpy(), gram.numpy(), n_samples=len(target), method="lasso",
+                                      alpha_min=0.0, max_iter=20 * channels)
+    return alphas, coefs
 
 
-def lasso_order(features: Features, n_alphas: int = 200, eps: float = 1e-4) -> torch.Tensor:
+def lasso_order(features: Features) -> torch.Tensor:
     """A score per input channel from the LASSO path: channels selected at a larger penalty score higher.
 
     Score = position in the order (0 = dropped first, C - 1 = kept longest) over C - 1; ties on the path
     (channels dropped between the same two penalties) are broken by |beta| where they were last selected.
     """
-    alphas, coefs = lasso_coefficients(features, n_alphas, eps)
+    alphas, coefs = lasso_coefficients(features)
     channels = coefs.shape[0]
     if not coefs.any():
         return torch.zeros(channels, dtype=torch.float64)

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.axes import Axes
+from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from torch import nn
@@ -17,6 +18,9 @@ from .base import axes, percent_axis, register, to_numpy
 from .theme import ACCENT, DENSE, LINESTYLES, PALETTE, PRUNED
 
 PRUNED_HATCH = "////"
+# activation maps: zero white (the cell then holds its "0"), positive values from pale to the kit's blue
+MAGNITUDE_CMAP_FOR_MAPS = LinearSegmentedColormap.from_list("pruneviz_activation", [(1, 1, 1), PRUNED]
+                                                            ).with_extremes(bad="white")
 
 
 def _per_layer(values, what: str) -> dict[str, np.ndarray]:
@@ -66,20 +70,67 @@ def apoz_bars(apoz, *, pruned=None, title: str | None = None, ax: Axes | None = 
     return ax
 
 
+def apoz_maps(activations=None, *, title: str | None = None, ax: Axes | None = None) -> Axes:
+    """The lecture's APoZ picture: every activation map of a small batch, images in rows and channels in
+    columns, each zero written in its cell, and under each channel its APoZ as counted zeros (11/32 = 34 %).
+
+    ``activations``: a ReLU output [N, C, H, W] (a few images, a few channels, small maps); default the lecture's
+    example, 2 images x 3 channels of 4x4 (:func:`pruneviz.coursework.criteria.lecture_activations`).
+    """
+    if activations is None:
+        from ..coursework.criteria import lecture_activations
+
+        activations = lecture_activations()
+    acts = to_numpy(activations).astype(float)
+    if acts.ndim != 4:
+        raise ValueError(f"apoz_maps draws activations [N, C, H, W], got shape {acts.shape}")
+    n, c, h, w = acts.shape
+    if n * h > 40 or c * w > 60:
+        raise ValueError(f"apoz_maps writes every zero in its cell: give a few small maps (e.g. 2 images x 3 "
+                         f"channels of 4x4), got shape {acts.shape}")
+    ax = axes(ax)
+    grid = np.full((n * (h + 1) - 1, c * (w + 1) - 1), np.nan)
+    for i in range(n):
+        for j in range(c):
+            grid[i * (h + 1):i * (h + 1) + h, j * (w + 1):j * (w + 1) + w] = acts[i, j]
+    top = float(np.nanmax(grid)) or 1.0
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=MAGNITUDE_CMAP_FOR_MAPS, vmin=0.0, vmax=top,
+                      interpolation="nearest")
+    texts = []
+    for (r, q), value in np.ndenumerate(grid):
+        if value == 0.0:  # a zero activation: what APoZ counts
+            texts.append(ax.text(q, r, "0", ha="center", va="center", fontsize=8, color=ACCENT, weight="bold"))
+    zeros = (acts == 0).sum(axis=(0, 2, 3))
+    total = n * h * w
+    ax.set_xticks([j * (w + 1) + (w - 1) / 2 for j in range(c)],
+                  [f"channel {j}\nAPoZ {z}/{total} = {100 * z / total:.0f} %" for j, z in enumerate(zeros)])
+    ax.set_yticks([i * (h + 1) + (h - 1) / 2 for i in range(n)], [f"image {i + 1}" for i in range(n)])
+    ax.tick_params(length=0)
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title:
+        ax.set_title(title)
+    register(ax, {"image": image, "zeros": texts, "apoz": zeros / total})
+    return ax
+
+
 def batchnorm_gammas(model: nn.Module) -> dict[str, torch.Tensor]:
     """|gamma| of every BatchNorm layer of a model: the scaling criterion's channel importance."""
     return {name: m.weight.detach().abs() for name, m in model.named_modules()
             if isinstance(m, NORMS) and m.weight is not None}
 
 
-def gamma_distribution(source, *, threshold: float | None = None, bins: int = 40, title: str | None = None,
-                       ax: Axes | None = None) -> Axes:
+def gamma_distribution(source, *, threshold: float | None = None, bins: int = 40, log: bool = False,
+                       title: str | None = None, ax: Axes | None = None) -> Axes:
     """Distribution of BatchNorm scale factors |gamma| (network slimming pushes many toward 0), one step outline
     per layer, each in its own colour and line style.
 
     Args:
         source: a model (all its BatchNorm layers) or ``{layer: gamma tensor}``.
         threshold: the |gamma| below which channels are pruned, marked as a line.
+        log: a log count axis, for a slimmed network whose channels pile into the first bin (the other bins,
+            a few channels each, stay readable beside it).
     """
     ax = axes(ax)
     gammas = batchnorm_gammas(source) if isinstance(source, nn.Module) else source
@@ -97,8 +148,13 @@ def gamma_distribution(source, *, threshold: float | None = None, bins: int = 40
     if threshold is not None:
         handles["threshold"] = ax.axvline(threshold, color=ACCENT, linestyle="--", linewidth=1.2, label="threshold")
     ax.set_xlabel("|γ| (BatchNorm scale factor)")
-    ax.set_ylabel("number of channels")
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("number of channels" + (" (log)" if log else ""))
+    if log:
+        ax.set_yscale("log")
+        most = max(int(np.histogram(v, edges)[0].max()) for v in layers.values())
+        ax.set_ylim(0.7, most * 2.0)
+    else:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     # beside the axes, not over them: a histogram has bars wherever a legend inside could go
     ax.legend(fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     if title:
@@ -112,39 +168,58 @@ def layer_table(model: nn.Module, example: torch.Tensor, dense: nn.Module | None
 
     ``example`` is one input batch for counting MACs (torch.utils.flop_counter). Zeros in ``model`` are what
     pruning removed; ``dense`` (optional) is the unpruned model, for a physically smaller pruned model whose
-    layers have fewer parameters than the original: then dense columns come from it.
+    layers have fewer parameters than the original: then dense columns come from it. Each reduction is counted
+    once: a compacted layer's MACs are counted on its own (smaller) shapes, and only zeros *inside* it reduce
+    them further (``sparse_macs``). The frame's ``attrs["compacted"]`` says whether any layer is smaller than its
+    dense counterpart (then the pruned model is physically smaller, not just masked).
     """
     rows = []
     pruned_macs = layer_macs(model, example)
     dense_layers = prunable_layers(dense) if dense is not None else None
     dense_macs = layer_macs(dense, example) if dense is not None else pruned_macs
+    compacted = False
     for name, module in prunable_layers(model).items():
         params = [p for p in (module.weight, getattr(module, "bias", None)) if p is not None]
         nonzero = sum(int(torch.count_nonzero(p)) for p in params)
         ref = dense_layers[name] if dense_layers is not None and name in dense_layers else module
         total = sum(p.numel() for p in (ref.weight, getattr(ref, "bias", None)) if p is not None)
-        density = float(torch.count_nonzero(module.weight)) / ref.weight.numel()
+        compacted = compacted or module.weight.numel() < ref.weight.numel()
+        nonzero_weights = float(torch.count_nonzero(module.weight))
+        # the model's MACs already shrink with its shapes: only its own zeros reduce them further
+        own_density = nonzero_weights / module.weight.numel() if module.weight.numel() else 0.0
         rows.append({"layer": name, "parameters": total, "nonzero_parameters": nonzero,
-                     "macs": dense_macs.get(name, 0), "sparse_macs": round(pruned_macs.get(name, 0) * density),
-                     "sparsity": 1.0 - density})
-    return pd.DataFrame(rows, columns=["layer", "parameters", "nonzero_parameters", "macs", "sparse_macs",
-                                       "sparsity"])
+                     "macs": dense_macs.get(name, 0), "sparse_macs": round(pruned_macs.get(name, 0) * own_density),
+                     "sparsity": 1.0 - nonzero_weights / ref.weight.numel()})
+    table = pd.DataFrame(rows, columns=["layer", "parameters", "nonzero_parameters", "macs", "sparse_macs",
+                                        "sparsity"])
+    table.attrs["compacted"] = compacted
+    return table
 
 
 _MEASURES = {"parameters": ("parameters", "nonzero_parameters", "parameters"),
              "macs": ("macs", "sparse_macs", "multiply-accumulates per image")}
 
 
-def layer_bars(table: pd.DataFrame, *, measure: str = "parameters", log: bool = False, title: str | None = None,
+def layer_bars(table: pd.DataFrame, *, measure: str = "parameters", log: bool | None = None, title: str | None = None,
                ax: Axes | None = None) -> Axes:
-    """Dense vs pruned bars per layer, for parameters or MACs (from :func:`layer_table`)."""
+    """Dense vs pruned bars per layer, for parameters or MACs (from :func:`layer_table`).
+
+    ``log=None`` (default) picks a log axis when the largest bar is over 30 times the smallest nonzero one, so
+    small layers (a first conv, a classifier) stay visible. The pruned bars are called "compacted" when the
+    table comes from a physically smaller model (``table.attrs["compacted"]``), "nonzero" when from a masked one.
+    """
     if measure not in _MEASURES:
         raise ValueError(f"unknown measure {measure!r}; valid choices: {', '.join(map(repr, _MEASURES))}")
     dense_col, pruned_col, unit = _MEASURES[measure]
     ax = axes(ax)
     x = np.arange(len(table))
+    if log is None:
+        values = np.concatenate([table[dense_col].to_numpy(float), table[pruned_col].to_numpy(float)])
+        positive = values[values > 0]
+        log = bool(positive.size) and positive.max() > 30 * positive.min()
+    pruned_label = "pruned (compacted)" if table.attrs.get("compacted") else "pruned (nonzero)"
     bars = {"dense": ax.bar(x - 0.2, table[dense_col], width=0.4, color=DENSE, label="dense"),
-            "pruned": ax.bar(x + 0.2, table[pruned_col], width=0.4, color=PRUNED, label="pruned (nonzero)")}
+            "pruned": ax.bar(x + 0.2, table[pruned_col], width=0.4, color=PRUNED, label=pruned_label)}
     ax.set_xticks(x, table["layer"], rotation=30, ha="right")
     ax.set_xlabel("layer")
     ax.set_ylabel(f"{unit}" + (" (log)" if log else ""))

@@ -53,15 +53,26 @@ class WeightHistogram:
                   frameon=True, framealpha=0.9)
         register(ax, self)
 
-    def set_dense(self, weights: WeightsLike, *, align: float | None = None) -> WeightHistogram:
+    def set_dense(self, weights: WeightsLike, *, align: float | None = None,
+                  span: float | None = None) -> WeightHistogram:
         """New dense weights (another layer): new bins, symmetric around 0, and new limits. ``align``: a
-        magnitude threshold that should fall on bin edges (see :func:`threshold_edges`)."""
+        magnitude threshold that should fall on bin edges (see :func:`threshold_edges`). ``span``: the bins
+        cover the ``span`` quantile of |w| (e.g. 0.995) instead of the largest |w|, so a few far weights do not
+        leave most of the panel empty; the weights beyond count in the two end bins (``self.beyond`` of them,
+        said in the legend)."""
         values = flat(weights)
         self._dense = values
-        bound = float(np.abs(values).max()) if values.size else 1.0
+        if span is not None and not 0 < span <= 1:
+            raise ValueError(f"span is a quantile of |w| in (0, 1], got {span!r}")
+        magnitude = np.abs(values)
+        bound = float(magnitude.max()) if values.size else 1.0
+        if span is not None and values.size:
+            bound = float(np.quantile(magnitude, span)) or bound
         bound = bound if bound > 0 else 1.0
         self.edges = threshold_edges(bound, self.bins, align)
-        self.dense_counts = np.histogram(values, self.edges)[0]
+        self._clip = (float(self.edges[0]), float(self.edges[-1]))
+        self.beyond = int(((values < self._clip[0]) | (values > self._clip[1])).sum())
+        self.dense_counts = np.histogram(self._clipped(values), self.edges)[0]
         base = 0.8 if self.log else 0.0  # log counts: bars start just below 1
         self.before.set_data(self.dense_counts, self.edges, base)
         self.after.set_data(self.dense_counts, self.edges, base)
@@ -91,11 +102,17 @@ class WeightHistogram:
         """Which dense weights are kept (bool, same layout as the dense weights; None: all), and the
         magnitude threshold to mark (None hides it)."""
         kept = self._dense if mask is None else self._dense[flat(mask).astype(bool)]
-        self.after.set_data(np.histogram(kept, self.edges)[0], self.edges)
+        self.after.set_data(np.histogram(self._clipped(kept), self.edges)[0], self.edges)
         for line, x in zip(self.thresholds, (-threshold if threshold else 0.0, threshold or 0.0)):
             line.set_xdata([x, x])
             line.set_visible(threshold is not None)
         return self
+
+    def _clipped(self, values: np.ndarray) -> np.ndarray:
+        """Values beyond the bins moved into the end bins (a span narrower than the largest |w|)."""
+        low, high = self._clip
+        inner = np.nextafter(high, low), np.nextafter(low, high)
+        return np.clip(values, inner[1], inner[0])
 
     @property
     def kept_counts(self) -> np.ndarray:
@@ -103,8 +120,8 @@ class WeightHistogram:
 
 
 def weight_histogram(weights: WeightsLike, pruned: WeightsLike | None = None, *, mask: WeightsLike | None = None,
-                     threshold: float | None = None, bins: int = 60, log: bool = False, title: str | None = None,
-                     ax: Axes | None = None) -> Axes:
+                     threshold: float | None = None, bins: int = 60, log: bool = False, span: float | None = None,
+                     title: str | None = None, ax: Axes | None = None) -> Axes:
     """Histogram of a layer's (or a whole model's) weights, before and after pruning.
 
     Args:
@@ -114,9 +131,19 @@ def weight_histogram(weights: WeightsLike, pruned: WeightsLike | None = None, *,
         threshold: a magnitude threshold to mark at +/- threshold; the bins are aligned to it, so everything
             pruned between -threshold and +threshold leaves empty bins.
         log: count axis in log scale, so the few large weights stay visible.
+        span: the bins cover this quantile of |w| (e.g. 0.995), the few weights beyond counted in the end bins
+            and said in the legend: the panel is spent on where the weights are, not on a long empty tail.
     """
     ax = axes(ax)
-    hist = WeightHistogram(ax, bins=bins, log=log).set_dense(weights, align=threshold)
+    hist = WeightHistogram(ax, bins=bins, log=log).set_dense(weights, align=threshold, span=span)
+    if hist.beyond:
+        handles, labels = ax.get_legend_handles_labels()
+        legend = ax.get_legend()
+        from matplotlib.patches import Patch
+
+        extra = Patch(color="none", label=f"{hist.beyond} beyond ±{hist.edges[-1]:.3g} (in the end bins)")
+        ax.legend(handles=[*legend.legend_handles, extra], loc="upper right", fontsize="small", frameon=True,
+                  framealpha=0.9)
     if pruned is not None and mask is not None:
         raise ValueError("give either pruned weights or a mask, not both")
     if pruned is not None:
@@ -175,6 +202,38 @@ def _block_grid(array: np.ndarray, m: int) -> np.ndarray:
     gapped = np.full((out, n_pos + 1, rows.shape[2]), np.nan)  # a gap row between output channels
     gapped[:, :n_pos] = rows
     return gapped.reshape(out * (n_pos + 1), rows.shape[2])[:-1]
+
+
+def nm_blocks(granularity, shape: tuple[int, ...] | None = None) -> int | None:
+    """M for an N:M granularity (its masks are drawn in blocks of M: ``kernel_grid(..., blocks=M)``), else None;
+    also None for a weight ``shape`` the pattern does not apply to (inputs not a multiple of M: left dense)."""
+    from ..granularity import NMGranularity, get_granularity
+
+    if granularity is None:
+        return None
+    gran = get_granularity(granularity)
+    if not isinstance(gran, NMGranularity):
+        return None
+    if shape is not None and (len(shape) < 2 or shape[1] % gran.m):
+        return None
+    return gran.m
+
+
+def mask_pattern(mask: torch.Tensor | np.ndarray, m: int | None) -> str:
+    """What an N:M-style mask holds, read from the mask itself: "2:4" when every block of ``m`` consecutive
+    inputs keeps the same N, "1 or 2 of every 4" when blocks differ (a balanced ratio between two patterns);
+    "" for ``m=None``. A label says what is drawn, not what the granularity was called."""
+    if m is None:
+        return ""
+    keep = to_numpy(mask).astype(bool)
+    cin = keep.shape[1]
+    if cin < m:
+        return ""
+    blocks = np.moveaxis(keep.reshape(*keep.shape[:2], -1)[:, :cin // m * m], 1, -1).reshape(-1, m)
+    counts = np.unique(blocks.sum(axis=1))
+    if counts.size == 1:
+        return f"{counts[0]}:{m}"
+    return f"{' or '.join(str(c) for c in counts)} of every {m}"
 
 
 MASK_CMAP = ListedColormap([MUTED, PRUNED], name="pruneviz_mask").with_extremes(bad="white")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import html
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import ipywidgets as widgets
 
@@ -21,6 +23,26 @@ def sparsity_slider(value: float, css: str, **kwargs) -> SparsitySlider:
                             layout=widgets.Layout(width="420px"), **kwargs)
     slider.add_class(css)
     return slider
+
+
+class StatusLine:
+    """A line that says the widget is working while it computes something slow (scores for a new criterion, a
+    least-squares refit): ipywidgets sends the text at once, so the page shows it before the work starts, and the
+    line is emptied when the work ends. ``history`` keeps every text shown (tests, and the browser test)."""
+
+    def __init__(self):
+        self.widget = widgets.HTML(value="")
+        self.widget.add_class("pruneviz-status")
+        self.history: list[str] = []
+
+    @contextmanager
+    def working(self, text: str) -> Iterator[None]:
+        self.history.append(text)
+        self.widget.value = f'<span role="status" aria-live="polite">⏳ {html.escape(text)}</span>'
+        try:
+            yield
+        finally:
+            self.widget.value = ""
 
 
 class ErrorPanel:

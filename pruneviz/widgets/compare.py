@@ -10,16 +10,31 @@ from torch import nn
 from ..data import Data
 from ..dense import dense_copy
 from ..plot import AccuracyCurves, MaskImage
-from .base import ErrorPanel, default_model_and_data, sparsity_slider
-from .figure import LiveFigure
+from ..plot.curves import pruned_unit
+from ..plot.theme import theme
+from ..plot.weights import mask_pattern, nm_blocks
+from .base import ErrorPanel, StatusLine, default_model_and_data, sparsity_slider
+from .figure import MAX_WIDTH_INCHES, LiveFigure
 from .session import SPARSITY_GRID, PruningSession
 
 Config = str | tuple[str, str]  # a criterion (at the common granularity) or (criterion, granularity)
 
 
+def _family(granularity: str) -> str:
+    """A granularity's name for a curve over many ratios: an N:M granularity is "N:4" (it holds 2:4 only at
+    50 %, a balanced mix of patterns between), the others their own name."""
+    m = nm_blocks(granularity)
+    return f"N:{m}" if m else granularity
+
+
 class Comparison(widgets.VBox):
     """The comparison widget. Attributes: sparsity, layer (controls); sessions ({label: PruningSession}, each on
-    its own copy of the model); masks ({label: MaskImage}); curves (AccuracyCurves); errors (ErrorPanel)."""
+    its own copy of the model); masks ({label: MaskImage}); curves (AccuracyCurves); errors (ErrorPanel); status
+    (StatusLine: shown while a move refits, with ``reconstruct=True``).
+
+    The curves' x-axis is one quantity: the ratio of what the granularity prunes (weights, kernels, channels)
+    when all share one granularity, else the weight sparsity each ratio gave (the readout's sparsity).
+    The figure fits :data:`~pruneviz.widgets.figure.MAX_WIDTH_INCHES`: past two masks, they go in rows of two."""
 
     def __init__(self, model: nn.Module, data: Data, configs: Sequence[Config], *, granularity: str = "element",
                  scope: str = "local", sparsity: float = 0.5, layer: str | None = None,
@@ -31,7 +46,7 @@ class Comparison(widgets.VBox):
         self.errors = ErrorPanel()
         self.sessions: dict[str, PruningSession] = {}
         for criterion, gran in pairs:
-            label = f"{criterion}, {gran}" + (" + LS" if reconstruct else "")
+            label = f"{criterion}, {_family(gran)}" + (" + LS" if reconstruct else "")
             session = PruningSession(dense_copy(model), data, calibration=calibration, grid=tuple(grid),
                                      reconstruct=reconstruct)
             session.use(criterion, gran, scope)  # an invalid pair raises here, before any widget exists
@@ -45,21 +60,36 @@ class Comparison(widgets.VBox):
         self.layer.add_class("pruneviz-compare-layer")
         self.readout = widgets.HTML()
         self.readout.add_class("pruneviz-compare-readout")
+        self.status = StatusLine()
+        self.reconstruct = reconstruct
 
         n = len(self.sessions)
-        self.figure = LiveFigure((3.2 * n + 4.0, 3.4), mode=figure)
-        axes = self.figure.subplots(1, n + 1, gridspec_kw={"width_ratios": [1.0] * n + [1.3]})
-        self.figure.figure.subplots_adjust(left=0.04, right=0.99, bottom=0.17, top=0.84, wspace=0.3)
-        self.masks = {label: MaskImage(ax, max_out=32, max_in=32) for label, ax in zip(self.sessions, axes[:n])}
-        self.curves = AccuracyCurves(axes[n], current_label="_nolegend_")
+        granularities = {gran for _, gran in pairs}
+        # one quantity per axis: the shared granularity's ratio, or (mixed) the weight sparsity each ratio gave
+        self.x = "ratio" if len({pruned_unit(g) for g in granularities}) == 1 else "sparsity"
+        cols = n if n <= 2 else 2
+        rows = -(-n // cols)
+        width = min(MAX_WIDTH_INCHES, 3.2 * cols + 4.4)
+        self.figure = LiveFigure((width, 3.4 * rows), mode=figure)
+        grid = self.figure.figure.add_gridspec(rows, cols + 1, width_ratios=[1.0] * cols + [1.35])
+        with theme():
+            mask_axes = [self.figure.figure.add_subplot(grid[i // cols, i % cols]) for i in range(n)]
+            curve_ax = self.figure.figure.add_subplot(grid[:, cols])
+        self.figure.figure.subplots_adjust(left=0.04, right=0.99, bottom=0.17 / rows, top=1 - 0.16 / rows,
+                                           wspace=0.3, hspace=0.45)
+        self.masks = {label: MaskImage(ax, max_out=32, max_in=32) for label, ax in zip(self.sessions, mask_axes)}
+        self.curves = AccuracyCurves(curve_ax, current_label="_nolegend_",
+                                     pruned=next(iter(granularities)) if self.x == "ratio" else "weights")
+        if self.x == "sparsity":
+            curve_ax.set_xlabel("weights pruned (% of all weights)")
         for label, session in self.sessions.items():
-            self.curves.set_curve(label, *session.curve())
+            self.curves.set_curve(label, *session.curve(self.x))
             self.curves.set_current(session.ratio, None, label=label)  # creates the marker, hidden
         self.figure.animate([*(m.image for m in self.masks.values()), *(m.ax.title for m in self.masks.values()),
                              *self.curves.markers.values()])
         self._full = True
-        super().__init__([widgets.HBox([self.sparsity, self.layer]), self.figure.widget, self.readout,
-                          self.errors.widget])
+        super().__init__([widgets.HBox([self.sparsity, self.layer], layout=widgets.Layout(flex_flow="row wrap")), self.status.widget, self.figure.widget,
+                          self.readout, self.errors.widget])
         self.add_class("pruneviz-compare")
         self._show_layer()
         self._move()
@@ -68,7 +98,10 @@ class Comparison(widgets.VBox):
 
     def _show_layer(self) -> None:
         for label, session in self.sessions.items():
-            self.masks[label].set_weight(session.dense_weight(self.layer.value))
+            weight = session.dense_weight(self.layer.value)
+            # an N:M mask in its blocks of M (where the layer takes the pattern), the others in the kernel grid
+            self.masks[label].blocks = nm_blocks(session.key[1], tuple(weight.shape))
+            self.masks[label].set_weight(weight)
 
     def _layer_changed(self) -> None:
         self._full = True
@@ -79,13 +112,21 @@ class Comparison(widgets.VBox):
         rows = []
         self.readouts = {}
         for label, session in self.sessions.items():
-            state = session.step(self.sparsity.value)
+            if self.reconstruct:  # a least-squares refit per move: seconds, so say it is working
+                with self.status.working(f"{label}: pruning and refitting the next layers by least squares"):
+                    state = session.step(self.sparsity.value)
+            else:
+                state = session.step(self.sparsity.value)
             self.readouts[label] = state
             mask = session.mask(self.layer.value)
-            self.masks[label].set_mask(mask)
-            self.masks[label].ax.set_title(f"{label}\n{self.layer.value}: "
-                                           f"{100 * (1 - float(mask.float().mean())):.1f} % pruned", fontsize=9)
-            self.curves.set_current(self.sparsity.value, state.accuracy, label=label)
+            image = self.masks[label]
+            image.set_mask(mask)
+            pattern = mask_pattern(mask, image.blocks)  # what this mask holds: "2:4", "1 or 2 of every 4"
+            drawn = label if not pattern else label.replace(_family(session.key[1]), pattern)
+            image.ax.set_title(f"{drawn}\n{self.layer.value}: "
+                               f"{100 * (1 - float(mask.float().mean())):.1f} % pruned", fontsize=9)
+            x = self.sparsity.value if self.x == "ratio" else state.sparsity
+            self.curves.set_current(x, state.accuracy, label=label)
             rows.append(f"<tr><td>{html.escape(label)}</td><td>{100 * state.accuracy:.1f} %</td>"
                         f"<td>{state.sparsity:.3f}</td><td>{state.nonzero_parameters:,}</td></tr>")
         self.readout.value = ("<table><tr><th>criterion</th><th>accuracy</th><th>sparsity</th>"

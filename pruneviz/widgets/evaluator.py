@@ -14,6 +14,17 @@ from ..device import input_cast, model_device
 from ..evaluation import accuracy
 
 
+def _sequential_stages(model: nn.Module) -> list[nn.Module] | None:
+    """The modules ``model.forward`` runs one after the other, or None when that is not known.
+
+    ``nn.Sequential.forward`` runs every entry of ``_modules`` in order, a module used twice twice;
+    ``children()`` would name it once (it deduplicates), and the cached run would skip its second use. A subclass
+    with its own ``forward`` may run its entries in any order: a full forward pass for it."""
+    if not isinstance(model, nn.Sequential) or type(model).forward is not nn.Sequential.forward:
+        return None
+    return list(model._modules.values())
+
+
 class CachedEvaluator:
     """``accuracy()`` equals ``pruneviz.evaluate(model, data)`` bit for bit, at a fraction of the cost.
 
@@ -29,7 +40,7 @@ class CachedEvaluator:
         # the same batches as evaluate(), so every logit is computed exactly as it would be there
         self.chunks = [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)]
         self.max_cache_bytes = max_cache_bytes
-        self.stages: list[nn.Module] | None = list(model.children()) if isinstance(model, nn.Sequential) else None
+        self.stages: list[nn.Module] | None = _sequential_stages(model)
         self._inputs: dict[int, list[torch.Tensor]] = {}
         self._seen: list[list[torch.Tensor]] = []
         self._last: float | None = None

@@ -8,11 +8,13 @@ import ipywidgets as widgets
 from torch import nn
 
 from ..criteria import REGISTRY
-from ..data import Data
+from ..data import Data, as_tensors
 from ..plot import AccuracyCurves, MaskImage, WeightHistogram
+from ..plot.weights import mask_pattern, nm_blocks
 from ..selection import SCOPES
-from .base import ErrorPanel, default_model_and_data, sparsity_slider
-from .figure import LiveFigure
+from ..plot.curves import pruned_unit
+from .base import ErrorPanel, StatusLine, default_model_and_data, sparsity_slider
+from .figure import MAX_WIDTH_INCHES, LiveFigure
 from .session import SPARSITY_GRID, PruningSession, valid_granularities
 
 
@@ -29,12 +31,18 @@ class Explorer(widgets.VBox):
     >>> print(explorer.readout_text())
 
     Attributes: sparsity, criterion, granularity, scope, layer, only_layer (controls); session (the engine);
-    histogram, mask, curves (plot updaters); figure (LiveFigure); errors (ErrorPanel).
+    histogram, mask, curves (plot updaters); figure (LiveFigure); errors (ErrorPanel); status (StatusLine: what
+    is being computed); notes (what the last move did besides pruning: a layer left empty, a granularity changed).
     """
 
     def __init__(self, session: PruningSession, *, criterion: str = "magnitude", granularity: str = "element",
-                 scope: str = "local", sparsity: float = 0.0, layer: str | None = None, figure: str = "auto"):
+                 scope: str = "local", sparsity: float = 0.0, layer: str | None = None, figure: str = "auto",
+                 data_name: str = "the evaluation data"):
         self.session = session
+        self.data_name = data_name
+        self.status = StatusLine()
+        self.notes: list[str] = []
+        self._granularity_note: str | None = None
         model = session.model
         self.errors = ErrorPanel()
         criteria = list(REGISTRY)
@@ -61,14 +69,14 @@ class Explorer(widgets.VBox):
                                                     indent=False), "pruneviz-only-layer")
         self.readout = _control(widgets.HTML(), "pruneviz-readout")
 
-        self.figure = LiveFigure((12.0, 3.4), mode=figure)
+        self.figure = LiveFigure((MAX_WIDTH_INCHES, 3.5), mode=figure)
         ax_hist, ax_mask, ax_curve = self.figure.subplots(1, 3, gridspec_kw={"width_ratios": [1.1, 1.0, 1.1]})
         # a fixed layout (no tight/constrained layout): nothing moves or is measured again on a slider move
-        self.figure.figure.subplots_adjust(left=0.06, right=0.99, bottom=0.17, top=0.86, wspace=0.28)
+        self.figure.figure.subplots_adjust(left=0.065, right=0.99, bottom=0.17, top=0.85, wspace=0.3)
         self.histogram = WeightHistogram(ax_hist)
         self.mask = MaskImage(ax_mask, max_out=32, max_in=32)
-        self.curves = AccuracyCurves(ax_curve)
-        ax_curve.set_title("accuracy on the test data")
+        self.curves = AccuracyCurves(ax_curve, pruned=granularity)
+        ax_curve.set_title(f"accuracy on {data_name}", fontsize=10)
         # the share pruned under the mask's title, drawn on each move: one short text (the layer's name above it
         # is background: text is most of a frame's drawing time)
         self.pruned_text = ax_mask.text(0.5, 1.02, "", transform=ax_mask.transAxes, ha="center", va="bottom",
@@ -77,11 +85,12 @@ class Explorer(widgets.VBox):
                              self.curves.current])
         self._full = True  # the next draw redraws the background too
 
+        wrap = widgets.Layout(flex_flow="row wrap")  # a narrow notebook puts controls on the next line, not off it
         controls = widgets.VBox([
-            widgets.HBox([self.sparsity, self.scope]),
-            widgets.HBox([self.criterion, self.granularity, self.layer, self.only_layer]),
+            widgets.HBox([self.sparsity, self.scope], layout=wrap),
+            widgets.HBox([self.criterion, self.granularity, self.layer, self.only_layer], layout=wrap),
         ])
-        super().__init__([controls, self.figure.widget, self.readout, self.errors.widget])
+        super().__init__([controls, self.status.widget, self.figure.widget, self.readout, self.errors.widget])
         self.add_class("pruneviz-explorer")
 
         self._show_layer()
@@ -112,6 +121,7 @@ class Explorer(widgets.VBox):
             self.criterion.value = criterion
             self.granularity.options = valid_granularities(session.model, criterion)
             self.granularity.value = granularity
+            self.curves.set_pruned(granularity)
             self.scope.value = scope
             self.only_layer.disabled = scope == "global"
             self.only_layer.value = session.layer is not None
@@ -145,10 +155,14 @@ class Explorer(widgets.VBox):
             self.granularity.value = current if current in options else (options[0] if options else None)
         finally:
             self._syncing = False
-        self._switch()
+        changed = self.granularity.value is not None and current != self.granularity.value
+        self._switch(f"{self.criterion.value} scores whole {pruned_unit(self.granularity.value)}: the "
+                     f"granularity changed from {current} to {self.granularity.value}" if changed else None)
 
-    def _switch(self) -> None:
-        """Another criterion, granularity or scope: its pruner (built once), its curve, the same ratio."""
+    def _switch(self, note: str | None = None) -> None:
+        """Another criterion, granularity or scope: its pruner (built once), its curve, the same ratio.
+        ``note``: what the switch changed besides the user's choice, said in the readout."""
+        self._granularity_note = note
         if self.granularity.value is None:
             raise ValueError(f"criterion {self.criterion.value!r} fits no layer of this model")
         if self.scope.value == "global" and self.only_layer.value:
@@ -156,11 +170,24 @@ class Explorer(widgets.VBox):
             self.only_layer.value = False
             self._syncing = False
         self.only_layer.disabled = self.scope.value == "global"
-        self.session.use(self.criterion.value, self.granularity.value, self.scope.value)
-        self.session.set_ratio(self.sparsity.value, self._target_layer())
-        self.curves.set_curve(self.session.curve_label(), *self.session.curve())
+        choice = (self.criterion.value, self.granularity.value, self.scope.value)
+        if self.session.knows(*choice):
+            self._use(choice)
+        else:  # scores computed now (OBD's Hessian, APoZ's activations...): say so while it runs
+            with self.status.working(f"computing the {choice[0]} scores ({choice[1]}, {choice[2]} scope) and "
+                                     f"the accuracy curve: once for this choice, later moves are fast"):
+                self._use(choice)
+        shape = tuple(self.session.dense_weight(self.layer.value).shape)
+        if self.mask.blocks != nm_blocks(self.granularity.value, shape):
+            self._show_layer()  # N:M in its blocks, the others in the kernel grid
         self._full = True
         self._refresh()
+
+    def _use(self, choice) -> None:
+        self.session.use(*choice)
+        self.session.set_ratio(self.sparsity.value, self._target_layer())
+        self.curves.set_pruned(self.granularity.value)  # one quantity on the x-axis: the slider's
+        self.curves.set_curve(self.session.curve_label(), *self.session.curve())
 
     def _layer_changed(self) -> None:
         self._show_layer()
@@ -175,6 +202,7 @@ class Explorer(widgets.VBox):
         weight = self.session.dense_weight(name)
         self.histogram.set_dense(weight)
         self.histogram.ax.set_title(f"weights of {name} {tuple(weight.shape)}")
+        self.mask.blocks = nm_blocks(self.granularity.value, tuple(weight.shape))  # N:M: in its blocks of M
         self.mask.set_weight(weight).set_mask(None)  # the layout (is it cropped?) before the first mask
         shown = " (first 32 channels)" if self.mask.cropped else ""
         self.mask.ax.set_title(f"mask of {name}{shown}", fontsize=10, pad=17)
@@ -189,14 +217,17 @@ class Explorer(widgets.VBox):
         self.histogram.set_kept(mask, self.session.threshold(name))
         self.mask.set_mask(mask)
         kept = float(mask.float().mean())
-        self.pruned_text.set_text(f"{100 * (1 - kept):.1f} % pruned")
+        pattern = mask_pattern(mask, self.mask.blocks)
+        self.pruned_text.set_text(f"{100 * (1 - kept):.1f} % pruned" + (f", {pattern}" if pattern else ""))
         two_frames = not self._full
         if two_frames:
             self.figure.draw()
         state = self.session.readout()
         self.last_readout = state
         self.curves.set_current(self.session.ratio, state.accuracy)
-        self.readout.value = f"<code>{html.escape(state.text())}</code>"
+        self.notes = self._notes()
+        self.readout.value = f"<code>{html.escape(state.text())}</code>" + "".join(
+            f'<div class="pruneviz-note">⚠ {html.escape(note)}</div>' for note in self.notes)
         if two_frames:
             self.figure.draw(only=self.curves.ax)
         else:
@@ -207,13 +238,27 @@ class Explorer(widgets.VBox):
                              f"{self.criterion.value}, {self.granularity.value}, {self.scope.value} scope; "
                              f"{state.text()}")
 
+    def _notes(self) -> list[str]:
+        """What the readout says besides the numbers: layers left with nothing, a granularity switched."""
+        notes = [self._granularity_note] if self._granularity_note else []
+        emptied = self.session.emptied_layers()
+        if emptied:
+            unit = pruned_unit(self.granularity.value)
+            names = ", ".join(emptied)
+            notes.append(f"{names} {'has' if len(emptied) == 1 else 'have'} no {unit} left: nothing passes "
+                         f"through, the model is cut there"
+                         + (" (one global threshold took all of it; pruneviz.Pruner(..., scope='global', "
+                            "max_layer_sparsity=0.9) keeps a share of every layer)"
+                            if self.scope.value == "global" else ""))
+        return notes
+
     def __repr__(self) -> str:  # short and stable: notebooks show (and nbval compares) it as text/plain
         return (f"Explorer(criterion={self.criterion.value!r}, granularity={self.granularity.value!r}, "
                 f"scope={self.scope.value!r}, layer={self.layer.value!r}, sparsity={self.sparsity.value:.2f})")
 
     def readout_text(self) -> str:
-        """The readout as plain text (accuracy, sparsity, nonzero parameters, size, MACs)."""
-        return self.last_readout.text()
+        """The readout as plain text (accuracy, sparsity, nonzero parameters, size, MACs), then its notes."""
+        return "\n".join([self.last_readout.text(), *self.notes])
 
     @property
     def last_error(self) -> BaseException | None:
@@ -223,15 +268,20 @@ class Explorer(widgets.VBox):
 def explore(model: nn.Module | None = None, data: Data | None = None, *, calibration: Data | None = None,
             criterion: str = "magnitude", granularity: str = "element", scope: str = "local",
             sparsity: float = 0.0, layer: str | None = None, figure: str = "auto",
-            grid: Sequence[float] = SPARSITY_GRID) -> Explorer:
+            grid: Sequence[float] = SPARSITY_GRID, data_name: str | None = None) -> Explorer:
     """The pruning explorer for a model and its test data; with no arguments, digits-cnn on the digits test set.
 
     The model is pruned in place as the slider moves (``explorer.session.restore()`` gives it back dense).
     Criteria that need data (scaling, obd, apoz, regression) get ``calibration`` (default: ``data``; with no
     arguments at all, the digits training set). ``figure``: 'auto' (ipympl under ``%matplotlib widget``, else
-    a PNG image), 'ipympl' or 'inline'. ``grid``: the sparsities of the accuracy curves.
+    a PNG image), 'ipympl' or 'inline'. ``grid``: the sparsities of the accuracy curves. ``data_name``: what
+    ``data`` is, for the accuracy panel's title (e.g. "the validation set"); default: the digits test set when no
+    data is given, else "the data given (N examples)".
     """
+    data_name = data_name or ("the digits test set" if data is None else None)
     model, data, calibration = default_model_and_data(model, data, calibration)
     session = PruningSession(model, data, calibration=calibration, grid=tuple(grid))
+    if data_name is None:
+        data_name = f"the data given ({len(as_tensors(data)[1]):,} examples)"
     return Explorer(session, criterion=criterion, granularity=granularity, scope=scope, sparsity=sparsity,
-                    layer=layer, figure=figure)
+                    layer=layer, figure=figure, data_name=data_name)

@@ -29,6 +29,9 @@ from ..plot.theme import theme
 from .accessible import Picture
 
 MODES = ("auto", "ipympl", "inline", "agg")  # agg: drawn, never shown (benchmarks, tests)
+# The widest figure a widget draws, at the default 80 dpi: 880 px. JupyterLab in a 1280 px window, file browser
+# open, leaves about 900 px for a cell's output; an ipympl canvas cannot shrink, so it must fit as drawn.
+MAX_WIDTH_INCHES = 11.0
 
 
 def ipympl_active() -> bool:
@@ -44,6 +47,9 @@ class LiveFigure:
     def __init__(self, figsize: tuple[float, float], *, mode: str = "auto", dpi: int = 80):
         if mode not in MODES:
             raise ValueError(f"unknown figure mode {mode!r}; valid choices: {', '.join(map(repr, MODES))}")
+        if figsize[0] * dpi > MAX_WIDTH_INCHES * 80 + 0.5:
+            raise ValueError(f"a widget figure {figsize[0]} in wide at {dpi} dpi is {figsize[0] * dpi:.0f} px: more "
+                             f"than the {MAX_WIDTH_INCHES * 80:.0f} px a notebook in a 1280 px window shows")
         self.mode = ("ipympl" if ipympl_active() else "inline") if mode == "auto" else mode
         self.dpi = dpi
         width, height = round(figsize[0] * dpi), round(figsize[1] * dpi)
@@ -68,8 +74,8 @@ class LiveFigure:
                 self.widget = widgets.Box()
             elif self.mode == "inline":
                 self.image = Picture(width=width, height=height)  # sized in the page by these two
-                self.widget = widgets.Box([self.image], layout=widgets.Layout(height=f"{height + 4}px",
-                                                                              overflow="hidden"))
+                # no fixed height or hidden overflow: the picture scales down to a narrower output (max-width)
+                self.widget = widgets.Box([self.image], layout=widgets.Layout(max_width="100%"))
             else:
                 # ipympl's canvas takes no alt text: a visually hidden caption (1 px, clipped) beside it says
                 # what it shows, in words, for screen readers

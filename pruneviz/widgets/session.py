@@ -94,13 +94,17 @@ class PruningSession:
         example = as_tensors(data, limit=1)[0]
         self._macs = layer_macs(model, example)  # dense MACs per layer: shapes only, counted once
         self._pruners: dict[Key, Pruner] = {}
-        self._curves: dict[tuple[Key, str | None], tuple[list[float], list[float]]] = {}
+        self._curves: dict[tuple[Key, str | None], tuple[list[float], list[float], list[float]]] = {}
         self.pruner: Pruner | None = None
         self.key: Key | None = None
         self.ratio = 0.0
         self.layer: str | None = None  # prune only this layer (local scope), or every layer in scope
 
     # -- choosing a pruner ---------------------------------------------------------------------------
+    def knows(self, criterion: str, granularity: str, scope: str) -> bool:
+        """True if that pruner was built already (a switch to it computes no scores)."""
+        return (criterion, granularity, scope) in self._pruners
+
     def use(self, criterion: str, granularity: str, scope: str) -> Pruner:
         """Switch to the pruner for (criterion, granularity, scope), built on the dense model if new, and
         prune it to the current ratio. On an invalid combination: ValueError, previous pruner kept."""
@@ -179,17 +183,38 @@ class PruningSession:
         self.ratio, self.layer = 0.0, None
 
     # -- what the plots show -------------------------------------------------------------------------
-    def curve(self) -> tuple[list[float], list[float]]:
-        """Accuracy at each ratio of the grid for the current pruner (and layer), computed once."""
+    def curve(self, x: str = "ratio") -> tuple[list[float], list[float]]:
+        """Accuracy at each ratio of the grid for the current pruner (and layer), computed once.
+
+        ``x="ratio"``: against the ratio (the slider's value: a share of the granularity's groups);
+        ``x="sparsity"``: against the weight sparsity each ratio gave (the readout's sparsity)."""
+        if x not in ("ratio", "sparsity"):
+            raise ValueError(f"unknown curve x {x!r}; valid choices: 'ratio', 'sparsity'")
         cache_key = (self.key, self.layer)
         if cache_key not in self._curves:
-            accs = []
+            accs, sparsities = [], []
             for ratio in self.grid:
                 self._apply(self.pruner, float(ratio), self.layer)
                 accs.append(self.accuracy())
+                sparsities.append(self.weight_sparsity())
             self._apply(self.pruner, self.ratio, self.layer)
-            self._curves[cache_key] = ([float(r) for r in self.grid], accs)
-        return self._curves[cache_key]
+            self._curves[cache_key] = ([float(r) for r in self.grid], accs, sparsities)
+        ratios, accs, sparsities = self._curves[cache_key]
+        return (ratios if x == "ratio" else sparsities), accs
+
+    def weight_sparsity(self) -> float:
+        """The share of zeros among the weights of all Linear and Conv layers (the readout's sparsity)."""
+        zeros = weights = 0
+        for module in prunable_layers(self.model).values():
+            zeros += module.weight.numel() - int(torch.count_nonzero(module.weight))
+            weights += module.weight.numel()
+        return zeros / weights
+
+    def emptied_layers(self) -> list[str]:
+        """The layers the current pruning left with nothing: no weight (so no output channel) kept."""
+        if self.pruner is None:
+            return []
+        return [name for name, mask in self.pruner.masks.items() if not bool(mask.any())]
 
     def curve_label(self) -> str:
         criterion, granularity, scope = self.key

@@ -7,9 +7,12 @@ function render({ model, el }) {
   el.append(img);
   let shownUrl = null;
   let latest = 0;
+  // its drawn size at most, scaled down (aspect kept) to a narrower output: never cut, never overflowing
+  img.style.maxWidth = "100%";
+  img.style.height = "auto";
   const size = () => {
     img.style.width = `${model.get("width")}px`;
-    img.style.height = `${model.get("height")}px`;
+    img.style.aspectRatio = `${model.get("width")} / ${model.get("height")}`;
   };
   const describe = () => { img.alt = model.get("alt"); };
   const show = async () => {
