@@ -173,3 +173,18 @@ def register_copy(param: torch.Tensor, record: DenseRecord, twin: torch.Tensor, 
     _RECORDS[twin] = twin_record
     if record_of(param) is record:
         stamp(twin, twin_record, is_dense=record.is_dense, tuned=record.tuned)
+
+
+def record_in_registry(param: torch.Tensor) -> DenseRecord | None:
+    """The parameter's record whether or not the parameter still holds the kit's last write."""
+    return _RECORDS.get(param)
+
+
+def forget(param: torch.Tensor) -> None:
+    """Drop the parameter's record (a snapshot put back a parameter that had none)."""
+    _RECORDS.pop(param, None)
+
+
+def reinstate(param: torch.Tensor, record: DenseRecord) -> None:
+    """Make ``record`` the parameter's record again (a snapshot put back; the Pruners holding it still do)."""
+    _RECORDS[param] = record

@@ -21,6 +21,7 @@ from .evaluation import accuracy, predict
 from .metrics import count_parameters, latency, layer_macs, macs
 from .graph import passes_through
 from .surgery import _ADDS, channel_prunable_layers, compact
+from .snapshot import analysis
 from .training import train
 
 METRICS = ("accuracy", "output")
@@ -69,6 +70,7 @@ def remove_blocks(model: nn.Module, names: str | Iterable[str]) -> nn.Module:
     return small
 
 
+@analysis
 def block_importance(model: nn.Module, data: Data, blocks: Iterable[str] | None = None,
                      metric: str = "accuracy") -> pd.DataFrame:
     """How much the model misses each removable block, on calibration ``data``; least important first.
@@ -109,19 +111,17 @@ def _width_pruned(model: nn.Module, target_macs: int, example: torch.Tensor, cri
 
     pruner = Pruner(model, criterion, "channel", layers=channel_prunable_layers(model))
     lo, hi, best = 0.0, 0.95, None
-    try:
-        for _ in range(8):
-            ratio = (lo + hi) / 2
-            small = compact(model, pruner.prune(ratio).masks)
-            macs_now = cost(small)
-            if best is None or abs(macs_now - target_macs) < abs(best[2] - target_macs):
-                best = (small, ratio, macs_now)
-            lo, hi = (ratio, hi) if macs_now > target_macs else (lo, ratio)
-    finally:
-        pruner.restore()
+    for _ in range(8):  # inside depth_vs_width's as_found: the model is put back after
+        ratio = (lo + hi) / 2
+        small = compact(model, pruner.prune(ratio).masks)
+        macs_now = cost(small)
+        if best is None or abs(macs_now - target_macs) < abs(best[2] - target_macs):
+            best = (small, ratio, macs_now)
+        lo, hi = (ratio, hi) if macs_now > target_macs else (lo, ratio)
     return best[0], best[1]
 
 
+@analysis
 def depth_vs_width(model: nn.Module, train_data: Data, test_data: Data, blocks: int = 2, epochs: int = 2,
                    criterion: str = "magnitude", calibration: Data | None = None, batch_size: int = 64,
                    seed: int = 0, measure_latency: bool = True, return_models: bool = False,

@@ -27,6 +27,7 @@ from .errors import check_ratio
 from .evaluation import evaluate
 from .metrics import count_parameters
 from .pruner import Pruner
+from .snapshot import analysis
 from .surgery import channel_prunable_layers, compact
 from .training import one_cycle, train
 
@@ -59,16 +60,14 @@ def recipe_train(model: nn.Module, data: Data, epochs: int, seed: int, peak_lr: 
           augment=augment_digits, schedule=one_cycle(peak_lr), threads=1, progress=False)
 
 
+@analysis
 def narrow_models(model: nn.Module, sparsities: Iterable[float], criterion: str = "magnitude"
                   ) -> dict[float, nn.Module]:
     """{sparsity: compacted narrow model}: every layer whose channels can go alone loses ``sparsity`` of them by
     ``criterion``; ``model`` is left unchanged."""
     sparsities = [check_ratio(s, "channel sparsity") for s in sparsities]
     pruner = Pruner(model, criterion, "channel", layers=channel_prunable_layers(model))
-    try:
-        return {s: compact(model, pruner.prune(s).masks) for s in sparsities}
-    finally:
-        pruner.restore()
+    return {s: compact(model, pruner.prune(s).masks) for s in sparsities}
 
 
 def choose_finetune_lr(model: nn.Module, train_data: Data, val_data: Data,

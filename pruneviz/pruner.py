@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import warnings
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from torch.nn.utils import prune as torch_prune
 
 from . import dense as registry
 from .criteria import Criterion, get_criterion
-from .errors import ModelChangedError, check_prunable, check_ratio, unknown_choice
+from .errors import AlreadySparseWarning, ModelChangedError, check_prunable, check_ratio, unknown_choice
 from .granularity import CHANNEL, INPUT_CHANNEL, Granularity, get_granularity
 from .graph import LayerInfo, build_graph
 from .selection import SCOPES, GlobalSelector, LocalSelector
@@ -187,6 +188,7 @@ class Pruner:
         """The shared dense record of every tensor this Pruner writes (``values``: adopt these as dense)."""
         entries: dict[str, _Entry] = {}
         seen: dict[int, str] = {}
+        adopted: list[str] = []
         for key, param in self._written_tensors():
             if id(param) in seen:  # e.g. one BatchNorm after two layers: two masks for one tensor
                 raise ValueError(f"{key} and {seen[id(param)]} are one tensor (tied parameters), which the "
@@ -196,8 +198,16 @@ class Pruner:
             if not isinstance(param, nn.Parameter):
                 raise ValueError(f"{key} is not an nn.Parameter ({type(param).__name__}): the Pruner writes "
                                  "parameters in place")
-            record = registry.claim(param) if values is None else registry.adopt(param, values[key])
+            if values is not None:
+                record = registry.adopt(param, values[key])
+            else:
+                record = registry.record_of(param)
+                if record is None:
+                    record = registry.adopt(param)
+                    adopted.append(key)
             entries[key] = _Entry.of(self.model, key, param, record)
+        _warn_if_already_sparse({key: entries[key].param for key in adopted if key.endswith(".weight")
+                                 and key[:-len(".weight")] in self._infos})
         return entries
 
     @contextmanager
@@ -443,6 +453,10 @@ class Pruner:
     def from_state_dict(cls, model: nn.Module, state: Mapping) -> Pruner:
         """A pruner with the saved dense weights, scores and masks, written into ``model``. No data needed.
 
+        It replaces the model's weights in scope with the saved ones (pruned by the saved masks); a model whose
+        weights are neither those dense weights nor them pruned (another model's, or fine-tuned after the save)
+        gets a warning naming the layers whose weights it replaced.
+
         Every name, shape and dtype is checked before anything is written; a mismatch is a ValueError naming
         the tensor, and the model is left as it was.
         """
@@ -475,12 +489,28 @@ class Pruner:
         self.ratios = {n: float(state["ratios"].get(n, 0.0)) for n in self.layers}
         self.scores = {k: v.to(device) for k, v in state["scores"].items()}
         self._make_selector()
+        _warn_if_replaced(self.layers, self.masks, dense)
         self._entries = self._claim({key: dense[key] for key in written})
         for key in dense.keys() - written:  # parameters a criterion rewrote (Pruner.track)
             param = model.get_parameter(key)
             self._entries[key] = _Entry.of(model, key, param, registry.adopt(param, dense[key]), rewritten=True)
         self._write()
         return self
+
+    def __getstate__(self) -> dict:
+        """Pickled with its model (multiprocessing, joblib): which tensors held the kit's last write travels
+        along, so the unpickled Pruner finds its own model's weights as it left them."""
+        state = dict(self.__dict__)
+        state["_held"] = [key for key, e in self._entries.items() if registry.record_of(e.param) is e.record]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        held = set(state.pop("_held", ()))
+        self.__dict__.update(state)
+        for key, entry in self._entries.items():  # the unpickled tensors are new objects: register them
+            registry.reinstate(entry.param, entry.record)
+            if key in held:
+                registry.stamp(entry.param, entry.record, is_dense=entry.record.is_dense, tuned=entry.record.tuned)
 
     def __deepcopy__(self, memo: dict) -> Pruner:
         """A copy on a copy of the model (deepcopy copies the model too), with its own dense records."""
@@ -496,6 +526,38 @@ class Pruner:
     def __repr__(self) -> str:
         return (f"Pruner(criterion={self.criterion.name!r}, granularity={self.granularity.name!r}, "
                 f"scope={self.scope!r}, layers={len(self.layers)}, sparsity={self.sparsity():.3f})")
+
+
+ALREADY_SPARSE = 0.1  # a weight with this share of exact zeros was pruned (trained weights have next to none)
+
+
+def _warn_if_already_sparse(weights: Mapping[str, torch.Tensor]) -> None:
+    """Warn when weights the Pruner takes as dense (the kit holds no copy of them) are already pruned."""
+    sparse = {key: float((w.detach() == 0).float().mean()) for key, w in weights.items() if w.numel()}
+    sparse = {key: share for key, share in sparse.items() if share >= ALREADY_SPARSE}
+    if sparse:
+        listed = ", ".join(f"{key} {share:.0%}" for key, share in sparse.items())
+        warnings.warn(f"the Pruner takes the model's weights as the dense ones, but they are already pruned "
+                      f"(exact zeros: {listed}), so restore() gives these zeros back. A copy.deepcopy or a "
+                      f"torch.save/torch.load of a pruned model carries no dense copy: rebuild the first Pruner "
+                      f"with Pruner.from_state_dict(model, pruner.state_dict()), or copy the dense model with "
+                      f"pruneviz.dense.dense_copy(model)", AlreadySparseWarning, stacklevel=4)
+
+
+def _warn_if_replaced(layers: Mapping[str, nn.Module], masks: Mapping[str, torch.Tensor],
+                      dense: Mapping[str, torch.Tensor]) -> None:
+    """Say which layers held weights other than the saved ones (dense or pruned) before they are written over."""
+    other = []
+    for name, module in layers.items():
+        now, saved = module.weight.detach(), dense[f"{name}.weight"]
+        if not (torch.equal(now, saved) or torch.equal(now, torch.where(masks[name], saved, _zero(saved.dtype,
+                                                                                                 saved.device)))):
+            other.append(name)
+    if other:
+        warnings.warn(f"Pruner.from_state_dict replaces the weights of {', '.join(other)} with the saved "
+                      f"pruner's (pruned by its masks): they held other values (another model's weights, or "
+                      f"trained after the pruner was saved); load the model's own state_dict first to keep "
+                      f"it whole", UserWarning, stacklevel=3)
 
 
 def _layer_list(requested: object, infos: Mapping[str, LayerInfo]) -> list[str]:

@@ -51,7 +51,7 @@ MODES = ("exact", "estimate")
 @contextmanager
 def _differentiable(model: nn.Module, weights: list[torch.Tensor]):
     """Eval mode (BatchNorm fixed, so the loss is a function of the weights alone) and gradients on."""
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]  # every module's: a frozen BatchNorm stays frozen
     flags = [w.requires_grad for w in weights]
     model.eval()
     for w in weights:
@@ -60,7 +60,8 @@ def _differentiable(model: nn.Module, weights: list[torch.Tensor]):
         with torch.enable_grad():
             yield
     finally:
-        model.train(was_training)
+        for module, mode in modes:
+            module.training = mode
         for w, flag in zip(weights, flags):
             w.requires_grad_(flag)
 

@@ -32,6 +32,7 @@ from torch.nn import functional as F
 from ..activations import calibration_batches, evaluating, record, record_io
 from ..data import Data
 from ..graph import LayerInfo
+from ..snapshot import analysis
 from .base import Criterion, register
 
 POSITIONS = 4096  # rows of L+1's input and output sampled for the LASSO and the least squares
@@ -351,6 +352,7 @@ def _dense_outputs(pruner, consumers: list[str], data: Data, limit: int | None) 
     return targets
 
 
+@analysis
 def reconstruction_sweep(model: nn.Module, data: Data, sparsities: Sequence[float], *, calibration: Data,
                          criterion: str = "regression", **pruner_options) -> pd.DataFrame:
     """Channel pruning at each sparsity, accuracy on ``data`` before and after :func:`reconstruct` (on
@@ -361,19 +363,17 @@ def reconstruction_sweep(model: nn.Module, data: Data, sparsities: Sequence[floa
 
     pruner = Pruner(model, criterion, "channel", data=calibration, **pruner_options)
     rows, targets = [], None  # the dense outputs: one pass for the whole sweep (every prune starts from dense)
-    try:
-        for sparsity in sparsities:
-            pruner.prune(sparsity)
-            row = {"sparsity": float(sparsity), "accuracy": evaluate(model, data)}
-            if sparsity > 0:
-                _, targets = _reconstruct(pruner, calibration, POSITIONS, LIMIT, 0, targets)
-            row["reconstructed"] = evaluate(model, data) if sparsity > 0 else row["accuracy"]  # nothing refitted
-            rows.append(row)
-    finally:
-        pruner.restore()
+    for sparsity in sparsities:
+        pruner.prune(sparsity)
+        row = {"sparsity": float(sparsity), "accuracy": evaluate(model, data)}
+        if sparsity > 0:
+            _, targets = _reconstruct(pruner, calibration, POSITIONS, LIMIT, 0, targets)
+        row["reconstructed"] = evaluate(model, data) if sparsity > 0 else row["accuracy"]  # nothing refitted
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
+@analysis
 def random_bands(model: nn.Module, data: Data, sparsities: Sequence[float], *, calibration: Data,
                  seeds: Iterable[int] = range(5)) -> dict[str, pd.DataFrame]:
     """Random channel selection over several seeds, without and with the least-squares step: ``{"random": band,
