@@ -538,10 +538,11 @@ def _warn_if_already_sparse(weights: Mapping[str, torch.Tensor]) -> None:
     if sparse:
         listed = ", ".join(f"{key} {share:.0%}" for key, share in sparse.items())
         warnings.warn(f"the Pruner takes the model's weights as the dense ones, but they are already pruned "
-                      f"(exact zeros: {listed}), so restore() gives these zeros back. A copy.deepcopy or a "
-                      f"torch.save/torch.load of a pruned model carries no dense copy: rebuild the first Pruner "
-                      f"with Pruner.from_state_dict(model, pruner.state_dict()), or copy the dense model with "
-                      f"pruneviz.dense.dense_copy(model)", AlreadySparseWarning, stacklevel=4)
+                      f"(exact zeros: {listed}), so restore() gives these zeros back. Fine if those zeros are "
+                      f"meant to stay; but a copy.deepcopy or a torch.save/torch.load of a model the kit pruned "
+                      f"carries no dense copy: rebuild its Pruner with Pruner.from_state_dict(model, "
+                      f"pruner.state_dict()), or copy the dense model with pruneviz.dense.dense_copy(model)",
+                      AlreadySparseWarning, stacklevel=4)
 
 
 def _warn_if_replaced(layers: Mapping[str, nn.Module], masks: Mapping[str, torch.Tensor],
