@@ -112,6 +112,7 @@ class Pruner:
         graph = build_graph(model)
         self.graph = graph
         self.skipped: dict[str, str] = {}
+        self.guarded: dict[str, str] = {}  # layers the global guard kept from being emptied, and why
         self.criterion.setup(model)  # a criterion whose scope depends on the model's structure reads it here
         self._infos = self._select_layers(graph, layers)
         self.layers = {name: info.module for name, info in self._infos.items()}
@@ -247,7 +248,10 @@ class Pruner:
     def _make_selector(self) -> None:
         if self.scope == "global":
             sizes = {n: self.layers[n].weight.numel() // max(1, s.numel()) for n, s in self.scores.items()}
-            self._selector = GlobalSelector(self.scores, self.granularity, sizes, self.max_layer_sparsity)
+            # a layer without channels computes a constant; at finer granularities one threshold empties a layer
+            # only at ratios near 1, which then mean what they say
+            keep_one = self.granularity in (CHANNEL, INPUT_CHANNEL)
+            self._selector = GlobalSelector(self.scores, self.granularity, sizes, self.max_layer_sparsity, keep_one)
         else:
             self._selector = LocalSelector(self.scores, self.granularity)
 
@@ -312,15 +316,32 @@ class Pruner:
         """
         ratios = self._parse(sparsity)
         self._check(content=True)
+        guarded = []
         if self.scope == "global":
             group_masks = self._selector.group_masks(next(iter(ratios.values())))
+            guarded = self._selector.guarded_layers(group_masks)
         else:
             group_masks = self._selector.group_masks(ratios)
         for name, gmask in group_masks.items():
             self.masks[name] = self.granularity.expand(gmask, self.layers[name].weight.shape)
         self.ratios = ratios
         self._write()
+        self._note_guard(guarded)
         return self
+
+    def _note_guard(self, layers: list[str]) -> None:
+        """Say which layers the global guard kept from being emptied (``guarded`` and a warning)."""
+        group = "channel" if self.granularity is CHANNEL else "group"
+        self.guarded = {}
+        for name in layers:
+            count = self.scores[name].numel()
+            self.guarded[name] = (f"kept its most important {group} of {count}: the one global threshold would "
+                                  f"have pruned them all, and an emptied layer makes the network compute a constant")
+        if layers:
+            warnings.warn(f"global pruning kept one {group} in {', '.join(layers)}, which the one threshold would "
+                          f"have emptied (a network with an emptied layer computes a constant); the sparsity "
+                          f"reached is {self.sparsity():.3f}; pruner.guarded says the same per layer, "
+                          f"max_layer_sparsity caps layers more strictly", UserWarning, stacklevel=3)
 
     def _keeps(self):
         """(key, keep) for every masked tensor: a weight's mask, and for a channel-pruned layer the channel's keep
@@ -470,7 +491,7 @@ class Pruner:
         self.scope, self.model, self.data = state["scope"], model, None
         self.max_layer_sparsity = state.get("max_layer_sparsity")
         self.graph = build_graph(model)
-        self.skipped = {}
+        self.skipped, self.guarded = {}, {}
         missing = [n for n in state["layers"] if n not in self.graph.layers]
         if missing:
             raise ValueError(f"the saved pruner names layers this model does not have: {missing}; the model's "

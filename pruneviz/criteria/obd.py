@@ -169,6 +169,29 @@ def _fingerprint(tensors: Iterable[torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def _code_and_attributes(model: nn.Module) -> tuple:
+    """Everything besides parameters and buffers that a forward reads: each module's class (the object itself,
+    so a class redefined in a notebook cell is another key, and the cache keeps it alive: no id reuse) and its
+    plain attributes (``model.temperature = 0.1``; tensors that are neither parameters nor buffers by value)."""
+    parts = []
+    for name, module in model.named_modules():
+        attrs = []
+        for attr, value in sorted(vars(module).items()):
+            if attr.startswith("_") or attr == "training":
+                continue
+            if isinstance(value, torch.Tensor):
+                value = _fingerprint([value])
+            elif not isinstance(value, (int, float, str, bytes, bool, type(None), tuple)) and not callable(value):
+                value = (type(value), repr(value))
+            try:
+                hash(value)
+            except TypeError:  # e.g. a tuple holding a list
+                value = (type(value), repr(value))
+            attrs.append((attr, value))
+        parts.append((name, type(module), tuple(attrs)))
+    return tuple(parts)
+
+
 def _cache_key(model: nn.Module, data: Data, names: list[str], options: tuple) -> tuple | None:
     """What a Hessian diagonal depends on, or None when the data is not a fixed set of tensors (a loader may
     shuffle or stream: it is read again each time)."""
@@ -178,7 +201,7 @@ def _cache_key(model: nn.Module, data: Data, names: list[str], options: tuple) -
         return None
     state = [*model.parameters(), *model.buffers()]
     try:
-        return (repr(model), _fingerprint(state), _fingerprint(data), tuple(names), options)
+        return (_code_and_attributes(model), _fingerprint(state), _fingerprint(data), tuple(names), options)
     except (RuntimeError, NotImplementedError):  # tensors without readable bytes (a meta device): not kept
         return None
 

@@ -30,9 +30,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..activations import calibration_batches, evaluating, record, record_io
-from ..data import Data
+from ..data import Data, check_data
 from ..graph import LayerInfo
-from ..snapshot import analysis
+from ..snapshot import analysis, rolled_back
 from .base import Criterion, register
 
 POSITIONS = 4096  # rows of L+1's input and output sampled for the LASSO and the least squares
@@ -288,7 +288,11 @@ def reconstruct(pruner, data: Data, *, positions: int = POSITIONS, limit: int | 
     ``pruner.restore()`` gives the dense model back bit for bit, and a new ``pruner.prune(...)`` starts again
     from the dense weights (call ``reconstruct`` again after it).
     """
-    return _reconstruct(pruner, data, positions, limit, seed)[0]
+    if data is None:
+        raise ValueError("reconstruct needs calibration data: a DataLoader, a Dataset or an (inputs, targets) pair")
+    check_data(data, pruner.model, "calibration data")  # one NaN would turn every refitted layer into NaN
+    with rolled_back(pruner.model, [pruner]):  # a refit that fails half-way leaves no layer half-refitted
+        return _reconstruct(pruner, data, positions, limit, seed)[0]
 
 
 def _reconstruct(pruner, data: Data, positions: int, limit: int | None, seed: int,
@@ -318,6 +322,9 @@ def _reconstruct(pruner, data: Data, positions: int, limit: int | None, seed: in
                 return
             feats = _features(module, args[0], targets[consumer], len(keep), positions, seed, keep=keep)
             fitted_kept, errors[consumer] = least_squares(feats, torch.ones(feats.x.shape[1], dtype=torch.bool))
+            if not torch.isfinite(fitted_kept).all():
+                raise FloatingPointError(f"the least-squares refit of {consumer} is not finite (NaN or infinite "
+                                         "features from the calibration data or the layers before it)")
             fitted = torch.zeros(feats.weight.shape[0], len(keep), feats.weight.shape[2], dtype=torch.float64)
             fitted[:, keep] = fitted_kept.cpu()
             new = fitted.reshape(module.weight.shape).to(module.weight.device, module.weight.dtype)
