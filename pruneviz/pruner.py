@@ -330,17 +330,19 @@ class Pruner:
         return self
 
     def _note_guard(self, layers: list[str]) -> None:
-        """Say which layers the global guard kept from being emptied (``guarded`` and a warning)."""
+        """Say which layers the global guard kept from being emptied: ``guarded`` after every prune, and a warning
+        the first time (a slider re-prunes many times)."""
         group = "channel" if self.granularity is CHANNEL else "group"
         self.guarded = {}
         for name in layers:
             count = self.scores[name].numel()
             self.guarded[name] = (f"kept its most important {group} of {count}: the one global threshold would "
                                   f"have pruned them all, and an emptied layer makes the network compute a constant")
-        if layers:
+        if layers and not getattr(self, "_guard_said", False):
+            self._guard_said = True
             warnings.warn(f"global pruning kept one {group} in {', '.join(layers)}, which the one threshold would "
                           f"have emptied (a network with an emptied layer computes a constant); the sparsity "
-                          f"reached is {self.sparsity():.3f}; pruner.guarded says the same per layer, "
+                          f"reached is {self.sparsity():.3f}; pruner.guarded says which layers after each prune, "
                           f"max_layer_sparsity caps layers more strictly", UserWarning, stacklevel=3)
 
     def _keeps(self):
