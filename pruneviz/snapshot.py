@@ -24,7 +24,7 @@ from torch import nn
 from . import dense as registry
 from .errors import AlreadySparseWarning
 
-PRUNER_STATE = ("masks", "ratios", "scores", "_selector")
+PRUNER_STATE = ("masks", "ratios", "scores", "guarded", "_selector")
 
 
 @dataclass
@@ -103,11 +103,12 @@ class Snapshot:
                 setattr(pruner, name, value)
 
     def detach_records(self) -> None:
-        """From here on the model's current values are its dense weights, in fresh records: a Pruner built now
-        prunes the model as the user holds it, and touches none of the records the user's Pruners hold."""
-        for param, _ in self.records:
-            registry.forget(param)
-            registry.adopt(param)
+        """From here on the model's current values are its dense weights: the records the user's Pruners hold
+        leave the registry until :meth:`put_back`, so a Pruner built now adopts what the model holds (it prunes
+        the model as the user holds it) and nothing it adopts, rescores or writes reaches those records."""
+        for param, state in self.records:
+            if state is not None:
+                registry.forget(param)
 
 
 def _record_state(param: torch.Tensor) -> _RecordState | None:
