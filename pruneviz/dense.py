@@ -126,10 +126,30 @@ def claim(param: torch.Tensor) -> DenseRecord:
     return record_of(param) or adopt(param)
 
 
+PRUNED_MARK = "_pruneviz_pruned"  # an attribute of the parameter itself: travels with pickle and torch.save
+
+
 def stamp(param: torch.Tensor, record: DenseRecord, *, is_dense: bool, tuned: bool = False) -> None:
     """Note a write the kit just made into ``param``."""
     record.stamp = Stamp.of(param, record.index)
     record.is_dense, record.tuned = is_dense, tuned
+    setattr(param, PRUNED_MARK, not is_dense)
+
+
+def pruned_elsewhere(param: torch.Tensor) -> bool:
+    """Is ``param``, unknown to the registry, a copy of weights the kit pruned? It carries the kit's mark (a
+    pickle or torch.save of a pruned model), or it equals a pruned parameter the kit holds now (a deep copy)."""
+    if _RECORDS.get(param) is not None:
+        return False
+    if getattr(param, PRUNED_MARK, False):
+        return True
+    for other, record in list(_RECORDS.items()):
+        if (not record.is_dense and other.shape == param.shape and other.dtype == param.dtype
+                and other.device == param.device and record.stamp.mismatch(other, record.index) is None
+                and torch.equal(_take(param, record.index), record.stamp.sample)
+                and torch.equal(other.detach(), param.detach())):
+            return True
+    return False
 
 
 def dense_value(param: torch.Tensor) -> torch.Tensor:

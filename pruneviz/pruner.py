@@ -204,11 +204,11 @@ class Pruner:
             else:
                 record = registry.record_of(param)
                 if record is None:
+                    if registry.pruned_elsewhere(param):
+                        adopted.append(key)
                     record = registry.adopt(param)
-                    adopted.append(key)
             entries[key] = _Entry.of(self.model, key, param, record)
-        _warn_if_already_sparse({key: entries[key].param for key in adopted if key.endswith(".weight")
-                                 and key[:-len(".weight")] in self._infos})
+        _warn_if_copy_of_pruned(adopted)
         return entries
 
     @contextmanager
@@ -551,21 +551,16 @@ class Pruner:
                 f"scope={self.scope!r}, layers={len(self.layers)}, sparsity={self.sparsity():.3f})")
 
 
-ALREADY_SPARSE = 0.1  # a weight with this share of exact zeros was pruned (trained weights have next to none)
-
-
-def _warn_if_already_sparse(weights: Mapping[str, torch.Tensor]) -> None:
-    """Warn when weights the Pruner takes as dense (the kit holds no copy of them) are already pruned."""
-    sparse = {key: float((w.detach() == 0).float().mean()) for key, w in weights.items() if w.numel()}
-    sparse = {key: share for key, share in sparse.items() if share >= ALREADY_SPARSE}
-    if sparse:
-        listed = ", ".join(f"{key} {share:.0%}" for key, share in sparse.items())
-        warnings.warn(f"the Pruner takes the model's weights as the dense ones, but they are already pruned "
-                      f"(exact zeros: {listed}), so restore() gives these zeros back. Fine if those zeros are "
-                      f"meant to stay; but a copy.deepcopy or a torch.save/torch.load of a model the kit pruned "
-                      f"carries no dense copy: rebuild its Pruner with Pruner.from_state_dict(model, "
-                      f"pruner.state_dict()), or copy the dense model with pruneviz.dense.dense_copy(model)",
-                      AlreadySparseWarning, stacklevel=4)
+def _warn_if_copy_of_pruned(copied: list[str]) -> None:
+    """Warn when weights the Pruner takes as dense (the kit holds no copy of them) are a copy of weights the kit
+    pruned (:func:`pruneviz.dense.pruned_elsewhere`: by the kit's mark or by equal values, never by counting
+    zeros: a hand-made identity kernel is full of zeros and is dense)."""
+    if copied:
+        warnings.warn(f"the Pruner takes the model's weights as the dense ones, but {', '.join(copied)} are a copy "
+                      f"of weights the kit pruned (a copy.deepcopy, pickle or torch.save/torch.load of a pruned "
+                      f"model carries no dense copy), so restore() gives these zeros back. Rebuild the first "
+                      f"Pruner with Pruner.from_state_dict(model, pruner.state_dict()), or copy the dense model "
+                      f"with pruneviz.dense.dense_copy(original)", AlreadySparseWarning, stacklevel=4)
 
 
 def _warn_if_replaced(layers: Mapping[str, nn.Module], masks: Mapping[str, torch.Tensor],

@@ -47,6 +47,7 @@ class Snapshot:
     modes: list[tuple[nn.Module, bool]] = field(default_factory=list)
     records: list[tuple[torch.Tensor, _RecordState | None]] = field(default_factory=list)
     pruners: list[tuple[object, dict]] = field(default_factory=list)
+    marks: list[tuple[torch.Tensor, object]] = field(default_factory=list)  # the kit's pruned mark per parameter
 
     @classmethod
     def of(cls, model: nn.Module, pruners: Iterable[object] = (), *, values: bool = True) -> Snapshot:
@@ -60,6 +61,7 @@ class Snapshot:
         snap.grads = [(p, p.grad) for p in params]
         snap.modes = [(m, m.training) for m in model.modules()]
         snap.records = [(p, _record_state(p)) for p in params] if values else []
+        snap.marks = [(p, getattr(p, registry.PRUNED_MARK, None)) for p in params] if values else []
         for pruner in pruners:
             state = {name: _copied(getattr(pruner, name)) for name in PRUNER_STATE if hasattr(pruner, name)}
             state["_entries"] = {key: (e, e.record, e.generation, e.rewritten)
@@ -92,6 +94,11 @@ class Snapshot:
             registry.reinstate(param, state.record)
             if state.held:
                 registry.stamp(param, state.record, is_dense=state.values["is_dense"], tuned=state.values["tuned"])
+        for param, mark in self.marks:
+            if mark is None:
+                param.__dict__.pop(registry.PRUNED_MARK, None)
+            else:
+                setattr(param, registry.PRUNED_MARK, mark)
         for pruner, state in self.pruners:
             for name, value in state.items():
                 if name == "_entries":

@@ -227,7 +227,7 @@ def test_a_pruner_on_a_copy_of_a_pruned_model_says_restore_gives_zeros(how, tmp_
     else:
         torch.save(model, tmp_path / "m.pt")
         copied = torch.load(tmp_path / "m.pt", weights_only=False)
-    with pytest.warns(AlreadySparseWarning, match="already pruned.*state_dict"):
+    with pytest.warns(AlreadySparseWarning, match="copy of weights the kit pruned.*state_dict"):
         Pruner(copied)
 
 
@@ -258,3 +258,19 @@ def test_a_refused_user_pruner_is_still_refused_after_an_analysis(sets):
     accuracy_sweep(model, sets["test"], [0.5])
     with pytest.raises(ModelChangedError):
         pruner.prune(0.3)
+
+
+def test_reconstruct_keeps_every_modules_mode(sets):
+    model = pruneviz.zoo.load("digits-cnn", device="cpu").train()
+    model.bn1.eval()
+    modes = [m.training for m in model.modules()]
+    pruner = Pruner(model, "magnitude", "channel", layers=["conv1", "conv2"]).prune(0.5)
+    reconstruct(pruner, sets["calib"])
+    assert [m.training for m in model.modules()] == modes
+
+
+def test_a_pruner_after_an_analysis_of_a_dense_model_does_not_warn(sets, recwarn):
+    model = pruneviz.zoo.load("digits-cnn", device="cpu")
+    sensitivity_scan(model, sets["test"], sparsities=(0.5,), progress=False)
+    Pruner(model)
+    assert not [w for w in recwarn if issubclass(w.category, AlreadySparseWarning)]
