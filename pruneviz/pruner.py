@@ -319,7 +319,7 @@ class Pruner:
         guarded = []
         if self.scope == "global":
             group_masks = self._selector.group_masks(next(iter(ratios.values())))
-            guarded = self._selector.guarded_layers(group_masks)
+            guarded = self._selector.guarded_layers(next(iter(ratios.values())), group_masks)
         else:
             group_masks = self._selector.group_masks(ratios)
         for name, gmask in group_masks.items():

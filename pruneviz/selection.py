@@ -77,6 +77,7 @@ class GlobalSelector:
         self.counts = [f.numel() for f in flat]
         self.groups = sum(self.counts)
         self.full_rank = _ranks(self.order, self.groups)  # positions in the one unguarded order
+        full_order = self.order
         caps = [max(0, c - 1) if keep_one else c for c in self.counts]  # every layer keeps one group
         if max_layer_sparsity is not None:
             caps = [min(cap, _cap_count(max_layer_sparsity, c)) for cap, c in zip(caps, self.counts)]
@@ -88,6 +89,9 @@ class GlobalSelector:
         self.uniform = len(set(group_sizes.values())) == 1 and max_layer_sparsity is None
         self.cum_weights = torch.cumsum(sizes[self.order], 0)  # weights pruned after the first k groups
         self.rank = _ranks(self.order, sum(self.counts))
+        self.keep_one = keep_one
+        self.equal_sizes = len(set(group_sizes.values())) == 1
+        self.full_cum_weights = torch.cumsum(sizes[full_order], 0)  # the same, one threshold and no guard
 
     def _guarded(self, order: torch.Tensor, caps: list[int]) -> torch.Tensor:
         """The order without each layer's groups beyond its cap (a count per layer): those are never pruned."""
@@ -101,17 +105,21 @@ class GlobalSelector:
         return order[rank < torch.tensor(caps, device=device)[layer_of]]
 
     def _k(self, ratio: float) -> int:
-        n = self.order.numel()
-        if n == 0:
+        if self.order.numel() == 0:
             return 0
         if self.uniform:
-            return min(n, _count(ratio, self.groups))
+            return min(self.order.numel(), _count(ratio, self.groups))
+        return self._k_of(ratio, self.cum_weights)
+
+    def _k_of(self, ratio: float, cum_weights: torch.Tensor) -> int:
+        """Groups to prune from an order whose cumulated weights are ``cum_weights``: the nearest to the ratio."""
+        n = cum_weights.numel()
         target = ratio * self.total_weights
-        k = int(torch.searchsorted(self.cum_weights, torch.tensor(target, dtype=torch.float64,
-                                                                   device=self.cum_weights.device), right=True))
+        k = int(torch.searchsorted(cum_weights, torch.tensor(target, dtype=torch.float64,
+                                                              device=cum_weights.device), right=True))
         # k groups undershoot (or hit) the target; k + 1 may be closer
-        below = float(self.cum_weights[k - 1]) if k else 0.0
-        if k < n and float(self.cum_weights[k]) - target < target - below:
+        below = float(cum_weights[k - 1]) if k else 0.0
+        if k < n and float(cum_weights[k]) - target < target - below:
             k += 1
         return k
 
@@ -120,16 +128,12 @@ class GlobalSelector:
         return {name: part.reshape(self.shapes[name])
                 for name, part in zip(self.names, torch.split(mask, self.counts))}
 
-    def guarded_layers(self, masks: dict[str, torch.Tensor]) -> list[str]:
-        """Layers of ``masks`` (from :meth:`group_masks`) left with one group that the one threshold would have
-        pruned too: it ranks below a group pruned elsewhere."""
-        kept = torch.cat([m.reshape(-1) for m in masks.values()])
-        if kept.all():
+    def guarded_layers(self, ratio: float, masks: dict[str, torch.Tensor]) -> list[str]:
+        """Layers that one threshold with no guard would empty at ``ratio`` and that ``masks`` (from
+        :meth:`group_masks`) leave with the one group the guard keeps."""
+        if not self.keep_one:
             return []
-        threshold = int(self.full_rank[~kept].max())
-        guarded = []
-        for name, part, rank in zip(self.names, torch.split(kept, self.counts),
-                                    torch.split(self.full_rank, self.counts)):
-            if int(part.sum()) == 1 and int(rank[part].max()) < threshold:
-                guarded.append(name)
-        return guarded
+        k_full = (min(self.groups, _count(ratio, self.groups)) if self.equal_sizes
+                  else self._k_of(ratio, self.full_cum_weights))
+        return [name for name, rank in zip(self.names, torch.split(self.full_rank, self.counts))
+                if bool((rank < k_full).all()) and int(masks[name].sum()) == 1]
