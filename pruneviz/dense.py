@@ -142,12 +142,13 @@ def pruned_elsewhere(param: torch.Tensor) -> bool:
     if _RECORDS.get(param) is not None:
         return False
     if getattr(param, PRUNED_MARK, False):
-        return True
+        return bool((param.detach() == 0).any())  # a prune at ratio 0 marks a parameter it left whole
     for other, record in list(_RECORDS.items()):
         if (not record.is_dense and other.shape == param.shape and other.dtype == param.dtype
                 and other.device == param.device and record.stamp.mismatch(other, record.index) is None
                 and torch.equal(_take(param, record.index), record.stamp.sample)
-                and torch.equal(other.detach(), param.detach())):
+                and torch.equal(other.detach(), param.detach())
+                and not torch.equal(record.dense, param.detach())):  # pruned values, not the dense ones
             return True
     return False
 
