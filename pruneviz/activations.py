@@ -57,14 +57,16 @@ def forward_hooks(model: nn.Module, hooks: Mapping[str, Hook]):
 
 @contextmanager
 def evaluating(model: nn.Module):
-    """Eval mode and no autograd for the block; the model's train/eval mode is given back after."""
-    was_training = model.training
+    """Eval mode and no autograd for the block; every module's train/eval mode is given back after (a BatchNorm
+    the user froze with ``eval()`` inside a model in train mode stays frozen)."""
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
         with torch.no_grad():
             yield
     finally:
-        model.train(was_training)
+        for module, mode in modes:
+            module.training = mode
 
 
 def run(model: nn.Module, data: Data, hooks: Mapping[str, Hook], limit: int | None = None) -> int:

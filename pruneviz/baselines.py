@@ -14,10 +14,12 @@ from torch import nn
 from .data import Data
 from .evaluation import evaluate
 from .pruner import Pruner
+from .snapshot import analysis
 
 RANDOM_SEEDS = tuple(range(5))
 
 
+@analysis
 def accuracy_sweep(model: nn.Module, data: Data, sparsities: Sequence[float], /, *, criterion: str = "magnitude",
                    granularity: str = "element", scope: str = "local", **pruner_options) -> pd.DataFrame:
     """Accuracy of ``model`` on ``data`` pruned at each sparsity (no fine-tuning); the model is restored after.
@@ -28,16 +30,13 @@ def accuracy_sweep(model: nn.Module, data: Data, sparsities: Sequence[float], /,
     """
     pruner = Pruner(model, criterion, granularity, scope=scope, **pruner_options)
     rows = []
-    try:
-        for sparsity in sparsities:
-            pruner.prune(sparsity)
-            rows.append({"sparsity": float(sparsity), "accuracy": evaluate(model, data),
-                         "achieved": pruner.sparsity()})
-    finally:
-        pruner.restore()
+    for sparsity in sparsities:
+        pruner.prune(sparsity)
+        rows.append({"sparsity": float(sparsity), "accuracy": evaluate(model, data), "achieved": pruner.sparsity()})
     return pd.DataFrame(rows)
 
 
+@analysis
 def random_band(model: nn.Module, data: Data, sparsities: Sequence[float], *, granularity: str = "element",
                 scope: str = "local", seeds: Iterable[int] = RANDOM_SEEDS, **pruner_options) -> pd.DataFrame:
     """Random pruning at each sparsity, once per seed: columns ``sparsity``, ``mean``, ``std``, ``min``,

@@ -231,6 +231,7 @@ def batches(data: Data, batch_size: int = 1024, device: torch.device | None = No
         tensors = data.tensors
     elif isinstance(data, DataLoader):
         for x, y in data:
+            y = _as_indices(y)
             yield x.to(device) if device else x, y.to(device) if device else y
         return
     elif isinstance(data, Dataset):
@@ -239,10 +240,18 @@ def batches(data: Data, batch_size: int = 1024, device: torch.device | None = No
     else:
         raise TypeError(f"data must be a DataLoader, a Dataset or an (inputs, targets) pair of tensors, "
                         f"got {type(data).__name__}")
-    x, y = tensors
+    x, y = tensors[0], _as_indices(tensors[1])
     for start in range(0, len(x), batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         yield (xb.to(device), yb.to(device)) if device else (xb, yb)
+
+
+def _as_indices(targets: torch.Tensor) -> torch.Tensor:
+    """Integer class indices as int64, the one integer type torch's losses take (int32 and int16 targets come
+    from numpy and pandas): one conversion for every entry point that reads data. Other targets unchanged."""
+    if isinstance(targets, torch.Tensor) and targets.dtype in (torch.int8, torch.int16, torch.int32, torch.uint8):
+        return targets.long()
+    return targets
 
 
 def as_tensors(data: Data, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -126,10 +126,31 @@ def claim(param: torch.Tensor) -> DenseRecord:
     return record_of(param) or adopt(param)
 
 
+PRUNED_MARK = "_pruneviz_pruned"  # an attribute of the parameter itself: travels with pickle and torch.save
+
+
 def stamp(param: torch.Tensor, record: DenseRecord, *, is_dense: bool, tuned: bool = False) -> None:
     """Note a write the kit just made into ``param``."""
     record.stamp = Stamp.of(param, record.index)
     record.is_dense, record.tuned = is_dense, tuned
+    setattr(param, PRUNED_MARK, not is_dense)
+
+
+def pruned_elsewhere(param: torch.Tensor) -> bool:
+    """Is ``param``, unknown to the registry, a copy of weights the kit pruned? It carries the kit's mark (a
+    pickle or torch.save of a pruned model), or it equals a pruned parameter the kit holds now (a deep copy)."""
+    if _RECORDS.get(param) is not None:
+        return False
+    if getattr(param, PRUNED_MARK, False):
+        return bool((param.detach() == 0).any())  # a prune at ratio 0 marks a parameter it left whole
+    for other, record in list(_RECORDS.items()):
+        if (not record.is_dense and other.shape == param.shape and other.dtype == param.dtype
+                and other.device == param.device and record.stamp.mismatch(other, record.index) is None
+                and torch.equal(_take(param, record.index), record.stamp.sample)
+                and torch.equal(other.detach(), param.detach())
+                and not torch.equal(record.dense, param.detach())):  # pruned values, not the dense ones
+            return True
+    return False
 
 
 def dense_value(param: torch.Tensor) -> torch.Tensor:
@@ -173,3 +194,18 @@ def register_copy(param: torch.Tensor, record: DenseRecord, twin: torch.Tensor, 
     _RECORDS[twin] = twin_record
     if record_of(param) is record:
         stamp(twin, twin_record, is_dense=record.is_dense, tuned=record.tuned)
+
+
+def record_in_registry(param: torch.Tensor) -> DenseRecord | None:
+    """The parameter's record whether or not the parameter still holds the kit's last write."""
+    return _RECORDS.get(param)
+
+
+def forget(param: torch.Tensor) -> None:
+    """Drop the parameter's record (a snapshot put back a parameter that had none)."""
+    _RECORDS.pop(param, None)
+
+
+def reinstate(param: torch.Tensor, record: DenseRecord) -> None:
+    """Make ``record`` the parameter's record again (a snapshot put back; the Pruners holding it still do)."""
+    _RECORDS[param] = record

@@ -26,6 +26,7 @@ from .evaluation import accuracy, predict
 from .metrics import count_parameters, latency, layer_macs, macs
 from .graph import passes_through
 from .surgery import _ADDS, channel_prunable_layers, compact
+from .snapshot import analysis
 from .training import train
 
 METRICS = ("accuracy", "output")
@@ -74,6 +75,7 @@ def remove_blocks(model: nn.Module, names: str | Iterable[str]) -> nn.Module:
     return small
 
 
+@analysis
 def block_importance(model: nn.Module, data: Data, blocks: Iterable[str] | None = None,
                      metric: str = "accuracy") -> pd.DataFrame:
     """How much the model misses each removable block, on calibration ``data``; least important first.
@@ -116,19 +118,17 @@ def _width_pruned(model: nn.Module, target_macs: int, example: torch.Tensor, cri
     pruner = (Pruner(model, criterion, "group") if granularity == "group"
               else Pruner(model, criterion, "channel", layers=channel_prunable_layers(model)))
     lo, hi, best = 0.0, 0.95, None
-    try:
-        for _ in range(8):
-            ratio = (lo + hi) / 2
-            small = compact(model, pruner.prune(ratio).masks)
-            macs_now = cost(small)
-            if best is None or abs(macs_now - target_macs) < abs(best[2] - target_macs):
-                best = (small, ratio, macs_now)
-            lo, hi = (ratio, hi) if macs_now > target_macs else (lo, ratio)
-    finally:
-        pruner.restore()
+    for _ in range(8):  # its callers are analyses (as_found): the model is put back after
+        ratio = (lo + hi) / 2
+        small = compact(model, pruner.prune(ratio).masks)
+        macs_now = cost(small)
+        if best is None or abs(macs_now - target_macs) < abs(best[2] - target_macs):
+            best = (small, ratio, macs_now)
+        lo, hi = (ratio, hi) if macs_now > target_macs else (lo, ratio)
     return best[0], best[1]
 
 
+@analysis
 def depth_and_width_models(model: nn.Module, example: torch.Tensor, ranking: pd.DataFrame, blocks: int = 2,
                            criterion: str = "magnitude") -> list[tuple[str, str, nn.Module]]:
     """(method, what was removed, model) for the dense ``model``, its ``blocks`` least important blocks removed
@@ -146,6 +146,7 @@ def depth_and_width_models(model: nn.Module, example: torch.Tensor, ranking: pd.
             ("width", f"{ratio:.0%} of the channels of {len(layers)} layers", width)]
 
 
+@analysis
 def depth_vs_width(model: nn.Module, train_data: Data, test_data: Data, blocks: int = 2, epochs: int = 2,
                    criterion: str = "magnitude", calibration: Data | None = None, batch_size: int = 64,
                    seed: int = 0, measure_latency: bool = True, return_models: bool = False,
@@ -183,6 +184,7 @@ def depth_vs_width(model: nn.Module, train_data: Data, test_data: Data, blocks: 
     return (table, {method: net for method, _, net in models}) if return_models else table
 
 
+@analysis
 def depth_vs_width_seeds(model: nn.Module, train_data: Data, test_data: Data, seeds: Sequence[int] = (0, 1, 2),
                          blocks: int = 2, epochs: int = 2, criterion: str = "magnitude",
                          calibration: Data | None = None) -> pd.DataFrame:
@@ -198,6 +200,7 @@ def depth_vs_width_seeds(model: nn.Module, train_data: Data, test_data: Data, se
                                  test_data, seeds, epochs, example)
 
 
+@analysis
 def inblock_and_group_models(model: nn.Module, example: torch.Tensor, ratio: float = 0.5,
                              criterion: str = "magnitude", same_macs: bool = True) -> list[tuple[str, str, nn.Module]]:
     """(method, what was removed, compacted model) for the dense ``model`` (MACs counted on ``example``, one
@@ -222,6 +225,7 @@ def inblock_and_group_models(model: nn.Module, example: torch.Tensor, ratio: flo
     return out
 
 
+@analysis
 def inblock_vs_groups(model: nn.Module, train_data: Data, test_data: Data, ratio: float = 0.5,
                       criterion: str = "magnitude", seeds: Sequence[int] = (0, 1, 2), epochs: int = 2
                       ) -> pd.DataFrame:

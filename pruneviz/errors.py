@@ -13,6 +13,13 @@ class ModelChangedError(ValueError):
     Pruner's copies into it would silently overwrite something. A ValueError: the widgets show it as a refusal."""
 
 
+class AlreadySparseWarning(UserWarning):
+    """A Pruner was built on weights that are already pruned (many exact zeros) and that the kit holds no
+    dense copy of: a deep copy or a torch.save/torch.load round trip of a pruned model. Its ``restore()``
+    gives those zeros back; the dense weights are in the first Pruner's ``state_dict()`` (or take
+    ``pruneviz.dense.dense_copy(original)`` instead of ``copy.deepcopy``)."""
+
+
 def unknown_choice(kind: str, given: object, valid: Iterable[str]) -> ValueError:
     """The error for a name that is not one of the valid choices, listing them."""
     choices = ", ".join(repr(v) for v in valid)

@@ -15,7 +15,7 @@ from torch import nn
 from .data import Data
 from .errors import check_model, unknown_choice
 from .pruner import Pruner
-from .training import OPTIMIZERS, check_count, check_training, rolled_back_on_error, train
+from .training import OPTIMIZERS, check_count, check_pruner_of, check_training, rolled_back_on_error, train
 
 # the learning rates fine-tuning usually takes: the lab's SGD 0.01 (momentum 0.9); Adam's default
 DEFAULT_LR = {"sgd": 1e-2, "adam": 1e-3, "adamw": 1e-3}
@@ -42,15 +42,12 @@ def finetune(model: nn.Module, data: Data, *, pruner: Pruner, epochs: int = 5, o
     """
     check_model(model)
     check_optimizer(optimizer)
-    if not isinstance(pruner, Pruner):
-        raise ValueError(f"pruner must be the Pruner whose masks to keep, got {type(pruner).__name__}")
-    if pruner.model is not model:
-        raise ValueError("pruner was built on another model; pass the Pruner that pruned this model")
+    check_pruner_of(model, pruner)
     if lr is None:
         lr = DEFAULT_LR.get(optimizer, 1e-3) if isinstance(optimizer, str) else 1e-3
     # everything checked before the first write; train() puts the model back if training itself fails
     check_training(model, data, epochs=epochs, lr=lr, batch_size=batch_size, steps=steps)
-    with rolled_back_on_error(model):
+    with rolled_back_on_error(model, [pruner]):
         pruner.apply_masks()  # a model whose weights moved since the prune starts from its masks
         return train(model, data, epochs, optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed,
                      pruner=pruner, progress=progress, steps=steps)

@@ -243,11 +243,25 @@ def _reach(start: fx.Node, modules: dict[str, nn.Module], graph: ModelGraph, for
             if nxt in seen:
                 continue
             seen.add(nxt)
+            if reads_shape_only(nxt):
+                continue  # x.shape[0] fed to a reshape carries a size, not the data
             if nxt.op == "call_module" and nxt.target in graph.layers:
                 found.add(nxt.target)
             else:
                 stack.append(nxt)
     return found
+
+
+SHAPE_ATTRIBUTES = {"shape", "dtype", "device", "ndim"}
+SHAPE_METHODS = {"size", "dim", "numel", "ndimension"}
+
+
+def reads_shape_only(node: fx.Node) -> bool:
+    """Does ``node`` read a tensor's shape (x.shape, x.size(0), x.dim()) rather than its values?"""
+    if node.op == "call_method":
+        return node.target in SHAPE_METHODS
+    return node.op == "call_function" and node.target is getattr and len(node.args) > 1 and \
+        node.args[1] in SHAPE_ATTRIBUTES
 
 
 def _fill_by_order(model: nn.Module, graph: ModelGraph) -> None:

@@ -36,7 +36,13 @@ def lecture_copy(notebook: str | Path, folder: str | Path) -> Path:
     notebook = Path(notebook)
     if notebook.suffix != ".ipynb" or not notebook.is_file():
         raise FileNotFoundError(f"no notebook at {notebook} (give a .ipynb file, e.g. notebooks/00_welcome.ipynb)")
-    content = json.loads(notebook.read_text(encoding="utf-8"))
+    try:
+        content = json.loads(notebook.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{notebook} is not a readable notebook (not valid JSON: {error}); open it in Jupyter "
+                         "to repair it, or give another .ipynb") from None
+    if not isinstance(content, dict) or not isinstance(content.get("cells"), list):
+        raise ValueError(f"{notebook} is JSON but not a notebook (no list of cells)")
     kept = [cell for cell in content["cells"] if HIDE_TAG not in cell.get("metadata", {}).get("tags", [])]
     for cell in kept:
         if cell["cell_type"] == "code":

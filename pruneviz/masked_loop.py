@@ -19,6 +19,7 @@ from .device import model_device
 from .evaluation import evaluate
 from .metrics import sparsity as sparsity_of
 from .pruner import Pruner
+from .snapshot import analysis, as_found
 from .training import torch_threads
 
 LOOPS = {"mask_gradients() only": (True, False), "apply_masks() only": (False, True), "both": (True, True)}
@@ -49,6 +50,7 @@ def revived_weights(pruner: Pruner) -> int:
                for name, layer in pruner.layers.items())
 
 
+@analysis
 def revival(model: nn.Module, data: Data, eval_data: Data, *, sparsity: float = 0.9, dense_steps: int = 20,
             steps: int = 20, make_optimizer: Callable[..., torch.optim.Optimizer] | None = None,
             seed: int = 0) -> pd.DataFrame:
@@ -59,12 +61,10 @@ def revival(model: nn.Module, data: Data, eval_data: Data, *, sparsity: float = 
     ``make_optimizer(params)``: default SGD, lr 0.01, momentum 0.9.
     """
     make_optimizer = make_optimizer or (lambda params: torch.optim.SGD(params, lr=0.01, momentum=0.9))
-    original = {k: v.detach().clone() for k, v in model.state_dict().items()}
     rows = []
-    try:
-        with torch_threads(1):  # the same numbers on any core count
-            for name, (grads, weights) in LOOPS.items():
-                model.load_state_dict(original)
+    with torch_threads(1):  # the same numbers on any core count
+        for name, (grads, weights) in LOOPS.items():
+            with as_found(model):  # every loop starts from the model as you hold it, which is left as it was
                 optimizer = make_optimizer(model.parameters())
                 own_loop(model, data, optimizer, dense_steps, seed=seed)
                 pruner = Pruner(model, "magnitude", "element", scope="global").prune(sparsity)
@@ -73,6 +73,4 @@ def revival(model: nn.Module, data: Data, eval_data: Data, *, sparsity: float = 
                 pruned = sum(int((~m).sum()) for m in pruner.masks.values())
                 rows.append({"loop": name, "pruned": pruned, "revived": revived_weights(pruner),
                              "sparsity": sparsity_of(model), "accuracy": evaluate(model, eval_data)})
-    finally:
-        model.load_state_dict(original)
     return pd.DataFrame(rows)

@@ -19,6 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .device import input_cast, model_device, synchronize
 from .errors import check_count, check_model, check_weights
 from .graph import prunable_layers
+from .snapshot import as_found
 
 
 def layer_sparsity(model: nn.Module) -> dict[str, float]:
@@ -103,14 +104,10 @@ _UNCOUNTED = {op: _attention_flops for op in (getattr(torch.ops.aten, "_scaled_d
 def _flop_counts(model: nn.Module, example: torch.Tensor) -> dict[str, dict]:
     """torch.utils.flop_counter's FLOPs of one eval-mode forward of ``example``, per module path and "Global"."""
     x = _example_input(example, model)
-    was_training = model.training
-    model.eval()
     counter = FlopCounterMode(display=False, custom_mapping=_UNCOUNTED)
-    try:
-        with _unfused_attention(), counter:
-            model(x)
-    finally:
-        model.train(was_training)
+    with as_found(model, writes=False), _unfused_attention(), counter:  # every module's mode put back
+        model.eval()
+        model(x)
     return counter.get_flop_counts()
 
 
@@ -157,12 +154,11 @@ def latency(model: nn.Module, example: torch.Tensor, warmup: int = 10, runs: int
     """Median milliseconds of one forward pass on ``example`` after ``warmup`` untimed runs."""
     check_count(warmup, "warmup")
     check_count(runs, "runs", minimum=1)
-    was_training = model.training
-    model.eval()
-    x = _example_input(example, model)
+    x = _example_input(example, model)  # checked before the mode changes
     device = model_device(model)
     times = []
-    try:
+    with as_found(model, writes=False):  # every module's mode put back
+        model.eval()
         for i in range(warmup + runs):
             synchronize(device)
             start = time.perf_counter()
@@ -170,8 +166,6 @@ def latency(model: nn.Module, example: torch.Tensor, warmup: int = 10, runs: int
             synchronize(device)
             if i >= warmup:
                 times.append((time.perf_counter() - start) * 1e3)
-    finally:
-        model.train(was_training)
     return statistics.median(times)
 
 

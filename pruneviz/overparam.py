@@ -33,6 +33,7 @@ from .errors import check_ratio, unknown_choice
 from .evaluation import evaluate, predict
 from .metrics import count_parameters
 from .pruner import Pruner
+from .snapshot import analysis
 from .surgery import channel_prunable_layers, compact
 from .training import one_cycle, train
 
@@ -86,16 +87,14 @@ def _recipe_options(recipe: str) -> dict:
     return {} if recipe == DIGITS_RECIPE else {"recipe": recipe}
 
 
+@analysis
 def narrow_models(model: nn.Module, sparsities: Iterable[float], criterion: str = "magnitude"
                   ) -> dict[float, nn.Module]:
     """{sparsity: compacted narrow model}: every layer whose channels can go alone loses ``sparsity`` of them by
     ``criterion``; ``model`` is left unchanged."""
     sparsities = [check_ratio(s, "channel sparsity") for s in sparsities]
     pruner = Pruner(model, criterion, "channel", layers=channel_prunable_layers(model))
-    try:
-        return {s: compact(model, pruner.prune(s).masks) for s in sparsities}
-    finally:
-        pruner.restore()
+    return {s: compact(model, pruner.prune(s).masks) for s in sparsities}
 
 
 def choose_finetune_lr(model: nn.Module, train_data: Data, val_data: Data,

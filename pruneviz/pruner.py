@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import warnings
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from torch.nn.utils import prune as torch_prune
 
 from . import dense as registry
 from .criteria import Criterion, get_criterion
-from .errors import ModelChangedError, check_prunable, check_ratio, unknown_choice
+from .errors import AlreadySparseWarning, ModelChangedError, check_prunable, check_ratio, unknown_choice
 from .granularity import CHANNEL, GROUP, INPUT_CHANNEL, Granularity, get_granularity
 from .graph import LayerInfo, build_graph
 from .selection import SCOPES, GlobalSelector, LocalSelector
@@ -111,6 +112,7 @@ class Pruner:
         graph = build_graph(model)
         self.graph = graph
         self.skipped: dict[str, str] = {}
+        self.guarded: dict[str, str] = {}  # layers the global guard kept from being emptied, and why
         self.criterion.setup(model)  # a criterion whose scope depends on the model's structure reads it here
         self._plan = None  # granularity "group": the coupled groups in scope (pruneviz.group_masks.GroupPlan)
         if self.granularity is GROUP:
@@ -247,6 +249,7 @@ class Pruner:
         """The shared dense record of every tensor this Pruner writes (``values``: adopt these as dense)."""
         entries: dict[str, _Entry] = {}
         seen: dict[int, str] = {}
+        adopted: list[str] = []
         for key, param in self._written_tensors():
             if id(param) in seen:  # e.g. one BatchNorm after two layers: two masks for one tensor
                 raise ValueError(f"{key} and {seen[id(param)]} are one tensor (tied parameters), which the "
@@ -256,8 +259,16 @@ class Pruner:
             if not isinstance(param, nn.Parameter):
                 raise ValueError(f"{key} is not an nn.Parameter ({type(param).__name__}): the Pruner writes "
                                  "parameters in place")
-            record = registry.claim(param) if values is None else registry.adopt(param, values[key])
+            if values is not None:
+                record = registry.adopt(param, values[key])
+            else:
+                record = registry.record_of(param)
+                if record is None:
+                    if registry.pruned_elsewhere(param):
+                        adopted.append(key)
+                    record = registry.adopt(param)
             entries[key] = _Entry.of(self.model, key, param, record)
+        _warn_if_copy_of_pruned(adopted)
         return entries
 
     @contextmanager
@@ -321,7 +332,10 @@ class Pruner:
             self._selector = GlobalSelector(self.scores, self.granularity, sizes, self.max_layer_sparsity)
         elif self.scope == "global":
             sizes = {n: self.layers[n].weight.numel() // max(1, s.numel()) for n, s in self.scores.items()}
-            self._selector = GlobalSelector(self.scores, self.granularity, sizes, self.max_layer_sparsity)
+            # a layer without channels computes a constant; at finer granularities one threshold empties a layer
+            # only at ratios near 1, which then mean what they say
+            keep_one = self.granularity in (CHANNEL, INPUT_CHANNEL)
+            self._selector = GlobalSelector(self.scores, self.granularity, sizes, self.max_layer_sparsity, keep_one)
         else:
             self._selector = LocalSelector(self.scores, self.granularity)
 
@@ -388,8 +402,10 @@ class Pruner:
         """
         ratios = self._parse(sparsity)
         self._check(content=True)
+        guarded = []
         if self.scope == "global":
             group_masks = self._selector.group_masks(next(iter(ratios.values())))
+            guarded = self._selector.guarded_layers(next(iter(ratios.values())), group_masks)
         else:
             group_masks = self._selector.group_masks(ratios)
         if self._plan is not None:
@@ -400,7 +416,24 @@ class Pruner:
             self.masks[name] = self.granularity.expand(gmask, self.layers[name].weight.shape)
         self.ratios = ratios
         self._write()
+        self._note_guard(guarded)
         return self
+
+    def _note_guard(self, layers: list[str]) -> None:
+        """Say which layers the global guard kept from being emptied: ``guarded`` after every prune, and a warning
+        the first time (a slider re-prunes many times)."""
+        group = "channel" if self.granularity is CHANNEL else "group"
+        self.guarded = {}
+        for name in layers:
+            count = self.scores[name].numel()
+            self.guarded[name] = (f"kept its most important {group} of {count}: the one global threshold would "
+                                  f"have pruned them all, and an emptied layer makes the network compute a constant")
+        if layers and not getattr(self, "_guard_said", False):
+            self._guard_said = True
+            warnings.warn(f"global pruning kept one {group} in {', '.join(layers)}, which the one threshold would "
+                          f"have emptied (a network with an emptied layer computes a constant); the sparsity "
+                          f"reached is {self.sparsity():.3f}; pruner.guarded says which layers after each prune, "
+                          f"max_layer_sparsity caps layers more strictly", UserWarning, stacklevel=3)
 
     def _keeps(self):
         """(key, keep) for every masked tensor: a weight's mask, and for a channel-pruned layer the channel's keep
@@ -538,6 +571,10 @@ class Pruner:
     def from_state_dict(cls, model: nn.Module, state: Mapping) -> Pruner:
         """A pruner with the saved dense weights, scores and masks, written into ``model``. No data needed.
 
+        It replaces the model's weights in scope with the saved ones (pruned by the saved masks); a model whose
+        weights are neither those dense weights nor them pruned (another model's, or fine-tuned after the save)
+        gets a warning naming the layers whose weights it replaced.
+
         Every name, shape and dtype is checked before anything is written; a mismatch is a ValueError naming
         the tensor, and the model is left as it was.
         """
@@ -551,7 +588,7 @@ class Pruner:
         self.scope, self.model, self.data = state["scope"], model, None
         self.max_layer_sparsity = state.get("max_layer_sparsity")
         self.graph = build_graph(model)
-        self.skipped = {}
+        self.skipped, self.guarded = {}, {}
         self._plan = None
         missing = [n for n in state["layers"] if n not in self.graph.layers]
         if missing:
@@ -577,6 +614,7 @@ class Pruner:
         self.ratios = {n: float(state["ratios"].get(n, 0.0)) for n in self._units}
         self.scores = {k: v.to(device) for k, v in state["scores"].items()}
         self._make_selector()
+        _warn_if_replaced(self.layers, self.masks, dense)
         self._entries = self._claim({key: dense[key] for key in written})
         for key in dense.keys() - written:  # parameters a criterion rewrote (Pruner.track)
             param = model.get_parameter(key)
@@ -605,6 +643,21 @@ class Pruner:
         _check_saved(state["scores"], {n: (torch.Size([g.size]), None) for n, g in self._plan.groups.items()},
                      "scores")
 
+    def __getstate__(self) -> dict:
+        """Pickled with its model (multiprocessing, joblib): which tensors held the kit's last write travels
+        along, so the unpickled Pruner finds its own model's weights as it left them."""
+        state = dict(self.__dict__)
+        state["_held"] = [key for key, e in self._entries.items() if registry.record_of(e.param) is e.record]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        held = set(state.pop("_held", ()))
+        self.__dict__.update(state)
+        for key, entry in self._entries.items():  # the unpickled tensors are new objects: register them
+            registry.reinstate(entry.param, entry.record)
+            if key in held:
+                registry.stamp(entry.param, entry.record, is_dense=entry.record.is_dense, tuned=entry.record.tuned)
+
     def __deepcopy__(self, memo: dict) -> Pruner:
         """A copy on a copy of the model (deepcopy copies the model too), with its own dense records."""
         twin = type(self).__new__(type(self))
@@ -619,6 +672,34 @@ class Pruner:
     def __repr__(self) -> str:
         return (f"Pruner(criterion={self.criterion.name!r}, granularity={self.granularity.name!r}, "
                 f"scope={self.scope!r}, layers={len(self.layers)}, sparsity={self.sparsity():.3f})")
+
+
+def _warn_if_copy_of_pruned(copied: list[str]) -> None:
+    """Warn when weights the Pruner takes as dense (the kit holds no copy of them) are a copy of weights the kit
+    pruned (:func:`pruneviz.dense.pruned_elsewhere`: by the kit's mark or by equal values, never by counting
+    zeros: a hand-made identity kernel is full of zeros and is dense)."""
+    if copied:
+        warnings.warn(f"the Pruner takes the model's weights as the dense ones, but {', '.join(copied)} are a copy "
+                      f"of weights the kit pruned (a copy.deepcopy, pickle or torch.save/torch.load of a pruned "
+                      f"model carries no dense copy), so restore() gives these zeros back. Rebuild the first "
+                      f"Pruner with Pruner.from_state_dict(model, pruner.state_dict()), or copy the dense model "
+                      f"with pruneviz.dense.dense_copy(original)", AlreadySparseWarning, stacklevel=4)
+
+
+def _warn_if_replaced(layers: Mapping[str, nn.Module], masks: Mapping[str, torch.Tensor],
+                      dense: Mapping[str, torch.Tensor]) -> None:
+    """Say which layers held weights other than the saved ones (dense or pruned) before they are written over."""
+    other = []
+    for name, module in layers.items():
+        now, saved = module.weight.detach(), dense[f"{name}.weight"]
+        if not (torch.equal(now, saved) or torch.equal(now, torch.where(masks[name], saved, _zero(saved.dtype,
+                                                                                                 saved.device)))):
+            other.append(name)
+    if other:
+        warnings.warn(f"Pruner.from_state_dict replaces the weights of {', '.join(other)} with the saved "
+                      f"pruner's (pruned by its masks): they held other values (another model's weights, or "
+                      f"trained after the pruner was saved); load the model's own state_dict first to keep "
+                      f"it whole", UserWarning, stacklevel=3)
 
 
 def _layer_list(requested: object, infos: Mapping[str, LayerInfo]) -> list[str]:

@@ -13,6 +13,7 @@ from torch import nn
 
 from .errors import check_ratio
 from .graph import prunable_layers
+from .snapshot import analysis
 
 
 def _curves(scan: pd.DataFrame) -> dict[str, pd.Series]:
@@ -20,6 +21,13 @@ def _curves(scan: pd.DataFrame) -> dict[str, pd.Series]:
     missing = [c for c in ("layer", "sparsity", "accuracy") if c not in scan.columns]
     if missing:
         raise ValueError(f"a scan needs the columns layer, sparsity, accuracy; missing: {', '.join(missing)}")
+    repeated = scan[scan.duplicated(["layer", "sparsity"], keep=False)]
+    if len(repeated):
+        first = repeated.iloc[0]
+        raise ValueError(f"the scan holds layer {first.layer!r} at sparsity {first.sparsity:g} more than once "
+                         f"({len(repeated)} repeated rows: several scans in one frame?); pass one scan, or average "
+                         "them first: scan.groupby(['layer', 'sparsity'], sort=False, as_index=False)"
+                         "['accuracy'].mean()")
     curves = {}
     for layer, rows in scan.groupby("layer", sort=False):
         acc = rows.set_index("sparsity")["accuracy"].sort_index()
@@ -124,6 +132,7 @@ def _trim(ratios: dict[str, float], curves: dict[str, pd.Series], weights: dict[
         ratios[layer] = ratio
 
 
+@analysis
 def compare_allocations(model: nn.Module, ratio_dicts: Mapping[str, Mapping[str, float]], data, *,
                         criterion: str = "magnitude", granularity: str = "element") -> pd.DataFrame:
     """Each ratio dict against the two allocations that need no scan, at the same overall sparsity: one uniform
@@ -131,7 +140,7 @@ def compare_allocations(model: nn.Module, ratio_dicts: Mapping[str, Mapping[str,
     criterion's scores). The overall sparsity is what the dict reaches over the layers it is pruned on.
 
     Returns one row per dict: ``allocation``, ``sparsity``, ``guided``, ``uniform``, ``global`` (accuracies on
-    ``data`` as fractions); the model is restored after each.
+    ``data`` as fractions); every allocation prunes the model as you hold it, which is left as it was.
     """
     from .evaluation import evaluate
     from .pruner import Pruner
@@ -139,19 +148,15 @@ def compare_allocations(model: nn.Module, ratio_dicts: Mapping[str, Mapping[str,
     rows = []
     for label, ratios in ratio_dicts.items():
         local = Pruner(model, criterion, granularity, layers=list(ratios))
-        try:
-            local.prune(dict(ratios))
-            guided, overall = evaluate(model, data), local.sparsity()
-            local.prune(overall)
-            uniform = evaluate(model, data)
-        finally:
-            local.restore()
+        local.prune(dict(ratios))
+        guided, overall = evaluate(model, data), local.sparsity()
+        local.prune(overall)
+        uniform = evaluate(model, data)
+        local.restore()
         threshold = Pruner(model, criterion, granularity, scope="global", layers=list(ratios))
-        try:
-            threshold.prune(overall)
-            global_ = evaluate(model, data)
-        finally:
-            threshold.restore()
+        threshold.prune(overall)
+        global_ = evaluate(model, data)
+        threshold.restore()
         rows.append({"allocation": label, "sparsity": overall, "guided": guided, "uniform": uniform,
                      "global": global_})
     return pd.DataFrame(rows, columns=["allocation", "sparsity", "guided", "uniform", "global"])

@@ -27,6 +27,7 @@ from .errors import check_ratio, unknown_choice
 from .evaluation import evaluate
 from .finetune import DEFAULT_LR, OptimizerChoice, check_count, check_optimizer
 from .pruner import Pruner
+from .snapshot import analysis, as_found, rolled_back
 from .training import train
 
 
@@ -39,6 +40,10 @@ class Schedule:
 
     def sparsity_at(self, step: int) -> float:
         raise NotImplementedError  # abstract: every schedule says how sparse at each step
+
+    def targets_at(self, step: int) -> list[float]:
+        """The targets the runner prunes to at ``step``, in order (several when rounds share a step)."""
+        return [self.sparsity_at(step)]
 
     def points(self) -> tuple[list[int], list[float]]:
         """(steps, sparsities) at every step from 0 to total_steps: a staircase when drawn as a line."""
@@ -112,8 +117,12 @@ class Iterative(Schedule):
         return [1.0 - after / before if before > 0 else 0.0 for before, after in zip(densities, densities[1:])]
 
     def sparsity_at(self, step: int) -> float:
-        spi = max(1, self.steps_per_iteration)
-        return self.round_targets()[min(self.iterations, step // spi + 1) - 1]
+        return self.targets_at(step)[-1]
+
+    def targets_at(self, step: int) -> list[float]:
+        if self.steps_per_iteration == 0:  # no fine-tuning between rounds: every round prunes at step 0
+            return self.round_targets()
+        return [self.round_targets()[min(self.iterations, step // self.steps_per_iteration + 1) - 1]]
 
 
 @dataclass
@@ -181,46 +190,45 @@ def run_schedule(schedule: Schedule, pruner: Pruner, data: Data, eval_data: Data
         rows.append({"step": state["step"], "sparsity": pruner.sparsity(), "accuracy": acc, "event": event})
 
     def follow() -> None:
-        target = schedule.sparsity_at(state["step"])
-        if target != state["target"]:
-            if state["trained"]:
-                pruner.rescore()
-            pruner.prune(target)
-            state["target"], state["trained"] = target, False
-            record("prune")
+        for target in schedule.targets_at(state["step"]):
+            if target != state["target"]:
+                if state["trained"] or state["target"] not in (None, 0.0):
+                    pruner.rescore()  # the survivors of the round before, fine-tuned or not, are scored again
+                pruner.prune(target)
+                state["target"], state["trained"] = target, False
+                record("prune")
 
     def on_step() -> None:
         state["step"] += 1
         state["trained"] = True
         follow()
 
-    follow()
-    if schedule.total_steps:
-        train(model, data, optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed, pruner=pruner,
-              progress=progress, on_step=on_step, steps=schedule.total_steps)
-    record("end")
+    with rolled_back(model, [pruner]):  # a failure leaves the model, its dense copies and the pruner as they were
+        follow()
+        if schedule.total_steps:
+            train(model, data, optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed, pruner=pruner,
+                  progress=progress, on_step=on_step, steps=schedule.total_steps)
+        record("end")
     return pd.DataFrame(rows, columns=["step", "sparsity", "accuracy", "event"])
 
 
+@analysis
 def compare_schedules(model: nn.Module, schedules: Mapping[str, Schedule], data: Data, eval_data: Data, *,
                       criterion: str = "magnitude", granularity: str = "element", scope: str = "global",
                       optimizer: OptimizerChoice = "adam", lr: float | None = None, seed: int = 0,
                       progress: bool = True) -> pd.DataFrame:
-    """Run each schedule on the same starting weights; one row each: schedule, sparsity, steps, accuracy.
+    """Run each schedule on the model as you hold it; one row each: schedule, sparsity, steps, accuracy.
 
-    A fresh Pruner per schedule; the model gets its original state back between runs and at the end.
+    A fresh Pruner per schedule, which takes the model's current weights as dense; the model (weights, masks,
+    your Pruners' dense copies, modes) is as it was before every run and after the last.
     """
-    original = {k: v.detach().clone() for k, v in model.state_dict().items()}
     rows = []
-    try:
-        for name, schedule in schedules.items():
-            model.load_state_dict(original)
+    for name, schedule in schedules.items():
+        with as_found(model):
             pruner = Pruner(model, criterion, granularity, scope)
             run_schedule(schedule, pruner, data, optimizer=optimizer, lr=lr, seed=seed, progress=progress)
             rows.append({"schedule": name, "sparsity": pruner.sparsity(), "steps": schedule.total_steps,
                          "accuracy": evaluate(model, eval_data)})
-    finally:
-        model.load_state_dict(original)
     return pd.DataFrame(rows, columns=["schedule", "sparsity", "steps", "accuracy"])
 
 
@@ -250,6 +258,7 @@ def lecture_schedules(final: float, budget: int = 69, rounds: int = 3,
     return schedules
 
 
+@analysis
 def schedule_sweep(model: nn.Module, sparsities: Sequence[float], data: Data, eval_data: Data, *,
                    budget: int = 69, rounds: int = 3, include: Sequence[str] | None = None,
                    seeds: Sequence[int] = (0,), han_retraining: bool = False, **options) -> pd.DataFrame:
@@ -261,6 +270,9 @@ def schedule_sweep(model: nn.Module, sparsities: Sequence[float], data: Data, ev
     Returns columns target, seed, schedule, sparsity, steps, accuracy and loss (the dense accuracy on
     ``eval_data`` minus the accuracy); the model is left as it was.
     """
+    sparsities = [check_ratio(s, "each of sparsities") for s in sparsities]
+    if not sparsities:
+        raise ValueError("sparsities is empty; give at least one target sparsity, e.g. [0.5, 0.8, 0.9]")
     dense = evaluate(model, eval_data)
     tables = []
     for final in sparsities:

@@ -56,14 +56,16 @@ class LocalSelector:
 class GlobalSelector:
     """One threshold over all layers: groups of every layer in one order, pruned until the ratio of weights.
 
-    Scores of different layers live on different scales, so one threshold can empty a whole layer (and cut the
-    network). ``max_layer_sparsity`` guards against that: no layer loses more than that fraction of its groups
-    (rounded down: a cap is a cap);
-    past what the guard allows, the model stays at the guard's maximum sparsity.
+    Scores of different layers live on different scales, so one threshold can empty a whole layer, and a network
+    with an emptied layer computes a constant. So with ``keep_one`` (channel pruning) every layer keeps at least
+    one group (its most important one);
+    ``guarded_layers(ratio)`` names the layers the one threshold would have emptied. ``max_layer_sparsity`` is a
+    stricter guard: no layer loses more than that fraction of its groups (rounded down: a cap is a cap).
+    Past what the guards allow, the model stays at the guards' maximum sparsity.
     """
 
     def __init__(self, scores: dict[str, torch.Tensor], granularity: Granularity,
-                 group_sizes: dict[str, int], max_layer_sparsity: float | None = None):
+                 group_sizes: dict[str, int], max_layer_sparsity: float | None = None, keep_one: bool = True):
         self.names = list(scores)
         self.shapes = {name: s.shape for name, s in scores.items()}
         flat = [s.reshape(-1) for s in scores.values()]
@@ -73,17 +75,26 @@ class GlobalSelector:
         all_scores = torch.cat([f.to(device, torch.float64) for f in flat])
         self.order = _stable_order(all_scores, all_tiers)
         self.counts = [f.numel() for f in flat]
+        self.groups = sum(self.counts)
+        self.full_rank = _ranks(self.order, self.groups)  # positions in the one unguarded order
+        full_order = self.order
+        caps = [max(0, c - 1) if keep_one else c for c in self.counts]  # every layer keeps one group
         if max_layer_sparsity is not None:
-            self.order = self._guarded(self.order, max_layer_sparsity)
+            caps = [min(cap, _cap_count(max_layer_sparsity, c)) for cap, c in zip(caps, self.counts)]
+        self.order = self._guarded(self.order, caps)
         sizes = torch.cat([torch.full((f.numel(),), group_sizes[n], dtype=torch.float64, device=device)
                            for n, f in zip(self.names, flat)])
         self.total_weights = float(sizes.sum())
+        # equal group sizes and no cap but keeping one: the first round(ratio x groups) of the guarded order
         self.uniform = len(set(group_sizes.values())) == 1 and max_layer_sparsity is None
         self.cum_weights = torch.cumsum(sizes[self.order], 0)  # weights pruned after the first k groups
         self.rank = _ranks(self.order, sum(self.counts))
+        self.keep_one = keep_one
+        self.equal_sizes = len(set(group_sizes.values())) == 1
+        self.full_cum_weights = torch.cumsum(sizes[full_order], 0)  # the same, one threshold and no guard
 
-    def _guarded(self, order: torch.Tensor, cap: float) -> torch.Tensor:
-        """The order without each layer's groups beyond its cap: those are never pruned."""
+    def _guarded(self, order: torch.Tensor, caps: list[int]) -> torch.Tensor:
+        """The order without each layer's groups beyond its cap (a count per layer): those are never pruned."""
         device = order.device
         counts = torch.tensor(self.counts, device=device)
         layer_of = torch.repeat_interleave(torch.arange(len(self.counts), device=device), counts)[order]
@@ -91,21 +102,24 @@ class GlobalSelector:
         starts = torch.cumsum(counts, 0) - counts
         rank = torch.empty_like(order)
         rank[by_layer] = torch.arange(order.numel(), device=device) - starts[layer_of[by_layer]]
-        caps = torch.tensor([_cap_count(cap, c) for c in self.counts], device=device)
-        return order[rank < caps[layer_of]]
+        return order[rank < torch.tensor(caps, device=device)[layer_of]]
 
     def _k(self, ratio: float) -> int:
-        n = self.order.numel()
-        if n == 0:
+        if self.order.numel() == 0:
             return 0
         if self.uniform:
-            return _count(ratio, n)
+            return min(self.order.numel(), _count(ratio, self.groups))
+        return self._k_of(ratio, self.cum_weights)
+
+    def _k_of(self, ratio: float, cum_weights: torch.Tensor) -> int:
+        """Groups to prune from an order whose cumulated weights are ``cum_weights``: the nearest to the ratio."""
+        n = cum_weights.numel()
         target = ratio * self.total_weights
-        k = int(torch.searchsorted(self.cum_weights, torch.tensor(target, dtype=torch.float64,
-                                                                   device=self.cum_weights.device), right=True))
+        k = int(torch.searchsorted(cum_weights, torch.tensor(target, dtype=torch.float64,
+                                                              device=cum_weights.device), right=True))
         # k groups undershoot (or hit) the target; k + 1 may be closer
-        below = float(self.cum_weights[k - 1]) if k else 0.0
-        if k < n and float(self.cum_weights[k]) - target < target - below:
+        below = float(cum_weights[k - 1]) if k else 0.0
+        if k < n and float(cum_weights[k]) - target < target - below:
             k += 1
         return k
 
@@ -113,3 +127,13 @@ class GlobalSelector:
         mask = self.rank >= self._k(ratio)
         return {name: part.reshape(self.shapes[name])
                 for name, part in zip(self.names, torch.split(mask, self.counts))}
+
+    def guarded_layers(self, ratio: float, masks: dict[str, torch.Tensor]) -> list[str]:
+        """Layers that one threshold with no guard would empty at ``ratio`` and that ``masks`` (from
+        :meth:`group_masks`) leave with the one group the guard keeps."""
+        if not self.keep_one:
+            return []
+        k_full = (min(self.groups, _count(ratio, self.groups)) if self.equal_sizes
+                  else self._k_of(ratio, self.full_cum_weights))
+        return [name for name, rank in zip(self.names, torch.split(self.full_rank, self.counts))
+                if bool((rank < k_full).all()) and int(masks[name].sum()) == 1]

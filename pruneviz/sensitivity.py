@@ -1,7 +1,7 @@
 """Sensitivity scan: how much accuracy each layer loses when it alone is pruned (the lecture's lab).
 
-For every layer in scope and every ratio, the layer is pruned with all the others dense and the model is
-evaluated. The result is a tidy table (pandas DataFrame: layer, sparsity, accuracy) that the plots read and
+For every layer in scope and every ratio, the layer is pruned with all the others as the user holds them (dense,
+or pruned already) and the model is evaluated. The result is a tidy table (pandas DataFrame: layer, sparsity, accuracy) that the plots read and
 :mod:`pruneviz.ratios` turns into a per-layer ratio dict.
 
 Why it is fast: pruning one layer changes nothing upstream of it, so the values that cross into the changed part
@@ -28,6 +28,7 @@ from .evaluation import accuracy, evaluate
 from .criteria import Criterion
 from .granularity import CHANNEL, Granularity
 from .pruner import Pruner
+from .snapshot import analysis
 
 DEFAULT_SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 COLUMNS = ("layer", "sparsity", "accuracy")
@@ -136,6 +137,7 @@ def _naive_accuracies(model: nn.Module, pruner: Pruner, layer: str, ratios: Sequ
     return accuracies
 
 
+@analysis  # the scan prunes the model as the user holds it (pruned or not), then puts it back
 def sensitivity_scan(model: nn.Module, data: Data, criterion: str | Criterion = "magnitude",
                      granularity: str | Granularity = "element",
                      sparsities: Iterable[float] = DEFAULT_SPARSITIES, layers: Iterable[str] | None = None,
@@ -154,12 +156,13 @@ def sensitivity_scan(model: nn.Module, data: Data, criterion: str | Criterion = 
 
     Returns:
         DataFrame with columns layer, sparsity, accuracy (in [0, 1]), layers in model order, ratios ascending.
-        The model is left as it was, bit for bit.
+        The scan prunes the model as you hold it: on a pruned model, each layer's weights as they are now are
+        what is pruned further, and the sparsity-0 rows are that model's accuracy. The model is left as it was,
+        bit for bit (masks, your Pruners' dense copies and every module's train/eval mode included).
     """
     ratios = check_sparsities(sparsities)
-    was_training = model.training
-    model.eval()  # scores such as APoZ and every evaluation see the model as it is used
-    pruner, bar, rows = None, None, []
+    bar, rows = None, []
+    model.eval()  # scores such as APoZ and every evaluation see the model as it is used (as_found puts modes back)
     try:
         pruner = Pruner(model, criterion, granularity, layers=layers,
                         data=data_for_criterion if data_for_criterion is not None else data)
@@ -172,7 +175,7 @@ def sensitivity_scan(model: nn.Module, data: Data, criterion: str | Criterion = 
         dense = evaluate(model, data, batch_size)
         for layer in units:
             bar.set_postfix_str(layer)
-            pruner.restore()  # the layer scanned before is dense again before anything is cached
+            pruner.restore()  # the layer scanned before is as the user held it again before anything is cached
             if traced is not None:
                 split = _Downstream(traced, _changed_modules(pruner, layer))
                 accs = _cached_accuracies(model, pruner, split, layer, ratios, data, batch_size, bar.update)
@@ -183,9 +186,6 @@ def sensitivity_scan(model: nn.Module, data: Data, criterion: str | Criterion = 
     finally:
         if bar is not None:
             bar.close()
-        if pruner is not None:
-            pruner.restore()
-        model.train(was_training)
     scan = pd.DataFrame(rows, columns=list(COLUMNS))
     scan.attrs.update(criterion=pruner.criterion.name, granularity=pruner.granularity.name, dense_accuracy=dense)
     return scan

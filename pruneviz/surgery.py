@@ -68,6 +68,7 @@ class _Analysis:
         self.origin: dict[fx.Node, tuple[str, str]] = {}  # node -> (producer key, layout)
         self.records: list[tuple[str, str, object]] = []  # (key, kind, payload), grouped once unions are known
         self.read_by: dict[str, str] = {}  # module with per-channel weights -> the channels its first call read
+        self.rank: dict[fx.Node, int | None] = {}  # tensor rank where known (a conv's output; after flatten(1): 2)
         for node in traced.graph.nodes:
             self._visit(node)
 
@@ -100,10 +101,11 @@ class _Analysis:
             if arg in self.origin:
                 self.records.append((self.origin[arg][0], "blocker", why))
 
-    def _pass(self, node: fx.Node, src: fx.Node, layout: str | None = None) -> None:
+    def _pass(self, node: fx.Node, src: fx.Node, layout: str | None = None, rank: int | None = -1) -> None:
         if src in self.origin:
             key, old = self.origin[src]
             self.origin[node] = (key, layout or old)
+            self.rank[node] = self.rank.get(src) if rank == -1 else rank
 
     def _visit(self, node: fx.Node) -> None:
         if node.op == "placeholder":
@@ -138,6 +140,9 @@ class _Analysis:
                     self.records.append((key, "consumer", name))
             key = self._key(name)
             self.records.append((key, "producer", name))
+            # a conv's output rank is its weight's; a Linear keeps its input's rank (channels last), known only
+            # when its input's is (per token, [N, T, C], a flatten interleaves tokens and channels)
+            self.rank[node] = module.weight.dim() if isinstance(module, CONVS) else self.rank.get(src)
             if grouped:
                 self.records.append((key, "blocker", f"{name!r} is a grouped conv (groups={module.groups}): its "
                                      "groups must keep equal widths, and compact does not remove channels "
@@ -150,7 +155,7 @@ class _Analysis:
             self._pass(node, src)
         elif isinstance(module, nn.Flatten):
             if module.start_dim == 1 and module.end_dim == -1:
-                self._pass(node, src, _FLAT)
+                self._flatten(node, src, repr(name))
             else:
                 self._block(node, f"{name!r} flattens dims {module.start_dim}..{module.end_dim}")
         elif passes_through(node, module):
@@ -175,7 +180,7 @@ class _Analysis:
             start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
             end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
             if start == 1 and end == -1:
-                self._pass(node, src, _FLAT)
+                self._flatten(node, src, label)
             else:
                 self._block(node, f"{label}(start_dim={start}, end_dim={end}) mixes them with other dims")
         elif target in _REDUCTIONS or target in (torch.mean, torch.sum, torch.amax, torch.amin):
@@ -194,16 +199,32 @@ class _Analysis:
             return
         self._union(ka, kb, _ADD_TIE)
         self.origin[node] = (ka, la)
+        ranks = {self.rank.get(t) for t in tensors} - {None}
+        self.rank[node] = ranks.pop() if len(ranks) == 1 else None
+
+    def _flatten(self, node: fx.Node, src: fx.Node | None, label: str) -> None:
+        """flatten(1): channel c of [N, C, spatial...] lands at columns c*HW .. (c+1)*HW - 1; of a Linear's output
+        with more than two dims ([N, T, C], per token) the channels interleave with the tokens."""
+        layout, rank = self.origin.get(src, (None, None))[1], self.rank.get(src)
+        if layout == _FLAT and rank != 2:
+            self._block(node, f"{label} (node {node.name!r}) flattens a Linear's output applied per token or "
+                              "of unknown rank: its channels interleave with the other dims")
+        else:
+            self._pass(node, src, _FLAT, rank=2)
 
     def _visit_reduction(self, node: fx.Node, label: str, src: fx.Node | None) -> None:
         dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
         keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
         dims = [dims] if isinstance(dims, int) else list(dims) if isinstance(dims, (list, tuple)) else None
-        layout = self.origin.get(src, (None, None))[1]
-        if dims and layout == _DIM1 and all(isinstance(d, int) and (d >= 2 or d < 0) for d in dims):
-            self._pass(node, src, _DIM1 if keepdim else _FLAT)  # a mean over spatial dims keeps channels
+        layout, rank = self.origin.get(src, (None, None))[1], self.rank.get(src)
+        if dims and rank is not None and all(isinstance(d, int) for d in dims):
+            dims = sorted({d % rank for d in dims})  # negative dims resolved against the rank
+        if dims and layout == _DIM1 and rank is not None and all(isinstance(d, int) and d >= 2 for d in dims):
+            left = rank if keepdim else rank - len(dims)  # a mean over spatial dims keeps channels
+            self._pass(node, src, _FLAT if left == 2 else _DIM1, rank=left)
         else:
-            self._block(node, f"{label} over dims {dims} (node {node.name!r}) mixes channels")
+            self._block(node, f"{label} over dims {dims} (node {node.name!r}) mixes channels, or dims the "
+                              "analysis cannot resolve (a negative dim of a tensor of unknown rank)")
 
     # -- result --------------------------------------------------------------------------------------
     def groups(self, graph) -> list[ChannelGroup]:

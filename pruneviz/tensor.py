@@ -49,6 +49,12 @@ def tensor_mask(tensor: torch.Tensor, sparsity: float, criterion: str = "magnitu
         raise ValueError(reason)
     holder = nn.Module()  # criteria read a layer's ``weight``; a bare holder lets them read this tensor
     holder.weight = nn.Parameter(tensor.detach(), requires_grad=False)
-    scores = crit.scores(holder, {"tensor": LayerInfo("tensor", holder)}, gran)
+    info = LayerInfo("tensor", holder)
+    uncovered = crit.covers(info)  # e.g. scaling reads the BatchNorm after a layer: a lone tensor has none
+    if uncovered:
+        raise ValueError(f"criterion {crit.name!r} cannot score a lone tensor ({uncovered}); use it through "
+                         f"Pruner(model, criterion={crit.name!r}, ...), or for a lone tensor: 'magnitude', 'l2', "
+                         "'random'")
+    scores = crit.scores(holder, {"tensor": info}, gran)
     group_mask = LocalSelector(scores, gran).group_masks({"tensor": ratio})["tensor"]
     return gran.expand(group_mask, tensor.shape)

@@ -17,15 +17,17 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import pandas as pd
 import torch
 from torch import nn
 
 from .device import input_cast, model_device
+from .errors import check_count
 from .metrics import latency, macs
 from .pruner import Pruner
+from .snapshot import analysis, as_found
 from .surgery import channel_prunable_layers, compact
 from .training import torch_threads
 
@@ -55,6 +57,8 @@ def compare_latency(models: Mapping[str, nn.Module], example: torch.Tensor, *, b
         raise ValueError(f"baseline {baseline!r} is not one of the models: {', '.join(map(repr, names))}")
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"rounds must be a whole number >= 1, got {rounds!r}")
+    check_count(runs, "runs", minimum=1)
+    check_count(warmup, "warmup")
     times: dict[str, list[float]] = {name: [] for name in names}
     with torch.inference_mode(), torch_threads(threads), _eval(models):
         timers = {name: _timer(model, example, threads) for name, model in models.items()}
@@ -104,14 +108,11 @@ def _quartiles(values: list[float]) -> tuple[float, float, float]:
 @contextmanager
 def _eval(models: Mapping[str, nn.Module]) -> Iterator[None]:
     """The models in eval mode for the block, each put back in its own mode after."""
-    modes = {name: model.training for name, model in models.items()}
-    for model in models.values():
-        model.eval()
-    try:
+    with ExitStack() as stack:
+        for model in models.values():
+            stack.enter_context(as_found(model, writes=False))
+            model.eval()
         yield
-    finally:
-        for name, model in models.items():
-            model.train(modes[name])
 
 
 def reliable(table: pd.DataFrame, max_spread: float = MAX_SPREAD) -> bool:
@@ -130,6 +131,7 @@ def verdict(table: pd.DataFrame, max_spread: float = MAX_SPREAD) -> str:
             "do not read these speed-ups closely; measure again on a quieter machine.")
 
 
+@analysis
 def masked_and_compacted(model: nn.Module, cases=MASKED_CASES, channel_ratio: float = 0.5
                          ) -> dict[str, nn.Module]:
     """{case: model}: ``model`` (dense), copies of it with zeros in dense tensors for each (case, granularity,
@@ -144,10 +146,7 @@ def masked_and_compacted(model: nn.Module, cases=MASKED_CASES, channel_ratio: fl
         Pruner(masked, "magnitude", granularity, layers=layers).prune(ratio)
         out[case] = masked
     channel = Pruner(model, "magnitude", "channel", layers=channel_prunable_layers(model))
-    try:
-        out[f"channel {100 * channel_ratio:.0f} % (compacted)"] = compact(model, channel.prune(channel_ratio).masks)
-    finally:
-        channel.restore()
+    out[f"channel {100 * channel_ratio:.0f} % (compacted)"] = compact(model, channel.prune(channel_ratio).masks)
     return out
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import dense as registry
+from .snapshot import rolled_back
 from .data import Data, as_tensors, check_class_targets, check_data, first_batch
 from .device import input_cast, model_device
 from .errors import check_count, check_model, unknown_choice
@@ -84,30 +84,11 @@ def check_training(model: nn.Module, data: Data, *, epochs: int, lr: float, batc
         check_class_targets(y, out.shape[1], "cross-entropy", LOSS_FN_HINT)
 
 
-@contextmanager
-def rolled_back_on_error(model: nn.Module) -> Iterator[None]:
-    """On an exception inside the block, put the model back as it was (parameters, gradients, buffers such as
-    BatchNorm's running statistics, every module's train/eval mode) and re-raise."""
-    tensors = [*model.parameters(), *model.buffers()]
-    saved = [t.detach().clone() for t in tensors]
-    grads = [p.grad for p in model.parameters()]
-    modes = [(m, m.training) for m in model.modules()]
-    stamps = registry.holding(model.parameters())
-    try:
-        yield
-    except Exception as err:
-        with torch.no_grad():
-            for tensor, value in zip(tensors, saved):
-                tensor.copy_(value)
-        for param, grad in zip(model.parameters(), grads):
-            param.grad = grad
-        for module, mode in modes:
-            module.training = mode
-        registry.restamp(stamps)  # what the kit had written is there again
-        if hasattr(err, "add_note"):
-            err.add_note("pruneviz: the model was put back as it was before the call (weights, buffers such as "
-                         "BatchNorm statistics, train/eval mode)")
-        raise
+def rolled_back_on_error(model: nn.Module, pruners=()):
+    """On any exception inside the block (Ctrl-C included), put the model back as it was (parameters,
+    gradients, buffers such as BatchNorm's running statistics, every module's train/eval mode, the kit's dense
+    copies) and the ``pruners``' masks and scores, then re-raise: :func:`pruneviz.snapshot.rolled_back`."""
+    return rolled_back(model, pruners)
 
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -181,9 +162,40 @@ def train(model: nn.Module, data: Data, epochs: int = 30, *, optimizer: str | Ca
     (see :func:`torch_threads`); None keeps torch's setting.
     """
     check_training(model, data, epochs=epochs, lr=lr, batch_size=batch_size, steps=steps, loss_fn=loss_fn)
-    with torch_threads(threads), rolled_back_on_error(model):
+    check_pruner_of(model, pruner)
+    with torch_threads(threads), rolled_back_on_error(model, [pruner] if pruner is not None else []):
         return _train(model, data, epochs, optimizer, lr, batch_size, seed, pruner, progress, loss_fn, on_step,
                       steps, augment, schedule)
+
+
+def check_pruner_of(model: nn.Module, pruner) -> None:
+    """The Pruner given to a training loop must be the one on this model: another model's would mask that
+    model at every step and let this one revive its zeros."""
+    if pruner is None:
+        return
+    from .pruner import Pruner  # the Pruner imports training's helpers through finetune: import at call time
+    if not isinstance(pruner, Pruner):
+        raise ValueError(f"pruner must be the Pruner whose masks to keep, got {type(pruner).__name__}")
+    if pruner.model is not model:
+        raise ValueError("pruner was built on another model; pass the Pruner that pruned this model")
+
+
+def frozen(module: nn.Module) -> bool:
+    """A normalization layer with running statistics whose parameters all have requires_grad=False: the user
+    froze it, so training must not update its statistics either (it stays in eval mode)."""
+    params = list(module.parameters(recurse=False))
+    return (getattr(module, "track_running_stats", False) and bool(params)
+            and not any(p.requires_grad for p in params))
+
+
+def train_modes(model: nn.Module) -> None:
+    """Train mode for training, except what the user froze: a frozen normalization layer (see :func:`frozen`),
+    and, in a model already in train mode, any module the user put in eval mode (``model.train();
+    model.bn1.eval()``)."""
+    keep_eval = [m for m in model.modules() if frozen(m) or (model.training and not m.training)]
+    model.train()
+    for module in keep_eval:
+        module.training = False
 
 
 def _train(model, data, epochs, optimizer, lr, batch_size, seed, pruner, progress, loss_fn, on_step, steps,
@@ -198,7 +210,7 @@ def _train(model, data, epochs, optimizer, lr, batch_size, seed, pruner, progres
     if steps is not None:
         epochs = math.ceil(steps / per_epoch)
     scheduler = schedule(opt, steps if steps is not None else epochs * per_epoch) if schedule else None
-    model.train()
+    train_modes(model)
     for _ in tqdm(range(epochs), desc="training", disable=not progress, leave=False):
         total, count = 0.0, 0
         for x, y in shuffled(data, batch_size, gen, device, augment):

@@ -136,9 +136,12 @@ def test_generate_and_check_on_a_folder(tmp_path, capsys):
     assert generate(tmp_path) == []  # a second run changes nothing
 
     edited = tmp_path / "student" / "07_topic.ipynb"
-    edited.write_text(edited.read_text().replace("YOUR CODE HERE", "my answer"))
     orphan = tmp_path / "student" / "09_gone.ipynb"
-    orphan.write_text("{}")
+    orphan.write_text(edited.read_text())  # a student notebook generate wrote, whose solution is gone
+    edited.write_text(edited.read_text().replace("YOUR CODE HERE", "my answer"))
+    theirs = [tmp_path / "student" / "Untitled.ipynb", tmp_path / "student" / "10_extra_handout.ipynb"]
+    for path in theirs:  # notebooks generate did not write: an instructor's hand-out, Jupyter's Untitled
+        nbformat.write(_notebook("print('mine')"), path)
     unstamped = nbformat.read(solution, as_version=4)
     del unstamped.cells[1].metadata["nbgrader"]  # e.g. a notebook re-executed by a tool that drops metadata
     nbformat.write(unstamped, solution)
@@ -149,6 +152,7 @@ def test_generate_and_check_on_a_folder(tmp_path, capsys):
     assert main(["check", "--notebooks", str(tmp_path)]) == 1
     assert sorted(generate(tmp_path)) == [solution, edited, orphan]
     assert not orphan.exists() and stale(tmp_path) == []
+    assert all(path.exists() for path in theirs)
 
 
 # -- the project's own notebooks -------------------------------------------------------------------------

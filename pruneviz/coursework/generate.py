@@ -105,16 +105,33 @@ def stamp(folder: Path) -> list[Path]:
                            if path.parent == folder})
 
 
+def written_by_generate(path: Path) -> bool:
+    """Does ``path`` look like a student notebook :func:`generate` wrote (a numbered name, and every cell
+    carrying the nbgrader checksum it adds)? An instructor's extra hand-out or Jupyter's Untitled.ipynb does not."""
+    if not SOLUTION_NOTEBOOK.match(path.name):
+        return False
+    try:
+        cells = nbformat.read(path, as_version=4).cells
+    except Exception:  # not a notebook nbformat reads: certainly not one generate wrote
+        return False
+    return bool(cells) and all("checksum" in cell.metadata.get("nbgrader", {}) for cell in cells)
+
+
+def orphans(folder: Path, files: dict[Path, str] | None = None) -> list[Path]:
+    """Student notebooks generate wrote whose solution notebook is gone (others in student/ are not ours)."""
+    files = expected_files(folder) if files is None else files
+    return [p for p in sorted((folder / STUDENT_DIR).glob("*.ipynb")) if p not in files and written_by_generate(p)]
+
+
 def generate(folder: Path) -> list[Path]:
-    """Stamp the solution notebooks, write every student notebook, remove student notebooks whose solution is
-    gone. Returns what changed."""
+    """Stamp the solution notebooks, write every student notebook, remove student notebooks it wrote whose
+    solution is gone (any other file in student/ is left alone). Returns what changed."""
     files = expected_files(folder)
     (folder / STUDENT_DIR).mkdir(exist_ok=True)
     changed = _write_changed(files)
-    for orphan in sorted((folder / STUDENT_DIR).glob("*.ipynb")):
-        if orphan not in files:
-            orphan.unlink()
-            changed.append(orphan)
+    for orphan in orphans(folder, files):
+        orphan.unlink()
+        changed.append(orphan)
     return changed
 
 
@@ -129,8 +146,6 @@ def stale(folder: Path) -> list[str]:
         elif path.read_text(encoding="utf-8") != text:
             problems.append(f"{path}: nbgrader metadata out of date" if path.parent == folder
                             else f"{path}: differs from what its solution notebook generates")
-    student_dir = folder / STUDENT_DIR
-    if student_dir.is_dir():
-        problems += [f"{p}: no solution notebook {folder / p.name} with exercises"
-                     for p in sorted(student_dir.glob("*.ipynb")) if p not in files]
+    if (folder / STUDENT_DIR).is_dir():
+        problems += [f"{p}: no solution notebook {folder / p.name} with exercises" for p in orphans(folder, files)]
     return problems

@@ -9,7 +9,6 @@ score is 1 - APoZ (a dead channel, always zero, scores 0 and goes first).
 """
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -19,7 +18,7 @@ from torch import nn
 from ..activations import run
 from ..data import Data
 from ..errors import unknown_choice
-from ..graph import ACTIVATIONS, LayerInfo, build_graph
+from ..graph import LayerInfo, build_graph
 from .base import Criterion, register
 
 
@@ -33,19 +32,12 @@ def _channels_first(output: torch.Tensor, layer: nn.Module) -> torch.Tensor:
 def _sources(model: nn.Module, infos: dict[str, LayerInfo]) -> dict[str, tuple[str, bool]]:
     """Per layer, the module whose output to count zeros in, and whether that output is before the ReLU.
 
-    The ReLU module itself when it is a module of its own; otherwise (a functional relu, or one ReLU module
-    shared by several layers) the BatchNorm or layer before it, where ``relu(x) == 0`` exactly when ``x <= 0``.
+    Always the BatchNorm or layer the ReLU reads at the call site that follows the layer, where ``relu(x) == 0``
+    exactly when ``x <= 0`` (ReLU6 too): a ReLU module may run more than once in a forward (torchvision's
+    BasicBlock calls its one ``relu`` after bn1 and again after the add), and a hook on it would mix the zeros
+    of every call, or crash when the calls differ in channels.
     """
-    modules = dict(model.named_modules())
-    shared = Counter(info.activation for info in infos.values())
-    out = {}
-    for name, info in infos.items():
-        act = info.activation
-        if act in modules and isinstance(modules[act], ACTIVATIONS) and shared[act] == 1:
-            out[name] = (act, False)
-        else:
-            out[name] = (info.activation_input or name, True)
-    return out
+    return {name: (info.activation_input or name, True) for name, info in infos.items()}
 
 
 def apoz(model: nn.Module, data: Data, layers: Iterable[str] | None = None, limit: int | None = None

@@ -53,7 +53,7 @@ MODES = ("exact", "estimate")
 @contextmanager
 def _differentiable(model: nn.Module, weights: list[torch.Tensor]):
     """Eval mode (BatchNorm fixed, so the loss is a function of the weights alone) and gradients on."""
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]  # every module's: a frozen BatchNorm stays frozen
     flags = [w.requires_grad for w in weights]
     model.eval()
     for w in weights:
@@ -62,7 +62,8 @@ def _differentiable(model: nn.Module, weights: list[torch.Tensor]):
         with torch.enable_grad():
             yield
     finally:
-        model.train(was_training)
+        for module, mode in modes:
+            module.training = mode
         for w, flag in zip(weights, flags):
             w.requires_grad_(flag)
 
@@ -119,38 +120,108 @@ def _exact(model, keys, weights, data, limit, chunk):
     return diags
 
 
-def _gauss_newton(model, names, weights, data, limit, chunk):
+MEMORY_BUDGET = 2**30  # bytes the estimate's per-sample gradients and activations may take at once (1 GiB)
+SAMPLES_PER_PASS = 32  # at most this many samples' gradients at once, however large the budget
+
+
+def _activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    """Bytes of every module output for one sample: what one per-sample forward keeps for its backward."""
+    total = 0
+
+    def hook(module, inputs, output):
+        nonlocal total
+        if isinstance(output, torch.Tensor):
+            total += output.numel() * output.element_size()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            model(x[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total
+
+
+def gauss_newton_plan(names: list[str], weights: list[torch.Tensor], classes: int, activation_bytes: int,
+                      budget: int) -> list[tuple[list[str], int]]:
+    """How the estimate fits ``budget`` bytes: groups of layers, each with the (sample, class) pairs per pass.
+
+    A pass over p pairs holds p gradients of its layers' weights and p per-sample forwards (their activations,
+    counted three times for the forward, the saved values and the backward). Layers are grouped in model order
+    while a group still fits 32 samples' worth; a layer whose single per-pair gradient and activations
+    exceed the budget is a ValueError, raised before anything is allocated.
+    """
+    fixed = 3 * activation_bytes
+    most = SAMPLES_PER_PASS * classes
+    plan: list[tuple[list[str], int]] = []
+    group: list[str] = []
+    group_bytes = 0
+    for name, w in zip(names, weights):
+        need = w.numel() * w.element_size()
+        if need + fixed > budget:
+            raise ValueError(f"OBD's estimate needs {_size(need + fixed)} for one per-sample gradient of {name!r} "
+                             f"({w.numel():,} weights) and its forward, more than the memory budget of "
+                             f"{_size(budget)}; raise memory_budget=, score fewer layers (layers=[...]), or use "
+                             "a criterion without gradients ('magnitude')")
+        if group and (group_bytes + need + fixed) * most > budget:
+            plan.append((group, _pairs(group_bytes, fixed, budget, most)))
+            group, group_bytes = [], 0
+        group.append(name)
+        group_bytes += need
+    plan.append((group, _pairs(group_bytes, fixed, budget, most)))
+    return plan
+
+
+def _pairs(grad_bytes: int, fixed: int, budget: int, most: int) -> int:
+    return max(1, min(most, budget // (grad_bytes + fixed)))
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def _gauss_newton(model, names, weights, data, limit, budget):
     """diag(J^T (diag(p) - p p^T) J), averaged over the samples: sum_k p_k (d CE(x, k) / d w_i)^2 per sample,
-    the expectation over the model's own predicted class taken exactly over every class k."""
+    the expectation over the model's own predicted class taken exactly over every class k.
+
+    Memory stays within ``budget`` (see :func:`gauss_newton_plan`): the sums are accumulated pass by pass, over
+    groups of layers and chunks of (sample, class) pairs; a small model takes one group and 32 samples a pass.
+    """
     from torch.func import functional_call, grad, vmap
 
     fixed = _detached_state(model)
-    keys = [f"{name}.weight" for name in names]
+    keys = {name: f"{name}.weight" for name in names}
+    params = {keys[name]: w.detach() for name, w in zip(names, weights)}
+    diags = {key: torch.zeros_like(w) for key, w in params.items()}
 
-    def loss(params, x, k):
-        logits = functional_call(model, {**fixed, **params}, (x.unsqueeze(0),))
+    def loss(group_params, x, k):
+        logits = functional_call(model, {**fixed, **group_params}, (x.unsqueeze(0),))
         return nn.functional.cross_entropy(logits, k.unsqueeze(0))
 
     per_pair = vmap(grad(loss), in_dims=(None, 0, 0))
-    params = {key: w.detach() for key, w in zip(keys, weights)}
-    diags = {key: torch.zeros_like(w) for key, w in params.items()}
-    total = 0
+    plan, total = None, 0
     with torch.no_grad():
         for xb, _ in calibration_batches(model, data, limit):
-            for x in xb.split(chunk):
+            for x in xb.split(SAMPLES_PER_PASS):
                 probs = torch.softmax(model(x), dim=1)  # [n, K]
-                n, classes = probs.shape
-                xs = x.repeat_interleave(classes, dim=0)
-                ks = torch.arange(classes, device=x.device).repeat(n)
-                grads = per_pair(params, xs, ks)
+                classes = probs.shape[1]
+                if plan is None:
+                    plan = gauss_newton_plan(names, weights, classes, _activation_bytes(model, x), budget)
+                ks = torch.arange(classes, device=x.device).repeat(len(x))  # (sample, class) pairs, sample-major
                 weight = probs.reshape(-1)
-                for key in keys:
-                    g = grads[key]
-                    diags[key] += torch.einsum("p,p...->...", weight, g.square())
-                total += n
+                for group, pairs in plan:
+                    group_params = {keys[name]: params[keys[name]] for name in group}
+                    for start in range(0, len(ks), pairs):
+                        stop = min(start + pairs, len(ks))
+                        xs = x[torch.arange(start, stop, device=x.device) // classes]
+                        grads = per_pair(group_params, xs, ks[start:stop])
+                        for key, g in grads.items():
+                            diags[key] += torch.einsum("p,p...->...", weight[start:stop], g.square())
+                total += len(x)
     if total == 0:
         raise ValueError("the calibration data is empty")
-    return [diags[key] / total for key in keys]
+    return [diags[keys[name]] / total for name in names]
 
 
 # Hessian diagonals already computed, by what they depend on (the model's structure and every tensor of its state,
@@ -170,6 +241,29 @@ def _fingerprint(tensors: Iterable[torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def _code_and_attributes(model: nn.Module) -> tuple:
+    """Everything besides parameters and buffers that a forward reads: each module's class (the object itself,
+    so a class redefined in a notebook cell is another key, and the cache keeps it alive: no id reuse) and its
+    plain attributes (``model.temperature = 0.1``; tensors that are neither parameters nor buffers by value)."""
+    parts = []
+    for name, module in model.named_modules():
+        attrs = []
+        for attr, value in sorted(vars(module).items()):
+            if attr.startswith("_") or attr == "training":
+                continue
+            if isinstance(value, torch.Tensor):
+                value = _fingerprint([value])
+            elif not isinstance(value, (int, float, str, bytes, bool, type(None), tuple)) and not callable(value):
+                value = (type(value), repr(value))
+            try:
+                hash(value)
+            except TypeError:  # e.g. a tuple holding a list
+                value = (type(value), repr(value))
+            attrs.append((attr, value))
+        parts.append((name, type(module), tuple(attrs)))
+    return tuple(parts)
+
+
 def _cache_key(model: nn.Module, data: Data, names: list[str], options: tuple) -> tuple | None:
     """What a Hessian diagonal depends on, or None when the data is not a fixed set of tensors (a loader may
     shuffle or stream: it is read again each time)."""
@@ -179,18 +273,21 @@ def _cache_key(model: nn.Module, data: Data, names: list[str], options: tuple) -
         return None
     state = [*model.parameters(), *model.buffers()]
     try:
-        return (repr(model), _fingerprint(state), _fingerprint(data), tuple(names), options)
+        return (_code_and_attributes(model), _fingerprint(state), _fingerprint(data), tuple(names), options)
     except (RuntimeError, NotImplementedError):  # tensors without readable bytes (a meta device): not kept
         return None
 
 
 def hessian_diagonal(model: nn.Module, data: Data, layers: Iterable[str] | None = None, *,
                      mode: str = "estimate", limit: int | None = 512,
-                     max_exact: int = 20_000, chunk: int = 256) -> dict[str, torch.Tensor]:
+                     max_exact: int = 20_000, chunk: int = 256, memory_budget: int = MEMORY_BUDGET
+                     ) -> dict[str, torch.Tensor]:
     """Diagonal of the Hessian of the mean cross-entropy over ``data``, for each layer's weight.
 
     ``mode`` "exact" (autograd, one Hessian row per weight) or "estimate" (Gauss-Newton, see the module);
-    ``limit`` caps the calibration samples. The model's weights and mode are left as they were.
+    ``limit`` caps the calibration samples; ``memory_budget`` (bytes) bounds what the estimate holds at once,
+    whatever the model (a layer that cannot fit is a ValueError before anything is allocated). The model's
+    weights and every module's mode are left as they were.
     """
     if mode not in MODES:
         raise unknown_choice("OBD mode", mode, MODES)
@@ -206,7 +303,7 @@ def hessian_diagonal(model: nn.Module, data: Data, layers: Iterable[str] | None 
             raise ValueError(f"the exact Hessian diagonal of {big[0][0]!r} needs {big[0][1]} Hessian-vector "
                              f"products (more than max_exact={max_exact}); use mode='estimate', or raise "
                              "max_exact, or restrict layers=")
-    key = _cache_key(model, data, names, (mode, limit, chunk))
+    key = _cache_key(model, data, names, (mode, limit, chunk) if mode == "exact" else (mode, limit))
     if key is not None and key in _DIAGONALS:
         _DIAGONALS.move_to_end(key)
         return {name: d.clone() for name, d in _DIAGONALS[key].items()}
@@ -214,7 +311,7 @@ def hessian_diagonal(model: nn.Module, data: Data, layers: Iterable[str] | None 
         if mode == "exact":
             diags = _exact(model, [f"{name}.weight" for name in names], weights, data, limit, chunk)
         else:
-            diags = _gauss_newton(model, names, weights, data, limit, chunk=32)
+            diags = _gauss_newton(model, names, weights, data, limit, memory_budget)
     result = {name: d.detach() for name, d in zip(names, diags)}
     if key is not None and sum(d.numel() * d.element_size() for d in result.values()) <= _KEEP_BYTES:
         _DIAGONALS[key] = {name: d.clone() for name, d in result.items()}
@@ -238,13 +335,15 @@ class OBD(ElementCriterion):
     mode: str = "estimate"
     limit: int | None = 512
     max_exact: int = 20_000
+    memory_budget: int = MEMORY_BUDGET
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise unknown_choice("OBD mode", self.mode, MODES)
 
     def scores(self, model, layers, granularity, data=None):
-        diags = hessian_diagonal(model, data, list(layers), mode=self.mode, limit=self.limit, max_exact=self.max_exact)
+        diags = hessian_diagonal(model, data, list(layers), mode=self.mode, limit=self.limit, max_exact=self.max_exact,
+                                 memory_budget=self.memory_budget)
         return {name: granularity.group_scores(obd_saliency(info.module.weight.detach(), diags[name]))
                 for name, info in layers.items()}
 

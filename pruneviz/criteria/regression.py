@@ -30,8 +30,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..activations import calibration_batches, evaluating, record, record_io
-from ..data import Data
+from ..data import Data, check_data
 from ..graph import LayerInfo
+from ..snapshot import analysis, rolled_back
 from .base import Criterion, register
 
 POSITIONS = 4096  # rows of L+1's input and output sampled for the LASSO and the least squares
@@ -296,7 +297,11 @@ def reconstruct(pruner, data: Data, *, positions: int = POSITIONS, limit: int | 
     ``pruner.restore()`` gives the dense model back bit for bit, and a new ``pruner.prune(...)`` starts again
     from the dense weights (call ``reconstruct`` again after it).
     """
-    return _reconstruct(pruner, data, positions, limit, seed)[0]
+    if data is None:
+        raise ValueError("reconstruct needs calibration data: a DataLoader, a Dataset or an (inputs, targets) pair")
+    check_data(data, pruner.model, "calibration data")  # one NaN would turn every refitted layer into NaN
+    with rolled_back(pruner.model, [pruner]):  # a refit that fails half-way leaves no layer half-refitted
+        return _reconstruct(pruner, data, positions, limit, seed)[0]
 
 
 def _reconstruct(pruner, data: Data, positions: int, limit: int | None, seed: int,
@@ -326,6 +331,9 @@ def _reconstruct(pruner, data: Data, positions: int, limit: int | None, seed: in
                 return
             feats = _features(module, args[0], targets[consumer], len(keep), positions, seed, keep=keep)
             fitted_kept, errors[consumer] = least_squares(feats, torch.ones(feats.x.shape[1], dtype=torch.bool))
+            if not torch.isfinite(fitted_kept).all():
+                raise FloatingPointError(f"the least-squares refit of {consumer} is not finite (NaN or infinite "
+                                         "features from the calibration data or the layers before it)")
             fitted = torch.zeros(feats.weight.shape[0], len(keep), feats.weight.shape[2], dtype=torch.float64)
             fitted[:, keep] = fitted_kept.cpu()
             new = fitted.reshape(module.weight.shape).to(module.weight.device, module.weight.dtype)
@@ -360,6 +368,7 @@ def _dense_outputs(pruner, consumers: list[str], data: Data, limit: int | None) 
     return targets
 
 
+@analysis
 def reconstruction_sweep(model: nn.Module, data: Data, sparsities: Sequence[float], *, calibration: Data,
                          criterion: str = "regression", **pruner_options) -> pd.DataFrame:
     """Channel pruning at each sparsity, accuracy on ``data`` before and after :func:`reconstruct` (on
@@ -370,19 +379,17 @@ def reconstruction_sweep(model: nn.Module, data: Data, sparsities: Sequence[floa
 
     pruner = Pruner(model, criterion, "channel", data=calibration, **pruner_options)
     rows, targets = [], None  # the dense outputs: one pass for the whole sweep (every prune starts from dense)
-    try:
-        for sparsity in sparsities:
-            pruner.prune(sparsity)
-            row = {"sparsity": float(sparsity), "accuracy": evaluate(model, data)}
-            if sparsity > 0:
-                _, targets = _reconstruct(pruner, calibration, POSITIONS, LIMIT, 0, targets)
-            row["reconstructed"] = evaluate(model, data) if sparsity > 0 else row["accuracy"]  # nothing refitted
-            rows.append(row)
-    finally:
-        pruner.restore()
+    for sparsity in sparsities:
+        pruner.prune(sparsity)
+        row = {"sparsity": float(sparsity), "accuracy": evaluate(model, data)}
+        if sparsity > 0:
+            _, targets = _reconstruct(pruner, calibration, POSITIONS, LIMIT, 0, targets)
+        row["reconstructed"] = evaluate(model, data) if sparsity > 0 else row["accuracy"]  # nothing refitted
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
+@analysis
 def random_bands(model: nn.Module, data: Data, sparsities: Sequence[float], *, calibration: Data,
                  seeds: Iterable[int] = range(5)) -> dict[str, pd.DataFrame]:
     """Random channel selection over several seeds, without and with the least-squares step: ``{"random": band,

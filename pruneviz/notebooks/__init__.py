@@ -46,6 +46,10 @@ def copy(destination: str | Path, *, student: bool = False, overwrite: bool = Fa
         raise ValueError(f"{destination} is inside {source}, where the kit's own notebooks are: copy them into a "
                          "folder of your own, e.g. my-course")
     plan = {source / f: destination / (Path(*f.parts[1:]) if student else f) for f in available(student)}
+    same = [str(target) for origin, target in plan.items() if target.exists() and target.samefile(origin)]
+    if same:
+        raise ValueError(f"{destination} is where this installation keeps the notebooks ({same[0]} is the "
+                         "original): copy them into another folder")
     clashes = sorted(str(target) for target in plan.values() if target.exists())
     if clashes and not overwrite:
         raise FileExistsError(f"{len(clashes)} notebook(s) already in {destination} ({', '.join(clashes[:3])}"

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name}")
             return 0
         written = copy(args.destination, student=args.student, overwrite=args.force)
-    except (FileExistsError, FileNotFoundError, NotADirectoryError, ValueError) as error:
+    except (OSError, ValueError) as error:  # a folder that exists, is missing, is a file, cannot be written
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"copied {len(written)} notebooks into {args.destination}; open them with: "
