@@ -6,7 +6,7 @@ from matplotlib.axes import Axes
 
 from ..data import Data, as_tensors
 from .base import axes, to_numpy
-from .theme import PALETTE
+from .theme import series_style
 
 
 def signals(data: Data, *, per_class: int = 3, ax: Axes | None = None, title: str | None = None) -> Axes:
@@ -38,9 +38,10 @@ def signals(data: Data, *, per_class: int = 3, ax: Axes | None = None, title: st
     positions = np.arange(x.shape[1])
     for row, (c, rows) in enumerate(chosen.items()):
         offset = -row * spacing  # class 0 on top, as a reader counts
-        color = PALETTE[row % len(PALETTE)]
+        style = series_style(row)  # the kit's series colours; from the ninth class on, another line style too
         for signal in rows:
-            ax.plot(positions, offset + signal - signal.mean(), color=color, linewidth=1.2, alpha=0.85)
+            ax.plot(positions, offset + signal - signal.mean(), color=style["color"], linestyle=style["linestyle"],
+                    linewidth=1.2, alpha=0.85)
     ax.set_yticks([-row * spacing for row in range(len(classes))], [str(int(c)) for c in classes])
     ax.set_ylabel("class (signals shifted apart)")
     ax.set_xlabel("position in the signal")
