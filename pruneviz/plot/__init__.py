@@ -7,6 +7,7 @@ from .base import artists
 from .curves import AccuracyCurves, accuracy_curve, schedule_curve, sensitivity_curves
 from .groups import group_spans
 from .layers import apoz_bars, apoz_maps, batchnorm_gammas, gamma_distribution, layer_bars, layer_table, sparsity_bars
+from .signals import signals
 from .theme import PALETTE, set_theme, theme
 from .weights import MaskImage, WeightHistogram, kernel_grid, mask_heatmap, network_graph, weight_histogram
 
@@ -15,5 +16,5 @@ __all__ = [
     "batchnorm_gammas", "gamma_distribution", "group_spans", "kernel_grid", "layer_bars", "layer_table",
     "mask_heatmap",
     "network_graph",
-    "schedule_curve", "sensitivity_curves", "set_theme", "sparsity_bars", "theme", "weight_histogram",
+    "schedule_curve", "sensitivity_curves", "set_theme", "signals", "sparsity_bars", "theme", "weight_histogram",
 ]
