@@ -3,7 +3,7 @@ import pytest
 from scipy import stats
 
 import pruneviz
-from pruneviz.baselines import accuracy_sweep, random_band
+from pruneviz.baselines import above_band, accuracy_sweep, band_table, random_band
 from pruneviz.criteria.obd import single_weight_test, taylor_table, taylor_terms
 
 RATIOS = [0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95]
@@ -83,3 +83,37 @@ def test_obd_on_the_training_loss_its_own_setting(cnn, digits):
     assert round(100 * (single["predicted"] / single["measured"]).between(0.5, 2.0).mean()) == 3
     assert round(100 * (single["measured"] < 0).mean()) == 37
     assert round(100 * (single["first_order"].abs() > single["predicted"]).mean()) == 90
+
+
+# On MNIST-1D: OBD against magnitude and the random band on mnist1d-cnn (5,000 test signals: one point = 50)
+RATIOS_1D = [0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9]
+
+
+def test_mnist1d_obd_ahead_of_magnitude_from_50_percent():
+    """'At 30 % the two are within a few signals of the dense 97.4 %; from 50 % on OBD is ahead of magnitude at
+    every sparsity, by a gap that grows up to 80 %: about 120 signals at 50 % (96.7 against 94.3 %), 520 at 60 %,
+    960 at 70 % (82.2 against 63.0 %) and 1,360 at 80 % (53.4 against 26.2 %). At 90 % both are close to chance
+    (17.2 and 10.8 %). Random pruning is far below both up to 80 % (its best seed 29.5 % at 30 %, at most 10.4 %
+    from 70 % on).'"""
+    cnn1d = pruneviz.zoo.load("mnist1d-cnn", device="cpu")
+    _, val1d, test1d = pruneviz.zoo.data("mnist1d-cnn")
+    curves = {"obd": accuracy_sweep(cnn1d, test1d, RATIOS_1D, criterion="obd", scope="global", data=val1d),
+              "magnitude": accuracy_sweep(cnn1d, test1d, RATIOS_1D, criterion="magnitude", scope="global")}
+    band = random_band(cnn1d, test1d, RATIOS_1D, scope="global")
+    table = band_table(curves, band)
+    signals = {c: dict(zip(curve.sparsity, (5000 * curve.accuracy).round())) for c, curve in curves.items()}
+    dense = signals["obd"][0.0]
+    assert round(table.obd[0.0], 1) == 97.4 and all(0 <= dense - signals[c][0.3] <= 10 for c in curves)
+    gap = {s: signals["obd"][s] - signals["magnitude"][s] for s in RATIOS_1D}
+    assert all(gap[s] > 0 for s in (0.5, 0.6, 0.7, 0.8, 0.9))
+    assert gap[0.5] < gap[0.6] < gap[0.7] < gap[0.8] and gap[0.9] < gap[0.8]
+    for s, said in ((0.5, 120), (0.6, 520), (0.7, 960), (0.8, 1360)):
+        assert abs(gap[s] - said) <= 10, (s, gap[s])
+    said = {0.5: (96.7, 94.3), 0.7: (82.2, 63.0), 0.8: (53.4, 26.2), 0.9: (17.2, 10.8)}
+    for s, (obd, magnitude) in said.items():
+        assert (round(table.obd[s], 1), round(table.magnitude[s], 1)) == (obd, magnitude)
+    assert max(table.obd[0.9], table.magnitude[0.9]) < 20  # 'close to chance'
+    for c in curves:  # 'far below both up to 80 %': by more than 15 points under each curve
+        assert (table[c] - table["random max"])[[0.3, 0.5, 0.6, 0.7, 0.8]].min() > 15
+    assert round(table["random max"][0.3], 1) == 29.5
+    assert (table["random max"][[0.7, 0.8, 0.9]].round(1) <= 10.4).all()
