@@ -239,3 +239,28 @@ def test_a_per_layer_penalty_vector_is_explained():
 
     message = failure(check_slimming_penalty, per_layer)
     assert "return one number" in message and "all layers added up" in message
+
+
+def test_a_decorated_analysis_is_judged_by_its_own_code_not_by_the_shared_wrapper(mlp, digits):
+    """Every analysis runs through one decorator (pruneviz.snapshot.analysis): allowing one must not allow the
+    others, forbidding one must name it, and the wrapper's bookkeeping is nobody's answer."""
+    from pruneviz.baselines import accuracy_sweep
+    from pruneviz.sensitivity import sensitivity_scan
+
+    small = pruneviz.data.as_tensors(digits.val, limit=32)
+
+    def scans(model):
+        return sensitivity_scan(model, small, sparsities=[0.5], progress=False)
+
+    def sweeps(model):
+        return accuracy_sweep(model, small, [0.5])
+
+    allowed = Check("scan allowed", allow=[sensitivity_scan])
+    with allowed.case("scan"):
+        allowed.run(scans, mlp)
+    assert allowed.done()
+    refused = Check("sweep refused", allow=[sensitivity_scan], forbid=[accuracy_sweep])
+    with refused.case("sweep"):
+        refused.run(sweeps, mlp)
+    with pytest.raises(CheckFailed, match=r"calls pruneviz\.(baselines\.)?accuracy_sweep, the library.s own answer"):
+        refused.done()
