@@ -82,17 +82,27 @@ class ErrorPanel:
         return True
 
 
-def default_model_and_data(model, data, calibration):
-    """digits-cnn on the digits test set, calibrated on the validation set (held out from training, so OBD's
-    curvature and APoZ's zeros are those of unseen images), for whatever was not given."""
-    from .. import data as datasets
+def default_model_and_data(model, data, calibration, data_name: str | None = None):
+    """What a widget was not given: a zoo name (``"mnist1d-cnn"``) is that model, on its own task's test set,
+    calibrated on that task's validation set (held out from training, so OBD's curvature and APoZ's zeros are
+    those of unseen examples); nothing at all is digits-cnn on the digits. Returns the model, data, calibration
+    and the name of the data for titles ("the MNIST-1D test set"; None when the data was given unnamed)."""
     from .. import zoo
 
     if model is None:
-        model = zoo.load("digits-cnn")
-    if data is None:
-        _, val, test = datasets.digits()
-        data = test
-        if calibration is None:
-            calibration = val
-    return model, data, calibration
+        model = "digits-cnn"
+    if isinstance(model, str):
+        name = model
+        model = zoo.load(name)  # an unknown name: the zoo's error, with the valid names
+        if data is None:
+            _, val, test = zoo.data(name)
+            data, calibration = test, val if calibration is None else calibration
+            data_name = data_name or f"the {TASK_NAMES.get(zoo.task(name), zoo.task(name))} test set"
+    elif data is None:
+        raise ValueError(f"a model of your own needs its data: pass data= (the examples to evaluate on, with "
+                         f"their labels); got a {type(model).__name__} and no data. With a zoo name "
+                         f"(e.g. 'digits-cnn', 'mnist1d-cnn') the widget takes that model's own test set")
+    return model, data, calibration, data_name
+
+
+TASK_NAMES = {"digits": "digits", "mnist1d": "MNIST-1D"}

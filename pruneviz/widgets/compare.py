@@ -144,7 +144,7 @@ class Comparison(widgets.VBox):
                          for label, s in self.readouts.items())
 
 
-def compare(model: nn.Module | None = None, data: Data | None = None, criteria: Sequence[Config] = (
+def compare(model: nn.Module | str | None = None, data: Data | None = None, criteria: Sequence[Config] = (
         "magnitude", "random"), *, granularity: str = "element", scope: str = "local", sparsity: float = 0.5,
         layer: str | None = None, calibration: Data | None = None, figure: str = "auto",
         grid: Sequence[float] = SPARSITY_GRID, reconstruct: bool = False) -> Comparison:
@@ -154,9 +154,9 @@ def compare(model: nn.Module | None = None, data: Data | None = None, criteria: 
     calibration data after every move (:func:`pruneviz.reconstruct`); the labels say "+ LS".
 
     Each gets its own copy of the model holding its dense weights (even if a Pruner or an explorer has pruned the
-    model passed in), and the model passed in stays as it is. With no model and data:
-    digits-cnn on the digits test set (calibration: the training set).
+    model passed in), and the model passed in stays as it is. A zoo name (``"mnist1d-cnn"``) brings its own
+    task's test set (calibration: its validation set); with no model and data: digits-cnn on the digits.
     """
-    model, data, calibration = default_model_and_data(model, data, calibration)
+    model, data, calibration, _ = default_model_and_data(model, data, calibration)
     return Comparison(model, data, criteria, granularity=granularity, scope=scope, sparsity=sparsity, layer=layer,
                       calibration=calibration, figure=figure, grid=grid, reconstruct=reconstruct)

@@ -265,11 +265,12 @@ class Explorer(widgets.VBox):
         return self.errors.errors[-1] if self.errors.errors else None
 
 
-def explore(model: nn.Module | None = None, data: Data | None = None, *, calibration: Data | None = None,
+def explore(model: nn.Module | str | None = None, data: Data | None = None, *, calibration: Data | None = None,
             criterion: str = "magnitude", granularity: str = "element", scope: str = "local",
             sparsity: float = 0.0, layer: str | None = None, figure: str = "auto",
             grid: Sequence[float] = SPARSITY_GRID, data_name: str | None = None) -> Explorer:
-    """The pruning explorer for a model and its test data; with no arguments, digits-cnn on the digits test set.
+    """The pruning explorer for a model and its test data; a zoo name (``"mnist1d-cnn"``) brings its own task's
+    test set (calibration: that task's validation set); with no arguments, digits-cnn on the digits test set.
 
     The model is pruned in place as the slider moves (``explorer.session.restore()`` gives it back dense).
     Criteria that need data (scaling, obd, apoz, regression) get ``calibration`` (default: ``data``; with no
@@ -278,8 +279,7 @@ def explore(model: nn.Module | None = None, data: Data | None = None, *, calibra
     ``data`` is, for the accuracy panel's title (e.g. "the validation set"); default: the digits test set when no
     data is given, else "the data given (N examples)".
     """
-    data_name = data_name or ("the digits test set" if data is None else None)
-    model, data, calibration = default_model_and_data(model, data, calibration)
+    model, data, calibration, data_name = default_model_and_data(model, data, calibration, data_name)
     session = PruningSession(model, data, calibration=calibration, grid=tuple(grid))
     if data_name is None:
         data_name = f"the data given ({len(as_tensors(data)[1]):,} examples)"
