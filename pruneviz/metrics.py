@@ -144,9 +144,20 @@ def _macs(model: nn.Module, counts: dict[str, dict], sparse: bool) -> int:
     total = _macs_of(counts.get("Global", {}))
     if not sparse:
         return total
-    per_layer = _per_layer(model, counts)
     density = {name: 1.0 - s for name, s in layer_sparsity(model).items()}
-    return total - sum(per_layer.values()) + round(sum(m * density[name] for name, m in per_layer.items()))
+    return sparse_macs(total, _per_layer(model, counts), density)
+
+
+def mac_counts(model: nn.Module, example: torch.Tensor) -> tuple[int, dict[str, int]]:
+    """``macs(model, example)`` and ``layer_macs(model, example)`` from one count: what a widget counts once
+    and scales by the densities on every move (:func:`sparse_macs`), so its figure is ``macs(sparse=True)``'s."""
+    counts = _flop_counts(model, example)
+    return _macs_of(counts.get("Global", {})), _per_layer(model, counts)
+
+
+def sparse_macs(total: int, per_layer: dict[str, int], density: dict[str, float]) -> int:
+    """The MACs a sparse kernel could do: each pruned layer's scaled by its density, the rest in full."""
+    return total - sum(per_layer.values()) + round(sum(m * density.get(name, 1.0) for name, m in per_layer.items()))
 
 
 @torch.no_grad()

@@ -1,5 +1,6 @@
 """pruneviz.widgets: moving the controls as a user would; the artists show what the pruned model says."""
 import copy
+import warnings
 
 import matplotlib
 
@@ -360,17 +361,20 @@ def test_every_widget_figure_fits_a_1280_px_notebook(cnn, digits):
 def test_readout_says_what_a_move_did_besides_pruning(cnn, digits):
     """Item 7: a global channel threshold that takes a whole layer says so (and names max_layer_sparsity); a
     criterion that only scores channels says it changed the granularity."""
-    explorer = explore(copy.deepcopy(cnn), digits.test, figure="agg", grid=GRID, granularity="channel",
-                       scope="global", sparsity=0.5)
-    emptied = explorer.session.emptied_layers()
-    assert emptied, "a global 50 % channel threshold empties a layer of digits-cnn"
-    for name in emptied:
-        assert not explorer.session.model.get_submodule(name).weight.any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the readout says it: no warning on top, move after move
+        explorer = explore(copy.deepcopy(cnn), digits.test, figure="agg", grid=GRID, granularity="channel",
+                           scope="global", sparsity=0.5)
+    guarded = explorer.session.guarded_layers()
+    assert guarded, "a global 50 % channel threshold would empty a layer of digits-cnn: the guard keeps one channel"
+    assert not explorer.session.emptied_layers()
+    for name in guarded:
+        assert int(explorer.session.model.get_submodule(name).weight.flatten(1).any(1).sum()) == 1
     note = explorer.readout_text().splitlines()[1]
-    assert all(name in note for name in emptied) and "max_layer_sparsity" in note
+    assert all(name in note for name in guarded) and "max_layer_sparsity" in note
     assert "max_layer_sparsity" in explorer.readout.value
     explorer.sparsity.value = 0.0
-    assert not explorer.session.emptied_layers() and len(explorer.readout_text().splitlines()) == 1
+    assert not explorer.session.guarded_layers() and len(explorer.readout_text().splitlines()) == 1
     local = explore(copy.deepcopy(cnn), digits.test, calibration=digits.val, figure="agg", grid=GRID)
     local.criterion.value = "apoz"
     assert local.granularity.value == "channel"

@@ -239,7 +239,8 @@ class Explorer(widgets.VBox):
                              f"{state.text()}")
 
     def _notes(self) -> list[str]:
-        """What the readout says besides the numbers: layers left with nothing, a granularity switched."""
+        """What the readout says besides the numbers: layers left with nothing or kept from it by the global
+        guard, a granularity switched."""
         notes = [self._granularity_note] if self._granularity_note else []
         emptied = self.session.emptied_layers()
         if emptied:
@@ -250,6 +251,12 @@ class Explorer(widgets.VBox):
                          + (" (one global threshold took all of it; pruneviz.Pruner(..., scope='global', "
                             "max_layer_sparsity=0.9) keeps a share of every layer)"
                             if self.scope.value == "global" else ""))
+        guarded = self.session.guarded_layers()
+        if guarded:
+            unit = pruned_unit(self.granularity.value)
+            notes.append(f"{', '.join(guarded)}: the one global threshold would have taken every {unit}; the kit "
+                         f"keeps the most important one so the network still computes (Pruner.guarded; "
+                         f"max_layer_sparsity=0.9 keeps a share of every layer)")
         return notes
 
     def __repr__(self) -> str:  # short and stable: notebooks show (and nbval compares) it as text/plain
@@ -281,6 +288,7 @@ def explore(model: nn.Module | str | None = None, data: Data | None = None, *, c
     """
     model, data, calibration, data_name = default_model_and_data(model, data, calibration, data_name)
     session = PruningSession(model, data, calibration=calibration, grid=tuple(grid))
+    session.readout_says_guard = True  # the explorer names the guarded layers in its readout
     if data_name is None:
         data_name = f"the data given ({len(as_tensors(data)[1]):,} examples)"
     return Explorer(session, criterion=criterion, granularity=granularity, scope=scope, sparsity=sparsity,

@@ -6,6 +6,8 @@ evaluation from cached activations.
 """
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +21,7 @@ from ..errors import check_model, check_ratio
 from ..evaluation import evaluate
 from ..granularity import get_granularity
 from ..graph import build_graph, prunable_layers
-from ..metrics import layer_macs
+from ..metrics import mac_counts, sparse_macs
 from ..pruner import Pruner
 from .evaluator import CachedEvaluator
 
@@ -92,11 +94,13 @@ class PruningSession:
         self.evaluator = CachedEvaluator(model, data)
         self.layer_names = list(build_graph(model).layers)
         example = as_tensors(data, limit=1)[0]
-        self._macs = layer_macs(model, example)  # dense MACs per layer: shapes only, counted once
+        # dense MACs, in all and per prunable layer: shapes only, counted once as pruneviz.macs counts them
+        self._total_macs, self._macs = mac_counts(model, example)
         self._pruners: dict[Key, Pruner] = {}
         self._curves: dict[tuple[Key, str | None], tuple[list[float], list[float], list[float]]] = {}
         self.pruner: Pruner | None = None
         self.key: Key | None = None
+        self.readout_says_guard = False  # a widget whose readout names the guarded layers sets it
         self.ratio = 0.0
         self.layer: str | None = None  # prune only this layer (local scope), or every layer in scope
 
@@ -135,7 +139,10 @@ class PruningSession:
         return pruner
 
     def _apply(self, pruner: Pruner, ratio: float, layer: str | None) -> None:
-        pruner.prune(ratio if layer is None else {layer: ratio})
+        with warnings.catch_warnings():
+            if self.readout_says_guard:  # the widget's readout says it on every move (guarded_layers)
+                warnings.filterwarnings("ignore", message="global pruning kept one", category=UserWarning)
+            pruner.prune(ratio if layer is None else {layer: ratio})
         if self.reconstruct and pruner.sparsity() > 0:  # nothing pruned: nothing to refit
             from ..criteria.regression import reconstruct
 
@@ -168,13 +175,13 @@ class PruningSession:
             nonzero, total = nonzero + nz, total + p.numel()
             dense_bytes, sparse_bytes = dense_bytes + p.numel() * p.element_size(), sparse_bytes + nz * p.element_size()
         zeros = weights = 0
-        sparse_macs = 0.0
+        density = {}
         for name, module in prunable_layers(self.model).items():
             nz = int(torch.count_nonzero(module.weight))
             zeros, weights = zeros + module.weight.numel() - nz, weights + module.weight.numel()
-            sparse_macs += self._macs.get(name, 0) * nz / module.weight.numel()
+            density[name] = nz / module.weight.numel()
         return Readout(self.accuracy(), zeros / weights, nonzero, total, dense_bytes, sparse_bytes,
-                       sum(self._macs.values()), round(sparse_macs))
+                       self._total_macs, sparse_macs(self._total_macs, self._macs, density))
 
     def restore(self) -> None:
         """The dense model back, bit for bit (the pruners stay cached)."""
@@ -209,6 +216,10 @@ class PruningSession:
             zeros += module.weight.numel() - int(torch.count_nonzero(module.weight))
             weights += module.weight.numel()
         return zeros / weights
+
+    def guarded_layers(self) -> list[str]:
+        """The layers one global threshold would have emptied and the Pruner's guard kept a group in."""
+        return list(getattr(self.pruner, "guarded", {}) or {}) if self.pruner is not None else []
 
     def emptied_layers(self) -> list[str]:
         """The layers the current pruning left with nothing: no weight (so no output channel) kept."""
