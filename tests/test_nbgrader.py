@@ -140,8 +140,11 @@ def test_an_unsolved_submission_gets_nothing(graded):
 def test_a_wrong_answer_loses_its_point_and_is_told_why(graded):
     course, solutions = graded
     total = points(solutions)
-    # only fine_grained_prune's check fails; 05 was not handed in
-    assert scores(course, "wrong") == {"02_magnitude": (total["02_magnitude"] - 1, total["02_magnitude"]),
+    # only fine_grained_prune's check fails (it loses that cell's points); 05 was not handed in
+    lost = sum(float(c.metadata["nbgrader"].get("points", 0)) for c in solutions["02_magnitude"].cells
+               if c.metadata["nbgrader"]["grade"] and "check_fine_grained_prune(" in c.source)
+    assert lost >= 1
+    assert scores(course, "wrong") == {"02_magnitude": (total["02_magnitude"] - lost, total["02_magnitude"]),
                                        "05_apoz": (0.0, total["05_apoz"])}
     nb = nbformat.read(course / "autograded" / "wrong" / ASSIGNMENT / "02_magnitude.ipynb", as_version=4)
     errors = [o for cell in nb.cells if cell.metadata.get("nbgrader", {}).get("grade")
