@@ -133,8 +133,10 @@ def test_widgets_name_a_model_or_data_they_cannot_use():
     matplotlib.use("Agg")
     from pruneviz.widgets import explore
 
-    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got str"):
-        explore("digits-cnn", calibration(), figure="agg")
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got int"):
+        explore(42, calibration(), figure="agg")
+    with pytest.raises(ValueError, match="digits-cnnn.*digits-cnn"):  # a string is a zoo name: an unknown one is said
+        explore("digits-cnnn", calibration(), figure="agg")
     x, y = calibration()
     with pytest.raises(ValueError, match=r"evaluation data is empty \(0 samples\)"):
         explore(build("conv_bn"), (x[:0], y[:0]), figure="agg")
