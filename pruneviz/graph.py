@@ -289,3 +289,14 @@ def _fill_by_order(model: nn.Module, graph: ModelGraph) -> None:
             elif not isinstance(m, PASS_THROUGH + (nn.Flatten,)):
                 break
         _settle_norm(info, norms, leaks, modules)
+
+
+def untraced_reason(model: nn.Module, name: str) -> str:
+    """Why torch.fx's trace never calls layer ``name``: the module fx keeps whole around it, or a function that
+    uses its weight. One wording for the Pruner's ``skipped`` and for ``compact``'s refusal."""
+    modules = dict(model.named_modules())
+    parts = name.split(".")
+    outer = next((p for p in (".".join(parts[:i]) for i in range(1, len(parts)))
+                  if fx.Tracer().is_leaf_module(modules[p], p)), None)
+    return (f"it runs inside {outer!r} ({type(modules[outer]).__name__}), which torch.fx traces as one op"
+            if outer is not None else "torch.fx's trace never calls it (its weight is used by a function)")

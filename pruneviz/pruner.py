@@ -24,7 +24,7 @@ from . import dense as registry
 from .criteria import Criterion, get_criterion
 from .errors import AlreadySparseWarning, ModelChangedError, check_prunable, check_ratio, unknown_choice
 from .granularity import CHANNEL, GROUP, INPUT_CHANNEL, Granularity, get_granularity
-from .graph import LayerInfo, build_graph
+from .graph import LayerInfo, build_graph, untraced_reason
 from .selection import SCOPES, GlobalSelector, LocalSelector
 
 Ratio = float | Mapping[str, float]
@@ -722,16 +722,8 @@ def _layer_list(requested: object, infos: Mapping[str, LayerInfo]) -> list[str]:
 
 
 def _unseen(model: nn.Module, name: str) -> str:
-    """Why torch.fx's trace never calls a layer: the module fx keeps whole around it, or a function uses it."""
-    from torch import fx
-
-    modules = dict(model.named_modules())
-    parts = name.split(".")
-    outer = next((p for p in (".".join(parts[:i]) for i in range(1, len(parts)))
-                  if fx.Tracer().is_leaf_module(modules[p], p)), None)
-    where = (f"it runs inside {outer!r} ({type(modules[outer]).__name__}), which torch.fx traces as one op"
-             if outer is not None else "torch.fx's trace never calls it (its weight is used by a function)")
-    return f"{where}, so the kit cannot see what reads its channels"
+    """Why a layer is left out of channel pruning: torch.fx never shows who reads its channels."""
+    return f"{untraced_reason(model, name)}, so the kit cannot see what reads its channels"
 
 
 def _refuse_hooks(name: str, module: nn.Module) -> None:

@@ -32,7 +32,7 @@ import torch
 from torch import fx, nn
 
 from .errors import check_masks
-from .graph import NORMS, build_graph, leak, module_leak, passes_through, prunable_layers
+from .graph import NORMS, build_graph, leak, module_leak, passes_through, prunable_layers, untraced_reason
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _FLAT, _DIM1 = "flat", "dim1"  # where the channels are: the last dim ([N, C]), or dim 1 of [N, C, spatial...]
@@ -376,12 +376,7 @@ def _refuse_unseen(keeps: Mapping[str, torch.Tensor], groups: list[ChannelGroup]
     for name, keep in keeps.items():
         if name in seen or bool(keep.all()):
             continue
-        modules = dict(model.named_modules())
-        parts = name.split(".")
-        outer = next((p for p in (".".join(parts[:i]) for i in range(1, len(parts)))
-                      if fx.Tracer().is_leaf_module(modules[p], p)), None)
-        where = (f"it runs inside {outer!r} ({type(modules[outer]).__name__}), which torch.fx traces as one op"
-                 if outer is not None else "torch.fx's trace never calls it (its weight is used by a function)")
+        where = untraced_reason(model, name)
         raise ValueError(f"cannot remove channels of {name!r}: {where}, so compact cannot see what reads its "
                          f"channels; layers whose channels compact can remove: "
                          f"{', '.join(repr(n) for n in alone) or 'none'}")
