@@ -1,7 +1,8 @@
-"""The zoo's architectures: small enough to train in seconds on a CPU, shaped like the lecture's nets."""
+"""The zoo's architectures: small enough to train in seconds on a CPU, shaped like the lecture's nets; and two
+CIFAR-10 architectures at the lecture lab's scale (9-11M parameters), shipped without weights."""
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 
 import torch
 from torch import nn
@@ -132,7 +133,71 @@ class MNIST1DResNet(nn.Module):
         return self.fc(self.flatten(self.pool(x)))
 
 
+# -- CIFAR-10: images [N, 3, 32, 32], the lecture lab's scale; shipped untrained --------------------------
+
+LAB_VGG_CONFIG = (64, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+
+
+class LabVGG(nn.Module):
+    """The VGG of MIT 6.5940's Lab 1 (pruning): eight conv3x3-BN-ReLU (64, 128, pool, 256, 256, pool, 512, 512,
+    pool, 512, 512, pool), the mean over the remaining 2x2 positions, then Linear 512 -> 10 (9.23M parameters).
+
+    Layers are named as the lab names them (``backbone.conv0`` ... ``backbone.conv7``, ``bn0``, ``relu0``,
+    ``pool0``, ``classifier``), so a state dict trained with the lab's notebook loads into it as it is.
+    """
+
+    def __init__(self, config: tuple = LAB_VGG_CONFIG, num_classes: int = 10):
+        super().__init__()
+        layers: list[tuple[str, nn.Module]] = []
+        counts: defaultdict[str, int] = defaultdict(int)
+
+        def add(kind: str, layer: nn.Module) -> None:
+            layers.append((f"{kind}{counts[kind]}", layer))
+            counts[kind] += 1
+
+        cin = 3
+        for width in config:
+            if width == "M":
+                add("pool", nn.MaxPool2d(2))
+            else:
+                add("conv", nn.Conv2d(cin, width, 3, padding=1, bias=False))
+                add("bn", nn.BatchNorm2d(width))
+                add("relu", nn.ReLU())
+                cin = width
+        self.backbone = nn.Sequential(OrderedDict(layers))
+        self.classifier = nn.Linear(cin, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.backbone(x)  # [N, 3, 32, 32] -> [N, 512, 2, 2]
+        return self.classifier(x.mean([2, 3]))
+
+
+class CifarResNet18(nn.Module):
+    """ResNet-18 in the form commonly trained on CIFAR-10: a 3x3 stem at full resolution, no max-pool, four
+    stages of two basic blocks (64, 128, 256, 512 channels; 32, 16, 8, 4 positions), average pool, linear
+    (11.17M parameters). ImageNet's 7x7 stride-2 stem and max-pool would leave 32x32 images 1x1 at the end."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
+        stages, cin = [], 64
+        for width, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            stages.append(nn.Sequential(BasicBlock(cin, width, stride), BasicBlock(width, width)))
+            cin = width
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x)))))
+        return self.fc(self.flatten(self.pool(x)))
+
+
 ARCHITECTURES = {"digits-mlp": digits_mlp, "digits-cnn": digits_cnn, "digits-resnet": DigitsResNet,
                  "mnist1d-mlp": mnist1d_mlp, "mnist1d-cnn": mnist1d_cnn, "mnist1d-resnet": MNIST1DResNet}
+# architectures the kit has no weights for (their data cannot be fetched where the kit is built): build() them,
+# train them on pruneviz.data.cifar10(download=True)
+UNTRAINED = {"cifar10-vgg": LabVGG, "cifar10-resnet18": CifarResNet18}
 # the task each model is trained and evaluated on: a name of pruneviz.data's splits
-TASKS = {name: name.split("-")[0] for name in ARCHITECTURES}
+TASKS = {name: name.split("-")[0] for name in (*ARCHITECTURES, *UNTRAINED)}
