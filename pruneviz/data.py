@@ -410,8 +410,8 @@ def cifar10(download: bool = False, *, root: str | Path | None = None) -> CIFAR1
     if not archive.exists():
         if not download:
             raise FileNotFoundError(
-                f"CIFAR-10 is not in {archive.parent} (no {CIFAR10_ARCHIVE} there). pruneviz.data.cifar10(download=True) "
-                f"downloads it (about {CIFAR10_MEGABYTES} MB, {CIFAR10_URL}) into that folder; root= names "
+                f"CIFAR-10 is not in {archive.parent} (no {CIFAR10_ARCHIVE} there). "
+                f"pruneviz.data.cifar10(download=True) downloads it (about {CIFAR10_MEGABYTES} MB, {CIFAR10_URL}) into that folder; root= names "
                 f"another folder")
         _download(CIFAR10_URL, archive, CIFAR10_MD5)
     _check_md5(archive, CIFAR10_MD5)
@@ -489,7 +489,9 @@ def _read_cifar10_archive(archive: Path) -> tuple[np.ndarray, np.ndarray, np.nda
             member = None
         if member is None:
             raise ValueError(f"{archive} has no {_CIFAR10_FOLDER}/{name}: not the CIFAR-10 python archive")
-        entries = {k.decode() if isinstance(k, bytes) else k: v for k, v in _BatchUnpickler(member).load().items()}
+        entries = _BatchUnpickler(member).load()
+        if not isinstance(entries, dict) or not {"data", "labels"} <= set(entries):
+            raise ValueError(f"{archive}: {name} is not a CIFAR-10 batch (a dict with 'data' and 'labels')")
         pixels = np.asarray(entries["data"], dtype=np.uint8)
         labels = np.asarray(entries["labels"], dtype=np.int64)
         if pixels.ndim != 2 or pixels.shape[1] != 3 * 32 * 32 or len(labels) != len(pixels):

@@ -4,7 +4,6 @@ import gzip
 import hashlib
 import json
 import os
-import pickle
 import struct
 import subprocess
 import sys
@@ -209,7 +208,7 @@ def test_mnist1d_signals_refuses_bad_arguments(seed, n):
 
 def test_loaders_say_how_to_get_torchvision_when_it_is_missing(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "torchvision", None)  # import torchvision now raises ImportError
-    for loader in (data.mnist, data.fashion_mnist, data.cifar10):
+    for loader in (data.mnist, data.fashion_mnist):  # CIFAR-10 is read without torchvision: test_cifar10.py
         with pytest.raises(ImportError, match=r"pip install 'pruneviz\[vision\]'"):
             loader(tmp_path)
     assert not any(tmp_path.iterdir()), "nothing written"
@@ -262,29 +261,3 @@ def test_mnist_style_loaders_read_idx_files(loader, folder, tmp_path):
         assert y == int(labels[3])
     loaded = pruneviz.evaluate(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)), test)
     assert 0.0 <= loaded <= 1.0  # the datasets plug into the kit's evaluate
-
-
-def test_cifar10_loader_reads_python_pickle_batches(tmp_path, monkeypatch):
-    torchvision = _torchvision()
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    rng = np.random.default_rng(1)
-    batches = {}
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        pixels = rng.integers(0, 256, size=(3, 3072), dtype=np.uint8)  # rows: R plane, G plane, B plane
-        labels = rng.integers(0, 10, size=3).tolist()
-        with open(folder / name, "wb") as f:
-            pickle.dump({"batch_label": name, "data": pixels, "labels": labels}, f)
-        batches[name] = (pixels, labels)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                                     "ship", "truck"], "num_cases_per_batch": 3, "num_vis": 3072}, f)
-    # torchvision checks each file's md5 against the real CIFAR-10; these small files only need to exist
-    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda path, md5=None: Path(path).is_file())
-
-    train, test = data.cifar10(tmp_path)
-    assert (len(train), len(test)) == (15, 3)
-    x, y = test[1]
-    pixels, labels = batches["test_batch"]
-    assert x.shape == (3, 32, 32) and y == labels[1]
-    assert torch.allclose(x, torch.from_numpy(pixels[1].reshape(3, 32, 32)).float() / 255)
