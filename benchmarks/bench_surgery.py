@@ -23,29 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import pruneviz  # noqa: E402
 from pruneviz.timing import latency_table, verdict  # noqa: E402
+from pruneviz.zoo.models import LabVGG  # noqa: E402 - the lab's VGG, one definition (bench_masked imports it here)
 
-VGG_CFG = (64, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 RATIOS = (0.3, 0.5)
 BATCHES = (1, 64)
-
-
-class LabVGG(nn.Module):
-    """The VGG of the lecture's lab: Conv3x3-BN-ReLU stack with max pools, mean over space, one Linear."""
-
-    def __init__(self, cfg=VGG_CFG, in_channels: int = 3, num_classes: int = 10):
-        super().__init__()
-        layers, cin = [], in_channels
-        for v in cfg:
-            if v == "M":
-                layers.append(nn.MaxPool2d(2))
-            else:
-                layers += [nn.Conv2d(cin, v, 3, padding=1, bias=False), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
-                cin = v
-        self.backbone = nn.Sequential(*layers)
-        self.classifier = nn.Linear(cin, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.backbone(x).mean([2, 3]))
 
 
 def cpu_name() -> str:
