@@ -155,7 +155,9 @@ class Bench:
         self.rng = random.Random(seed)
         self.measured = Measured()
         self.pruner = None
-        # torch.nn.utils.prune works on its own copy: it rewrites weights a Pruner holds a dense copy of
+        # the explorer and torch.nn.utils.prune work on copies of their own: a write by one would be a change made
+        # behind the others' backs (the explorer would forget the accuracies it holds and evaluate them again)
+        explored = copy.deepcopy(self.model)
         self.torch_model = copy.deepcopy(self.model)
         self.torch_modules = [m for m in self.torch_model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
         self.torch_dense = [m.weight.detach().clone() for m in self.torch_modules]
@@ -163,12 +165,11 @@ class Bench:
 
         layers = {n: m for n, m in self.model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
         largest = max(layers, key=lambda name: layers[name].weight.numel())  # the histogram's costliest case
-        self.explorer = explore(self.model, self.data, figure="agg", scope="global", layer=largest, grid=GRID)
+        self.explorer = explore(explored, self.data, figure="agg", scope="global", layer=largest, grid=GRID)
         settle = getattr(self.explorer, "settle", None)
         if settle is not None:
             settle()  # the curve filled before the moves are timed
         _timed_move(self.explorer, 0.3, device)  # warm-up
-        self.explorer.session.restore()
 
     def round(self) -> None:
         """One sample of every measure."""
@@ -197,7 +198,6 @@ class Bench:
         first, readout = _timed_move(self.explorer, value, self.device)
         m.first_frame.append(first)
         m.readout.append(readout)
-        self.explorer.session.restore()  # the next round's Pruner is built on the dense model
 
     def close(self) -> None:
         self.explorer.session.restore()
