@@ -499,18 +499,18 @@ class Pruner:
         flips = {}  # layer -> (its group indices that flip, True: they are pruned now)
         if isinstance(counts, int):
             lo, hi = sorted((held.counts, counts))
-            if lo < hi:
-                groups = selector.order[lo:hi].to(torch.int64)
-                layers, by_layer = torch.sort(selector.layer_of(groups), stable=True)
-                sizes = torch.bincount(layers, minlength=len(selector.names)).tolist()
-                for i, part in enumerate(torch.split(groups[by_layer], sizes)):
-                    if part.numel():
-                        flips[selector.names[i]] = (part - selector.starts[i], counts > held.counts)
+            if lo < hi:  # sorted, the flat group indices fall into layers (each holds one range of them)
+                groups = torch.sort(selector.order[lo:hi].to(torch.int64)).values
+                bounds = torch.searchsorted(groups, selector._starts).tolist() + [groups.numel()]
+                for i, name in enumerate(selector.names):
+                    if bounds[i] < bounds[i + 1]:
+                        flips[name] = (groups[bounds[i]:bounds[i + 1]] - selector.starts[i], counts > held.counts)
         else:
             for name, k in counts.items():
                 if k != held.counts[name]:
                     lo, hi = sorted((held.counts[name], k))
-                    flips[name] = (selector.orders[name][lo:hi].to(torch.int64), k > held.counts[name])
+                    groups = torch.sort(selector.orders[name][lo:hi].to(torch.int64)).values
+                    flips[name] = (groups, k > held.counts[name])
         pruned = self._pruned_weights()
         deltas: dict[str, int] = {}
         written = 0
@@ -555,10 +555,10 @@ class Pruner:
         return index.numel()
 
     def _weight_index(self, name: str, groups: torch.Tensor) -> torch.Tensor:
-        """The flat indices (sorted) of the weights of ``groups`` (flat group indices) in the layer's weight."""
+        """The flat indices (sorted) of the weights of ``groups`` (sorted flat group indices) in the layer's weight."""
         dims = self.granularity.group_dims
         if dims is None:
-            return torch.sort(groups).values
+            return groups
         shape = self.layers[name].weight.shape
         strides = [1] * len(shape)
         for d in range(len(shape) - 2, -1, -1):
@@ -572,7 +572,9 @@ class Pruner:
             if d not in dims:
                 steps = torch.arange(shape[d], device=groups.device) * strides[d]
                 inside = (inside[:, None] + steps[None, :]).reshape(-1)
-        return torch.sort((base[:, None] + inside[None, :]).reshape(-1)).values
+        flat = (base[:, None] + inside[None, :]).reshape(-1)
+        # groups on the leading dims (channel, kernel, vector) own consecutive ranges: already sorted
+        return flat if tuple(dims) == tuple(range(len(dims))) else torch.sort(flat).values
 
     def _note_guard(self, layers: list[str]) -> None:
         """Say which layers the global guard kept from being emptied: ``guarded`` after every prune, and a warning

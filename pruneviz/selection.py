@@ -36,7 +36,10 @@ def _sort_key(values: torch.Tensor) -> torch.Tensor:
     flat = values.reshape(-1)
     if not flat.is_floating_point() or flat.element_size() not in _INT_OF_SIZE:
         return flat
-    bits = (flat + 0.0).view(_INT_OF_SIZE[flat.element_size()])  # + 0.0 turns -0.0 into +0.0
+    ints = _INT_OF_SIZE[flat.element_size()]
+    if flat.is_contiguous() and int(flat.view(ints).min()) >= 0:  # no sign bit (e.g. |w|): the bits are the key
+        return flat.view(ints)
+    bits = (flat + 0.0).view(ints)  # + 0.0 turns -0.0 into +0.0
     magnitude = torch.iinfo(bits.dtype).max
     return torch.where(bits < 0, bits ^ magnitude, bits)
 
