@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import fx, nn
 
-from .graph import NORMS, leak, module_leak, passes_through, prunable_layers
+from .graph import (NORMS, TiedKeys, hashable, leak, module_leak, passes_through, prunable_layers,
+                    trace_or_refuse)
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _ADDS = {operator.add, operator.iadd, torch.add, "add", "add_"}
@@ -96,38 +97,33 @@ class _Analysis:
     def __init__(self, model: nn.Module, traced: fx.GraphModule):
         self.modules = dict(model.named_modules())
         self.order = {name: i for i, name in enumerate(prunable_layers(model))}
-        self.parent: dict[str, str] = {}
-        self.size: dict[str, int] = {}
+        self.ties = TiedKeys()
+        self.records = self.ties.records
+        self.size: dict[str, int] = {}  # channels of each key's set, at its current root
         self.flow: dict[fx.Node, _Flow] = {}
-        self.records: list[tuple[str, str, object]] = []
         self.read_by: dict[str, _Flow] = {}
         for node in traced.graph.nodes:
             self._visit(node)
 
-    # -- union-find ----------------------------------------------------------------------------------
+    # -- sets of keys that meet ----------------------------------------------------------------------
     def _key(self, key: str, size: int) -> str:
-        self.parent.setdefault(key, key)
-        self.size[key] = size
+        self.size[self.ties.add(key)] = size
         return key
 
     def find(self, key: str) -> str:
-        while self.parent[key] != key:
-            self.parent[key] = self.parent[self.parent[key]]
-            key = self.parent[key]
-        return key
+        return self.ties.find(key)
 
     def _union(self, a: str, b: str, why: str) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
+        """Tie two keys' channels, one to one: only sets as wide as each other (else both are blocked)."""
+        na, nb = self.size[self.find(a)], self.size[self.find(b)]
+        if 0 in (na, nb):  # the model's input (its width unknown): blocked anyway
+            na = nb = max(na, nb)
+        if na != nb:
+            self._note(a, "blocker", f"{why} joins {na} channels with {nb}")
+            self._note(b, "blocker", f"{why} joins {nb} channels with {na}")
             return
-        if 0 in (self.size[ra], self.size[rb]):  # the model's input (its width unknown): blocked anyway
-            self.size[ra] = self.size[rb] = max(self.size[ra], self.size[rb])
-        if self.size[ra] != self.size[rb]:
-            self._note(a, "blocker", f"{why} joins {self.size[ra]} channels with {self.size[rb]}")
-            self._note(b, "blocker", f"{why} joins {self.size[rb]} channels with {self.size[ra]}")
-            return
-        self.parent[rb] = ra
-        self.records.append((ra, "tie", why))
+        if self.ties.union(a, b, why):
+            self.size[self.find(a)] = na
 
     def _union_flows(self, a: _Flow, b: _Flow, why: str) -> bool:
         if [n for _, n in a.segments] != [n for _, n in b.segments]:
@@ -138,7 +134,7 @@ class _Analysis:
 
     # -- recording -----------------------------------------------------------------------------------
     def _note(self, key: str, kind: str, payload: object) -> None:
-        self.records.append((key, kind, payload))
+        self.ties.note(key, kind, payload)
 
     def _block_flow(self, flow: _Flow, why: str) -> None:
         for key, _ in flow.segments:
@@ -286,18 +282,18 @@ class _Analysis:
         src = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
         if target in _METADATA or target is getattr:
             return
-        if _hashable(target) in _GATES_FUNCS:
+        if hashable(target) in _GATES_FUNCS:
             self._pass(node, src, gate=True)
         elif leak(node, None) is not None:
             self._block(node, leak(node, None))
         elif passes_through(node, None):
             self._pass(node, src)
-        elif _hashable(target) in _ADDS:
+        elif hashable(target) in _ADDS:
             if self._ungated(node, f"an add ({label})"):
                 self._merge(node, label, "a residual add")
-        elif _hashable(target) in _MULS:
+        elif hashable(target) in _MULS:
             self._visit_mul(node, label)
-        elif _hashable(target) in _CATS:
+        elif hashable(target) in _CATS:
             self._visit_cat(node, label)
         elif target in (torch.flatten, "flatten"):
             start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
@@ -305,7 +301,7 @@ class _Analysis:
             self._visit_flatten(node, src, start, end, f"{label}")
         elif target == "permute" or target is torch.permute:
             self._visit_permute(node, src)
-        elif _hashable(target) in _REDUCTIONS:
+        elif hashable(target) in _REDUCTIONS:
             self._visit_reduction(node, label, src)
         else:
             self._block(node, f"{label!r} (node {node.name!r}) reads them, which the kit cannot follow")
@@ -385,8 +381,7 @@ class _Analysis:
     # -- result --------------------------------------------------------------------------------------
     def groups(self) -> list[CoupledGroup]:
         by_root: dict[str, CoupledGroup] = {}
-        for key, kind, payload in self.records:
-            root = self.find(key)
+        for root, kind, payload in self.ties.by_set():
             group = by_root.setdefault(root, CoupledGroup("", self.size[root]))
             if kind == "producer":
                 if payload not in group.producers:
@@ -427,22 +422,9 @@ def _mixing(name: str, module: nn.Module, flow: _Flow | None) -> str | None:
     return None
 
 
-def _hashable(target: object) -> object:
-    try:
-        hash(target)
-    except TypeError:
-        return None
-    return target
-
-
 def trace(model: nn.Module) -> fx.GraphModule:
     """The model's fx graph, or a ValueError saying why the kit cannot analyse it."""
-    try:
-        return fx.symbolic_trace(model)
-    except Exception as err:  # any tracing failure means the same thing to the user
-        raise ValueError(f"coupled channel groups need a model torch.fx can trace, and tracing "
-                         f"{type(model).__name__} failed ({type(err).__name__}: {err}); data-dependent control "
-                         "flow is the usual cause") from None
+    return trace_or_refuse(model, "coupled channel groups need")
 
 
 def coupled_groups(model: nn.Module) -> list[CoupledGroup]:
