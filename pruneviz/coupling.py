@@ -15,8 +15,9 @@ pruned channel is zeroed (weights, bias, BatchNorm gamma and beta), computes exa
 the channel computes. So a LayerNorm or GroupNorm over the channels (it normalizes a zero with the others), a
 sigmoid whose output reaches anything but the multiplication it gates, a view or reshape, a grouped conv whose
 output is not as wide as its input (one as wide, like RegNet's, is pruned evenly in each of its groups),
-``nn.MultiheadAttention`` (fx keeps it whole) and the model's input and output block the channels that reach
-them.
+a module fx keeps whole (``nn.TransformerEncoderLayer``) and the model's input and output block the channels
+that reach them. The heads of an ``nn.MultiheadAttention`` are a group of their own (``heads``: channel i is
+head i, its q, k, v rows and out_proj columns, :mod:`pruneviz.attention`); what it reads is kept.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import fx, nn
 
+from . import attention
 from .graph import (NORMS, TiedKeys, hashable, leak, module_leak, passes_through, prunable_layers,
                     trace_or_refuse)
 
@@ -48,6 +50,7 @@ class CoupledGroup:
     grouped: dict[str, int] = field(default_factory=dict)  # grouped convs reading and writing them: layer -> groups
     norms: dict[str, int] = field(default_factory=dict)  # BatchNorm -> offset of the group in its features
     consumers: dict[str, tuple[int, int]] = field(default_factory=dict)  # layer -> (first column, per channel)
+    heads: dict[str, int] = field(default_factory=dict)  # attention layer -> head_dim: channel i is its head i
     ties: list[str] = field(default_factory=list)  # what couples the producers
     blockers: list[str] = field(default_factory=list)  # why these channels cannot be removed
 
@@ -63,6 +66,10 @@ class CoupledGroup:
     def layers(self) -> list[str]:
         """Every Linear/Conv whose weight the group touches: producers, then consumers."""
         return list(dict.fromkeys(self.producers + list(self.consumers)))
+
+    def members(self) -> list[str]:
+        """The modules whose channels these are: the producers, or the attention layer whose heads they are."""
+        return self.producers + [name for name in self.heads if name not in self.producers]
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,7 @@ class _Analysis:
         self.size: dict[str, int] = {}  # channels of each key's set, at its current root
         self.flow: dict[fx.Node, _Flow] = {}
         self.read_by: dict[str, _Flow] = {}
+        self.attention_out: dict[fx.Node, _Flow] = {}  # an attention call -> the flow of its output
         for node in traced.graph.nodes:
             self._visit(node)
 
@@ -187,6 +195,10 @@ class _Analysis:
             self._visit_layer(node, name, module, flow)
         elif isinstance(module, tuple(_GATES)):
             self._pass(node, src, gate=True)
+        elif isinstance(module, attention.ATTENTION):
+            self._visit_attention(node, name, module)
+        elif isinstance(module, (nn.TransformerEncoderLayer, nn.TransformerEncoder)):
+            self._visit_encoder(node, name, module)
         elif module_leak(name, module) is not None:
             self._block(node, _mixing(name, module, flow) or module_leak(name, module))
         elif isinstance(module, NORMS):
@@ -198,8 +210,58 @@ class _Analysis:
             self._pass(node, src)
         else:
             self._block(node, f"{name!r} ({type(module).__name__}) reads them, which the kit cannot follow"
-                        + (" (torch.fx keeps it as one op, so its heads are not seen)"
-                           if isinstance(module, (nn.MultiheadAttention, nn.TransformerEncoderLayer)) else ""))
+                        + (" (torch.fx keeps it as one op, so the layers and heads inside are not seen)"
+                           if isinstance(module, (nn.TransformerDecoderLayer, nn.TransformerDecoder)) else ""))
+
+    def _visit_attention(self, node: fx.Node, name: str, module: nn.Module) -> None:
+        """Its heads are one group; its output, the first item it returns, is out_proj's channels. What it reads
+        goes through its q, k, v in-projection, whose input columns the kit does not remove: those are kept."""
+        self._block(node, f"attention {name!r} reads them through its q, k, v in-projection, whose input "
+                          "features the kit does not remove (it removes heads)")
+        key = self._heads(name, module)
+        for user in node.users:
+            if not (user.op == "call_function" and user.target is operator.getitem and user.args[1] == 0):
+                self._note(key, "blocker", f"what {name!r} returns besides its output is read (node "
+                                           f"{user.name!r}): its attention weights average over the heads, "
+                                           "so a removed head would change them")
+        out = self._key(f"{name}.out_proj", module.out_proj.out_features)
+        self._note(out, "producer", f"{name}.out_proj")
+        query = self.flow.get(node.args[0]) if node.args else None
+        self.attention_out[node] = _Flow(((out, module.out_proj.out_features),), -1,
+                                         query.rank if query is not None and not query.flat else None)
+
+    def _heads(self, name: str, module: nn.Module) -> str:
+        """The group of an attention layer's heads: channel i is head i, its q, k, v rows and out_proj columns."""
+        key = self._key(name, module.num_heads)
+        self._note(key, "heads", (name, module.head_dim))
+        self._note(key, "consumer", (f"{name}.out_proj", 0, module.head_dim))
+        why = attention.unsupported_reason(name, module)
+        if why is not None:
+            self._note(key, "blocker", why)
+        return key
+
+    def _visit_encoder(self, node: fx.Node, name: str, module: nn.Module) -> None:
+        """torch.fx keeps nn.TransformerEncoder(Layer) as one op (its forward branches on the input), so its
+        inside is read from the structure its forward has: x + self_attn(x) and x + linear2(act(linear1(x))),
+        each with a LayerNorm over the channels. The heads and the MLP's hidden channels are groups; what goes
+        in and comes out passes those LayerNorms: kept."""
+        self._block(node, f"{name!r} ({type(module).__name__}) normalizes them with LayerNorms over the channels, "
+                          "so a removed channel would change the others")
+        layers = [(name, module)] if isinstance(module, nn.TransformerEncoderLayer) else \
+            [(f"{name}.layers.{i}", layer) for i, layer in enumerate(module.layers)]
+        for prefix, layer in layers:
+            self._heads(f"{prefix}.self_attn", layer.self_attn)
+            hidden = self._key(f"{prefix}.linear1", layer.linear1.out_features)
+            self._note(hidden, "producer", f"{prefix}.linear1")
+            self._note(hidden, "consumer", (f"{prefix}.linear2", 0, 1))
+            at_zero = float(layer.activation(torch.zeros(1)))
+            if at_zero != 0:
+                self._note(hidden, "blocker", f"{prefix!r}'s activation maps a zeroed channel to {at_zero:g}")
+            for out in (f"{prefix}.self_attn.out_proj", f"{prefix}.linear2"):
+                key = self._key(out, layer.linear2.out_features)
+                self._note(key, "producer", out)
+                self._note(key, "blocker", f"{out!r} writes the residual stream of {prefix!r}, which its "
+                                           "LayerNorms normalize over the channels")
 
     def _visit_layer(self, node: fx.Node, name: str, module: nn.Module, flow: _Flow | None) -> None:
         is_conv = isinstance(module, CONVS)
@@ -281,6 +343,10 @@ class _Analysis:
         label = target if isinstance(target, str) else getattr(target, "__name__", str(target))
         src = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
         if target in _METADATA or target is getattr:
+            return
+        if target is operator.getitem and src in self.attention_out:
+            if node.args[1] == 0:
+                self.flow[node] = self.attention_out[src]
             return
         if hashable(target) in _GATES_FUNCS:
             self._pass(node, src, gate=True)
@@ -391,6 +457,8 @@ class _Analysis:
                     group.depthwise.append(payload)
             elif kind == "grouped":
                 group.grouped.setdefault(*payload)
+            elif kind == "heads":
+                group.heads.setdefault(*payload)
             elif kind == "norm":
                 group.norms.setdefault(*payload)
             elif kind == "consumer":
@@ -400,15 +468,17 @@ class _Analysis:
                 group.ties.append(payload)
             elif payload not in group.blockers:
                 group.blockers.append(payload)
-        groups = [g for g in by_root.values() if g.producers]
+        groups = [g for g in by_root.values() if g.producers or g.heads]
         for group in groups:
             group.producers.sort(key=self.order.__getitem__)
-            group.name = group.producers[0]
+            group.name = group.members()[0]
             for name in group.depthwise + list(group.grouped):  # they read the group itself: not consumers
                 group.consumers.pop(name, None)
             if len(set(group.grouped.values())) > 1:
                 group.blockers.append(f"grouped convs with different groups ({group.grouped}) read them")
-        return sorted(groups, key=lambda g: self.order[g.name])
+        # heads just before their attention layer's out_proj, whose channels come after them
+        return sorted(groups, key=lambda g: (self.order[g.producers[0]], 1) if g.producers
+                      else (self.order[f"{g.name}.out_proj"], 0))
 
 
 _GATES = (nn.Sigmoid, nn.Hardsigmoid)

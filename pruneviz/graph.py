@@ -119,10 +119,27 @@ def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
     return {name: m for name, m in model.named_modules() if isinstance(m, PRUNABLE) and m.weight is not None}
 
 
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer that also keeps the kit's own smaller attention (what compact leaves of an
+    nn.MultiheadAttention) as one op, as it keeps nn.MultiheadAttention: its forward branches on the input."""
+
+    def is_leaf_module(self, m: nn.Module, qualified_name: str) -> bool:
+        from .attention import PrunedMultiheadAttention
+
+        return isinstance(m, PrunedMultiheadAttention) or super().is_leaf_module(m, qualified_name)
+
+
+def symbolic_trace(model: nn.Module) -> fx.GraphModule:
+    """``torch.fx.symbolic_trace`` with the kit's leaves (a compacted model traces as its original did)."""
+    tracer = _Tracer()
+    graph = tracer.trace(model)
+    return fx.GraphModule(tracer.root, graph, model.__class__.__name__)
+
+
 def trace_or_refuse(model: nn.Module, who_needs: str) -> fx.GraphModule:
     """The model's fx graph, or a ValueError saying who needs one (``"compact needs"``) and why tracing failed."""
     try:
-        return fx.symbolic_trace(model)
+        return symbolic_trace(model)
     except Exception as err:  # any tracing failure means the same thing to the user
         raise ValueError(f"{who_needs} a model torch.fx can trace, and tracing {type(model).__name__} failed "
                          f"({type(err).__name__}: {err}); data-dependent control flow is the usual cause") from None
@@ -162,7 +179,7 @@ class TiedKeys:
 
 def _trace(model: nn.Module) -> fx.GraphModule | None:
     try:
-        return fx.symbolic_trace(model)
+        return symbolic_trace(model)
     except Exception:  # fx cannot trace every model; the registration-order fallback covers the rest
         return None
 
@@ -341,6 +358,6 @@ def untraced_reason(model: nn.Module, name: str) -> str:
     modules = dict(model.named_modules())
     parts = name.split(".")
     outer = next((p for p in (".".join(parts[:i]) for i in range(1, len(parts)))
-                  if fx.Tracer().is_leaf_module(modules[p], p)), None)
+                  if _Tracer().is_leaf_module(modules[p], p)), None)
     return (f"it runs inside {outer!r} ({type(modules[outer]).__name__}), which torch.fx traces as one op"
             if outer is not None else "torch.fx's trace never calls it (its weight is used by a function)")

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from . import attention
 from .coupling import CoupledGroup, coupled_groups
 
 
@@ -36,9 +37,20 @@ class GroupPlan:
         self.layers = list(dict.fromkeys(name for g in groups for name in g.layers()))
         self.norms = list(dict.fromkeys(name for g in groups for name in g.norms))
         self.grouped = {name: n for g in groups for name, n in g.grouped.items()}
+        self.heads = {name: g.name for g in groups for name in g.heads}  # attention layer -> its group
+
+    def keep_all(self) -> dict[str, torch.Tensor]:
+        """Every channel of every group kept: the keeps of an unpruned model."""
+        return {name: torch.ones(g.size, dtype=torch.bool, device=self._device(g)) for name, g in self.groups.items()}
+
+    def _device(self, group: CoupledGroup) -> torch.device:
+        return self.modules[group.layers()[0]].weight.device
 
     def written(self):
         """(key, parameter) for every tensor a prune writes, each once."""
+        for name in self.heads:
+            for pname in dict.fromkeys(p for p, _ in attention.projections(self.modules[name])):
+                yield f"{name}.{pname}", getattr(self.modules[name], pname)
         for name in self.layers:
             module = self.modules[name]
             yield f"{name}.weight", module.weight
@@ -90,6 +102,10 @@ class GroupPlan:
     def tensor_keeps(self, keeps: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]):
         """(key, keep) for every written tensor: weights by ``masks``, biases by rows, BatchNorms by features."""
         rows, _, feats = self._vectors(keeps)
+        for name, group in self.heads.items():
+            module = self.modules[name]
+            for pname, keep in attention.row_keeps(module, keeps[group]).items():
+                yield f"{name}.{pname}", keep.reshape(-1, *[1] * (getattr(module, pname).dim() - 1))
         for name in self.layers:
             yield f"{name}.weight", masks[name]
             if name in rows and self.modules[name].bias is not None:
@@ -115,11 +131,16 @@ class GroupPlan:
             out[name] = (rank >= per_slice).reshape(-1)
         return out
 
-    def group_scores(self, member_scores: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def group_scores(self, member_scores: Mapping[str, torch.Tensor], criterion=None) -> dict[str, torch.Tensor]:
         """A group's score: the sum of its scored members' channel scores (the lecture's sum over a row,
-        taken over every layer the channel spans); groups with no scored member are not in the result."""
+        taken over every layer the channel spans); a group of attention heads: ``criterion.head_scores``, the
+        same sum over every weight of a head; groups with no scored member are not in the result."""
         out = {}
         for name, group in self.groups.items():
+            if group.heads and criterion is not None:
+                (layer,) = group.heads
+                out[name] = criterion.head_scores(layer, self.modules[layer])
+                continue
             scored = [member_scores[p] for p in group.producers if p in member_scores]
             if scored:
                 out[name] = torch.stack([s.to(torch.float64) for s in scored]).sum(0).to(scored[0].dtype)
@@ -152,6 +173,11 @@ def _slice_grouped(name: str, conv: nn.Module, keep: torch.Tensor, groups: int) 
     conv.in_channels = conv.out_channels = int(keep.sum())
 
 
+def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, module)
+
+
 @torch.no_grad()
 def compact_groups(model: nn.Module, masks: GroupMasks) -> nn.Module:
     """A smaller copy of ``model`` without the channels of the groups ``masks.keeps`` prunes."""
@@ -169,12 +195,15 @@ def compact_groups(model: nn.Module, masks: GroupMasks) -> nn.Module:
         if not bool(keep.all()):
             if not bool(keep.any()):
                 raise ValueError(f"the masks remove every channel of the group {name!r} "
-                                 f"({', '.join(group.producers)}); keep at least one")
+                                 f"({', '.join(group.members())}); keep at least one")
             keeps[name] = keep
     plan = GroupPlan(model, [found[name] for name in keeps])
     rows, cols, feats = plan._vectors(keeps)
     depthwise = {layer for name in keeps for layer in found[name].depthwise}
     small = copy.deepcopy(model)
+    for layer, name in plan.heads.items():  # first: the smaller attention takes the kept out_proj columns
+        _replace(small, layer, attention.compact_heads(small.get_submodule(layer), keeps[name]))
+        cols.pop(f"{layer}.out_proj", None)
     for layer, keep in rows.items():
         if layer in plan.grouped:
             _slice_grouped(layer, small.get_submodule(layer), keep, plan.grouped[layer])

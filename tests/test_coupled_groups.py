@@ -105,7 +105,52 @@ def test_transformer_encoder_layer():
 
     groups = by_name(Tokens())
     assert groups["layer.linear1"].consumers == {"layer.linear2": (0, 1)} and not groups["layer.linear1"].blockers
-    assert any("MultiheadAttention" in b and "heads" in b for b in groups["embed"].blockers)
+    # the heads: channel i of the group is head i, its q, k, v rows (in_proj) and its 4 columns of out_proj
+    heads = groups["layer.attn"]
+    assert (heads.size, heads.heads, heads.consumers, heads.producers) == (4, {"layer.attn": 4},
+                                                                           {"layer.attn.out_proj": (0, 4)}, [])
+    assert not heads.blockers
+    # what attention reads and writes is the residual stream: kept, and said why
+    assert groups["embed"].producers == ["embed", "layer.attn.out_proj"]
+    assert any("attention 'layer.attn' reads them through its q, k, v in-projection" in b
+               for b in groups["embed"].blockers)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_torch_transformer_encoder_layers_are_read_from_their_structure(norm_first):
+    """fx keeps nn.TransformerEncoder(Layer) as one op: its heads and MLP channels are found all the same."""
+    class Tokens(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Linear(12, 16)
+            layer = nn.TransformerEncoderLayer(16, 4, 24, batch_first=True, norm_first=norm_first)
+            self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+            self.fc = nn.Linear(16, 10)
+
+        def forward(self, x):
+            return self.fc(self.encoder(self.embed(x)).mean(1))
+
+    groups = by_name(Tokens())
+    for i in range(2):
+        prefix = f"encoder.layers.{i}"
+        assert groups[f"{prefix}.self_attn"].heads == {f"{prefix}.self_attn": 4}
+        assert groups[f"{prefix}.linear1"].consumers == {f"{prefix}.linear2": (0, 1)}
+        assert not groups[f"{prefix}.self_attn"].blockers and not groups[f"{prefix}.linear1"].blockers
+        assert "LayerNorms normalize over the channels" in groups[f"{prefix}.linear2"].blockers[0]
+    assert "(TransformerEncoder) normalizes them with LayerNorms" in groups["embed"].blockers[0]
+
+
+def test_attention_weights_read_keep_the_heads():
+    class Weights(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, x):
+            out, weights = self.attn(x, x, x)
+            return out.mean() + weights.mean()
+
+    assert any("attention weights average over the heads" in b for b in by_name(Weights())["attn"].blockers)
 
 
 @pytest.mark.parametrize("op", ["view", "layernorm", "sigmoid_add"])
