@@ -8,12 +8,13 @@ from hypothesis import strategies as st
 from torch import nn
 
 import pruneviz
-from benchmarks.coupled_models import (BasicBlock, Bottleneck, ConvNeXtBlock, DenseBlock, InvertedResidual,
-                                       RegNetBlock, randomized)
+from benchmarks.coupled_models import (BasicBlock, Bottleneck, ConvNeXtBlock, DenseBlock, EncoderLayer,
+                                       InvertedResidual, RegNetBlock, randomized)
 
 from .conftest import same_state, state_of
 
-BLOCKS = ("basic", "bottleneck", "inverted", "inverted_se", "dense", "concat", "gate", "grouped", "convnext")
+BLOCKS = ("basic", "bottleneck", "inverted", "inverted_se", "dense", "concat", "gate", "grouped", "convnext",
+          "attention", "torch_encoder")
 
 
 class Concat(nn.Module):
@@ -43,6 +44,24 @@ class Gate(nn.Module):
         return self.value(x) * torch.sigmoid(self.gate(x))
 
 
+class Attention(nn.Module):
+    """The feature map's positions as tokens through a transformer encoder layer (heads 2 channels wide), back
+    to a map: the hand-written EncoderLayer (nn.MultiheadAttention inside) or torch's nn.TransformerEncoderLayer
+    (which fx keeps whole), after a 1x1 conv to the layer's width."""
+
+    def __init__(self, c: int, width: int, bias: bool, torch_layer: bool):
+        super().__init__()
+        self.dim = 2 * max(2, width // 2)
+        self.inp = nn.Conv2d(c, self.dim, 1, bias=bias)
+        self.layer = (nn.TransformerEncoderLayer(self.dim, self.dim // 2, 2 * width, dropout=0.0, batch_first=True,
+                                                 bias=bias) if torch_layer else
+                      EncoderLayer(self.dim, self.dim // 2, 2 * width))
+
+    def forward(self, x):
+        h = self.inp(x)
+        return self.layer(h.flatten(2).transpose(1, 2)).transpose(1, 2).reshape(h.shape)
+
+
 def block(kind: str, c: int, width: int, bias: bool) -> tuple[nn.Module, int]:
     """A block of ``kind`` reading c channels; its output channels."""
     if kind == "basic":
@@ -58,6 +77,9 @@ def block(kind: str, c: int, width: int, bias: bool) -> tuple[nn.Module, int]:
         return Concat(c, width, max(1, width // 2), bias), c
     if kind == "gate":
         return Gate(c, width, bias), width
+    if kind in ("attention", "torch_encoder"):
+        module = Attention(c, width, bias, kind == "torch_encoder")
+        return module, module.dim
     if kind == "grouped":  # RegNet's block: a grouped 3x3 conv of groups 2 channels wide, SE, residual add
         out = 4 * max(1, width // 2)
         return RegNetBlock(c, out, 1 + (width % 2), 2), out
@@ -115,6 +137,8 @@ def test_masked_equals_compacted(net, ratio, scope, criterion):
     for name, group in pruner._plan.groups.items():  # every producer of a group has exactly its kept channels
         for layer in group.producers:
             assert small.get_submodule(layer).weight.shape[0] == kept[name]
+        for layer in group.heads:  # and every attention layer its kept heads
+            assert small.get_submodule(layer).num_heads == kept[name]
     if "convnext" not in kinds:  # a LayerNorm over channels keeps the ConvNeXt block's channels out
         assert pruneviz.count_parameters(small) <= pruneviz.count_parameters(model)
 
