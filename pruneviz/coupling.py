@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import fx, nn
+from torch.nn import functional as F
 
 from . import attention
 from .graph import (NORMS, TiedKeys, hashable, leak, module_leak, passes_through, prunable_layers,
@@ -51,6 +52,10 @@ class CoupledGroup:
     norms: dict[str, int] = field(default_factory=dict)  # BatchNorm -> offset of the group in its features
     consumers: dict[str, tuple[int, int]] = field(default_factory=dict)  # layer -> (first column, per channel)
     heads: dict[str, int] = field(default_factory=dict)  # attention layer -> head_dim: channel i is its head i
+    # a LayerNorm over the channels (in ``norms`` too) -> the dims of the channels at its input and output:
+    # compact keeps it at its width, the removed channels put back as zeros around it (group_masks.FullWidth)
+    widened: dict[str, tuple[int, int]] = field(default_factory=dict)
+    scales: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # parameter -> (dim, its size, offset)
     ties: list[str] = field(default_factory=list)  # what couples the producers
     blockers: list[str] = field(default_factory=list)  # why these channels cannot be removed
 
@@ -110,8 +115,13 @@ class _Analysis:
         self.flow: dict[fx.Node, _Flow] = {}
         self.read_by: dict[str, _Flow] = {}
         self.attention_out: dict[fx.Node, _Flow] = {}  # an attention call -> the flow of its output
-        for node in traced.graph.nodes:
+        self.model = model
+        self.nodes = list(traced.graph.nodes)
+        self.norm_calls: list[tuple[str, fx.Node, fx.Node, _Flow]] = []  # LayerNorm, its input and output nodes
+        for node in self.nodes:
             self._visit(node)
+        for call in self.norm_calls:
+            self._settle_widened(*call)
 
     # -- sets of keys that meet ----------------------------------------------------------------------
     def _key(self, key: str, size: int) -> str:
@@ -199,8 +209,10 @@ class _Analysis:
             self._visit_attention(node, name, module)
         elif isinstance(module, (nn.TransformerEncoderLayer, nn.TransformerEncoder)):
             self._visit_encoder(node, name, module)
+        elif isinstance(module, nn.LayerNorm) and flow is not None:
+            self._visit_channel_norm(node, name, module, flow, src, node)
         elif module_leak(name, module) is not None:
-            self._block(node, _mixing(name, module, flow) or module_leak(name, module))
+            self._block(node, module_leak(name, module))
         elif isinstance(module, NORMS):
             if flow is not None and self._ungated(node, repr(name)):
                 self._visit_norm(node, name, module, flow)
@@ -329,6 +341,57 @@ class _Analysis:
                 offset += n
         self._pass(node, node.args[0])
 
+    def _visit_layer_norm_call(self, node: fx.Node, src: fx.Node | None) -> None:
+        """F.layer_norm inside a LayerNorm's own forward (torchvision's LayerNorm2d: permute, layer_norm,
+        permute back): the LayerNorm is the module whose weight it reads, its input and output those of that
+        module's nodes (fx's nn_module_stack)."""
+        flow = self.flow.get(src)
+        if flow is None:
+            return
+        weight = node.args[2] if len(node.args) > 2 else node.kwargs.get("weight")
+        owner = weight.target.rpartition(".")[0] if isinstance(weight, fx.Node) and weight.op == "get_attr" \
+            and weight.target.endswith(".weight") else None
+        module = self.modules.get(owner)
+        inside = [n for n in self.nodes if owner in n.meta.get("nn_module_stack", {})] if owner else []
+        entry = {a for n in inside for a in n.all_input_nodes if a not in inside}
+        if not isinstance(module, nn.LayerNorm) or len(entry) != 1:
+            self._block_flow(flow, f"layer_norm (node {node.name!r}) normalizes over them, outside a LayerNorm "
+                                   "module the kit can keep at its width")
+            return
+        self._visit_channel_norm(node, owner, module, flow, entry.pop(), inside[-1])
+
+    def _visit_channel_norm(self, node: fx.Node, name: str, module: nn.LayerNorm, flow: _Flow, entry: fx.Node,
+                            exit_: fx.Node) -> None:
+        """A LayerNorm over exactly these channels: zeroed with them (gamma and beta), like a BatchNorm. Its
+        statistics span the channels, so compact keeps it at its width (the removed channels back as zeros
+        around it): the smaller model computes what the masked one does."""
+        shape = tuple(module.normalized_shape)
+        if not flow.is_last() or flow.flat or shape != (flow.channels,):
+            self._block_flow(flow, f"LayerNorm {name!r} normalizes over {shape}, not over their {flow.channels} "
+                                   "channels alone")
+        elif module.weight is None:
+            self._block_flow(flow, f"LayerNorm {name!r} has no gamma and beta (elementwise_affine=False): a "
+                                   "removed channel would leave it as -mean / std of the others, not zero")
+        else:
+            self._read(name, flow)
+            offset = 0
+            for key, n in flow.segments:
+                self._note(key, "norm", (name, offset))
+                offset += n
+            self.norm_calls.append((name, entry, exit_, flow))
+        self._pass(node, node.args[0])
+
+    def _settle_widened(self, name: str, entry: fx.Node, exit_: fx.Node, flow: _Flow) -> None:
+        """Where the LayerNorm module's channels are at its input and output (compact puts removed ones back
+        there), once every flow is known."""
+        before, after = self.flow.get(entry), self.flow.get(exit_)
+        if before is None or after is None or before.segments != after.segments or before.flat or after.flat:
+            self._block_flow(flow, f"LayerNorm {name!r}'s input and output channels do not line up, so the kit "
+                                   "cannot put removed channels back around it")
+            return
+        for key, _ in flow.segments:
+            self._note(key, "widened", (name, (before.cdim, after.cdim)))
+
     def _visit_flatten(self, node: fx.Node, src: fx.Node | None, start: int, end: int, label: str) -> None:
         flow = self.flow.get(src)
         if flow is None:
@@ -350,6 +413,8 @@ class _Analysis:
             return
         if hashable(target) in _GATES_FUNCS:
             self._pass(node, src, gate=True)
+        elif target is F.layer_norm:
+            self._visit_layer_norm_call(node, src)
         elif leak(node, None) is not None:
             self._block(node, leak(node, None))
         elif passes_through(node, None):
@@ -389,11 +454,34 @@ class _Analysis:
 
     def _visit_mul(self, node: fx.Node, label: str) -> None:
         tensors = [a for a in node.args if isinstance(a, fx.Node)]
+        params = [a for a in tensors if a.op == "get_attr"]
+        if len(tensors) == 2 and len(params) == 1 and (set(tensors) - set(params)).pop() in self.flow:
+            self._visit_scale(node, label, params[0], (set(tensors) - set(params)).pop())
+            return
         if len(tensors) == 1 and tensors[0] in self.flow:  # times a number: a zero stays zero
             if self._ungated(node, f"a multiplication by a number ({label})"):
                 self._pass(node, tensors[0])
             return
         self._merge(node, label, "a gate (multiplication)")
+
+    def _visit_scale(self, node: fx.Node, label: str, param: fx.Node, src: fx.Node) -> None:
+        """Times a parameter (ConvNeXt's layer scale): a zero stays zero; one value per channel goes with it."""
+        flow = self.flow[src]
+        tensor = _attribute(self.model, param.target)
+        pdim = None if flow.rank is None or flow.flat else flow.dim() - (flow.rank - tensor.dim())
+        if not self._ungated(node, f"a multiplication ({label})"):
+            return
+        if pdim is None or (0 <= pdim and tensor.shape[pdim] not in (1, flow.channels)) or \
+                tensor.dim() > (flow.rank or 0):
+            self._block_flow(flow, f"{label} by {param.target!r} of shape {tuple(tensor.shape)} (node "
+                                   f"{node.name!r}) does not scale them one value per channel")
+            return
+        if pdim >= 0 and tensor.shape[pdim] == flow.channels:
+            offset = 0
+            for key, n in flow.segments:
+                self._note(key, "scale", (param.target, (pdim, flow.channels, offset)))
+                offset += n
+        self._pass(node, src)
 
     def _visit_cat(self, node: fx.Node, label: str) -> None:
         tensors = node.args[0] if node.args else node.kwargs.get("tensors", ())
@@ -459,6 +547,10 @@ class _Analysis:
                 group.grouped.setdefault(*payload)
             elif kind == "heads":
                 group.heads.setdefault(*payload)
+            elif kind == "widened":
+                group.widened.setdefault(*payload)
+            elif kind == "scale":
+                group.scales.setdefault(*payload)
             elif kind == "norm":
                 group.norms.setdefault(*payload)
             elif kind == "consumer":
@@ -485,11 +577,10 @@ _GATES = (nn.Sigmoid, nn.Hardsigmoid)
 _GATES_FUNCS = {torch.sigmoid, nn.functional.sigmoid, nn.functional.hardsigmoid, "sigmoid", "sigmoid_"}
 
 
-def _mixing(name: str, module: nn.Module, flow: _Flow | None) -> str | None:
-    if isinstance(module, nn.LayerNorm) and flow is not None and flow.is_last():
-        return (f"LayerNorm {name!r} normalizes over them: a removed channel changes the others' mean and "
-                "variance, so the masked model would not compute what the smaller one does")
-    return None
+def _attribute(model: nn.Module, target: str) -> torch.Tensor:
+    """The parameter or buffer an fx get_attr node names."""
+    owner, _, attr = target.rpartition(".")
+    return getattr(model.get_submodule(owner) if owner else model, attr)
 
 
 def trace(model: nn.Module) -> fx.GraphModule:

@@ -120,13 +120,15 @@ def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
 
 
 class _Tracer(fx.Tracer):
-    """torch.fx's tracer that also keeps the kit's own smaller attention (what compact leaves of an
-    nn.MultiheadAttention) as one op, as it keeps nn.MultiheadAttention: its forward branches on the input."""
+    """torch.fx's tracer that also keeps what compact leaves of an nn.MultiheadAttention (its forward branches on
+    the input) and of a LayerNorm over pruned channels as one op each: a compacted model traces as the
+    original did, and coupling says why their channels are kept."""
 
     def is_leaf_module(self, m: nn.Module, qualified_name: str) -> bool:
         from .attention import PrunedMultiheadAttention
+        from .group_masks import FullWidth
 
-        return isinstance(m, PrunedMultiheadAttention) or super().is_leaf_module(m, qualified_name)
+        return isinstance(m, (PrunedMultiheadAttention, FullWidth)) or super().is_leaf_module(m, qualified_name)
 
 
 def symbolic_trace(model: nn.Module) -> fx.GraphModule:

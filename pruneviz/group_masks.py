@@ -76,7 +76,7 @@ class GroupPlan:
                 vector = cols.setdefault(layer, torch.ones(width, dtype=torch.bool, device=keep.device))
                 vector[first:first + group.size * columns] = keep.repeat_interleave(columns)
             for norm, offset in group.norms.items():
-                vector = feats.setdefault(norm, torch.ones(self.modules[norm].num_features, dtype=torch.bool,
+                vector = feats.setdefault(norm, torch.ones(_features(self.modules[norm]), dtype=torch.bool,
                                                            device=keep.device))
                 vector[offset:offset + group.size] = keep
         return rows, cols, feats
@@ -147,6 +147,30 @@ class GroupPlan:
         return out
 
 
+def _features(norm: nn.Module) -> int:
+    """How many channels a BatchNorm or a LayerNorm over the channels normalizes."""
+    return norm.num_features if hasattr(norm, "num_features") else norm.normalized_shape[0]
+
+
+class FullWidth(nn.Module):
+    """A module whose statistics span the channels (a LayerNorm over them), kept at its width in a compacted
+    model: the kept channels are put back among zeros where the removed ones were, the module runs as in the
+    masked model, and the kept channels are taken out again. A LayerNorm of the kept channels alone would
+    normalize with other statistics than the masked model's (Torch-Pruning prunes it so; fine-tuning then
+    absorbs the difference): this one computes what the masked model computes, at the cost of a copy."""
+
+    def __init__(self, module: nn.Module, keep: torch.Tensor, in_dim: int, out_dim: int):
+        super().__init__()
+        self.module, self.in_dim, self.out_dim, self.width = module, in_dim, out_dim, keep.numel()
+        self.register_buffer("kept", torch.nonzero(keep).flatten(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = list(x.shape)
+        shape[self.in_dim] = self.width
+        full = x.new_zeros(shape).index_copy(self.in_dim, self.kept, x)
+        return self.module(full).index_select(self.out_dim, self.kept)
+
+
 def _set_out(module: nn.Module, keep: torch.Tensor, depthwise: bool) -> None:
     from .surgery import _slice_out
 
@@ -199,6 +223,12 @@ def compact_groups(model: nn.Module, masks: GroupMasks) -> nn.Module:
             keeps[name] = keep
     plan = GroupPlan(model, [found[name] for name in keeps])
     rows, cols, feats = plan._vectors(keeps)
+    widened = {norm: dims for name in keeps for norm, dims in found[name].widened.items()}
+    scales = {}  # a parameter scaling the channels (a layer scale): one bool per its values along the dim
+    for name, keep in keeps.items():
+        for param, (dim, size, offset) in found[name].scales.items():
+            vector = scales.setdefault(param, (dim, torch.ones(size, dtype=torch.bool, device=keep.device)))[1]
+            vector[offset:offset + keep.numel()] = keep
     depthwise = {layer for name in keeps for layer in found[name].depthwise}
     small = copy.deepcopy(model)
     for layer, name in plan.heads.items():  # first: the smaller attention takes the kept out_proj columns
@@ -212,5 +242,15 @@ def compact_groups(model: nn.Module, masks: GroupMasks) -> nn.Module:
     for layer, keep in cols.items():
         _slice_in(small.get_submodule(layer), keep, 1)
     for norm, keep in feats.items():
-        _slice_norm(small.get_submodule(norm), keep)
+        if norm in widened:
+            _replace(small, norm, FullWidth(small.get_submodule(norm), keep, *widened[norm]))
+        else:
+            _slice_norm(small.get_submodule(norm), keep)
+    for param, (dim, keep) in scales.items():
+        owner, _, attr = param.rpartition(".")
+        module = small.get_submodule(owner) if owner else small
+        old = getattr(module, attr)
+        new = old.index_select(dim, torch.nonzero(keep.to(old.device)).flatten())
+        setattr(module, attr, nn.Parameter(new.detach().clone(), requires_grad=old.requires_grad)
+                if isinstance(old, nn.Parameter) else new)
     return small
