@@ -334,12 +334,16 @@ class _Analysis:
             self._block_flow(flow, f"BatchNorm {name!r} normalizes {module.num_features} features, not their "
                                    f"{flow.channels} channels along dim 1")
         else:
-            self._read(name, flow)
-            offset = 0
-            for key, n in flow.segments:
-                self._note(key, "norm", (name, offset))
-                offset += n
+            self._norm_reads(name, flow)
         self._pass(node, node.args[0])
+
+    def _norm_reads(self, name: str, flow: _Flow) -> None:
+        """Norm ``name`` scales these channels: each segment at its offset among the norm's features."""
+        self._read(name, flow)
+        offset = 0
+        for key, n in flow.segments:
+            self._note(key, "norm", (name, offset))
+            offset += n
 
     def _visit_layer_norm_call(self, node: fx.Node, src: fx.Node | None) -> None:
         """F.layer_norm inside a LayerNorm's own forward (torchvision's LayerNorm2d: permute, layer_norm,
@@ -373,11 +377,7 @@ class _Analysis:
             self._block_flow(flow, f"LayerNorm {name!r} has no gamma and beta (elementwise_affine=False): a "
                                    "removed channel would leave it as -mean / std of the others, not zero")
         else:
-            self._read(name, flow)
-            offset = 0
-            for key, n in flow.segments:
-                self._note(key, "norm", (name, offset))
-                offset += n
+            self._norm_reads(name, flow)
             self.norm_calls.append((name, entry, exit_, flow))
         self._pass(node, node.args[0])
 
