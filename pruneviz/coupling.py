@@ -209,6 +209,10 @@ class _Analysis:
             self._visit_attention(node, name, module)
         elif isinstance(module, (nn.TransformerEncoderLayer, nn.TransformerEncoder)):
             self._visit_encoder(node, name, module)
+        elif _is_full_width(module):
+            self._block(node, f"{name!r} is a LayerNorm that compact kept at its width (the channels it removed "
+                              "are put back as zeros around it): the kit does not prune a compacted model's "
+                              "channels there again; prune the original model at the higher ratio instead")
         elif isinstance(module, nn.LayerNorm) and flow is not None:
             self._visit_channel_norm(node, name, module, flow, src, node)
         elif module_leak(name, module) is not None:
@@ -575,6 +579,12 @@ class _Analysis:
 
 _GATES = (nn.Sigmoid, nn.Hardsigmoid)
 _GATES_FUNCS = {torch.sigmoid, nn.functional.sigmoid, nn.functional.hardsigmoid, "sigmoid", "sigmoid_"}
+
+
+def _is_full_width(module: nn.Module) -> bool:
+    from .group_masks import FullWidth  # group_masks builds on this module: imported when used
+
+    return isinstance(module, FullWidth)
 
 
 def _attribute(model: nn.Module, target: str) -> torch.Tensor:
