@@ -76,9 +76,12 @@ class PrunedMultiheadAttention(nn.Module):
     ``num_heads`` heads of ``head_dim`` each (``num_heads * head_dim`` may be less than ``embed_dim``).
     ``kept_heads``: which heads of the original it keeps (a 3-D ``attn_mask`` has one slice per original head)."""
 
-    def __init__(self, mha: nn.Module, keep: torch.Tensor):
+    def __init__(self, mha: nn.Module, keep: torch.Tensor, inputs: dict[str, torch.Tensor] | None = None):
         super().__init__()
-        self.embed_dim, self.kdim, self.vdim = mha.embed_dim, mha.kdim, mha.vdim
+        widths = {p: int(k.sum()) for p, k in (inputs or {}).items()}
+        self.embed_dim = widths.get("in_proj_weight", widths.get("q_proj_weight", mha.embed_dim))
+        self.kdim = widths.get("in_proj_weight", widths.get("k_proj_weight", mha.kdim))
+        self.vdim = widths.get("in_proj_weight", widths.get("v_proj_weight", mha.vdim))
         self.head_dim, self.batch_first, self.dropout = mha.head_dim, mha.batch_first, mha.dropout
         # a 3-D attn_mask has one slice per head of the layer the user built: which of those are kept
         self.original_heads = getattr(mha, "original_heads", mha.num_heads)
@@ -93,6 +96,8 @@ class PrunedMultiheadAttention(nn.Module):
         weights = [(pname, first) for pname, first in projections(mha) if not pname.endswith("bias")]
         for letter, (pname, first) in zip("qkv", weights):
             weight = getattr(mha, pname)[first:first + inner][rows]
+            if pname in (inputs or {}):  # the input features kept (the residual stream's channels)
+                weight = weight[:, inputs[pname].to(weight.device)]
             setattr(self, f"{letter}_proj_weight", nn.Parameter(weight.detach().clone(),
                                                                  requires_grad=getattr(mha, pname).requires_grad))
         if mha.in_proj_bias is not None:
@@ -172,9 +177,11 @@ def _float_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor |
     return torch.zeros_like(mask, dtype=dtype).masked_fill_(mask, float("-inf"))
 
 
-def compact_heads(mha: nn.Module, keep: torch.Tensor) -> PrunedMultiheadAttention:
-    """The smaller attention module without the heads ``keep`` drops (``mha`` is left as it was)."""
-    return PrunedMultiheadAttention(mha, keep.to(mha.out_proj.weight.device))
+def compact_heads(mha: nn.Module, keep: torch.Tensor, inputs: dict[str, torch.Tensor] | None = None
+                  ) -> PrunedMultiheadAttention:
+    """The smaller attention module without the heads ``keep`` drops and, for each q, k, v projection weight
+    named in ``inputs``, the input columns it drops (``mha`` is left as it was)."""
+    return PrunedMultiheadAttention(mha, keep.to(mha.out_proj.weight.device), inputs)
 
 
 ATTENTION = (nn.MultiheadAttention, PrunedMultiheadAttention)  # layers whose heads are groups

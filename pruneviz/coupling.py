@@ -12,12 +12,14 @@ removes them), as Torch-Pruning keeps ``dependency/`` apart from ``pruner/``.
 
 Correctness first: a group is kept out (``blockers`` say why) unless the masked model, where every member of a
 pruned channel is zeroed (weights, bias, BatchNorm gamma and beta), computes exactly what the model without
-the channel computes. So a LayerNorm or GroupNorm over the channels (it normalizes a zero with the others), a
+the channel computes. So a GroupNorm over the channels (it normalizes a zero with the others), a
 sigmoid whose output reaches anything but the multiplication it gates, a view or reshape, a grouped conv whose
 output is not as wide as its input (one as wide, like RegNet's, is pruned evenly in each of its groups),
 a module fx keeps whole (``nn.TransformerEncoderLayer``) and the model's input and output block the channels
 that reach them. The heads of an ``nn.MultiheadAttention`` are a group of their own (``heads``: channel i is
-head i, its q, k, v rows and out_proj columns, :mod:`pruneviz.attention`); what it reads is kept.
+head i, its q, k, v rows and out_proj columns, :mod:`pruneviz.attention`); the channels it reads are input
+columns of its q, k, v projections, and its output is out_proj's channels. A LayerNorm over exactly the
+channels is zeroed with them like a BatchNorm, and compact keeps it at its width (``widened``).
 """
 from __future__ import annotations
 
@@ -56,6 +58,7 @@ class CoupledGroup:
     # compact keeps it at its width, the removed channels put back as zeros around it (group_masks.FullWidth)
     widened: dict[str, tuple[int, int]] = field(default_factory=dict)
     scales: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # parameter -> (dim, its size, offset)
+    attention_inputs: dict[str, int] = field(default_factory=dict)  # q/k/v projection weight -> first column
     ties: list[str] = field(default_factory=list)  # what couples the producers
     blockers: list[str] = field(default_factory=list)  # why these channels cannot be removed
 
@@ -230,10 +233,9 @@ class _Analysis:
                            if isinstance(module, (nn.TransformerDecoderLayer, nn.TransformerDecoder)) else ""))
 
     def _visit_attention(self, node: fx.Node, name: str, module: nn.Module) -> None:
-        """Its heads are one group; its output, the first item it returns, is out_proj's channels. What it reads
-        goes through its q, k, v in-projection, whose input columns the kit does not remove: those are kept."""
-        self._block(node, f"attention {name!r} reads them through its q, k, v in-projection, whose input "
-                          "features the kit does not remove (it removes heads)")
+        """Its heads are one group; its output, the first item it returns, is out_proj's channels; the channels
+        it reads are input columns of its q, k, v projections."""
+        self._attention_inputs(node, name, module)
         key = self._heads(name, module)
         for user in node.users:
             if not (user.op == "call_function" and user.target is operator.getitem and user.args[1] == 0):
@@ -245,6 +247,31 @@ class _Analysis:
         query = self.flow.get(node.args[0]) if node.args else None
         self.attention_out[node] = _Flow(((out, module.out_proj.out_features),), -1,
                                          query.rank if query is not None and not query.flat else None)
+
+    def _attention_inputs(self, node: fx.Node, name: str, module: nn.Module) -> None:
+        """Query, key and value are read through the q, k, v projections: their channels are input columns
+        there (one set of columns for a packed in_proj_weight, which then ties the three inputs)."""
+        names = ("query", "key", "value")
+        inputs = [node.args[i] if len(node.args) > i else node.kwargs.get(names[i]) for i in range(3)]
+        flows = [self.flow.get(a) if isinstance(a, fx.Node) else None for a in inputs]
+        weights = [p for p, _ in attention.projections(module) if not p.endswith("bias")]
+        usable = all(f is not None and not f.flat and f.is_last() for f in flows)
+        if usable and weights[0] == weights[1]:  # one packed weight: q, k, v read the same columns
+            usable = all(self._union_flows(flows[0], f, f"attention {name!r}'s packed in-projection")
+                         for f in flows[1:])
+        if not usable:
+            for flow in flows:
+                if flow is not None:
+                    self._block_flow(flow, f"attention {name!r} reads them through its q, k, v in-projection "
+                                           "along another dimension than the last, or with channels it cannot "
+                                           "line up")
+            return
+        for pname, flow in dict(zip(weights, flows)).items():  # a packed weight once: its inputs are tied
+            self._read(f"{name}.{pname}", flow)
+            offset = 0
+            for key, n in flow.segments:
+                self._note(key, "attention_input", (f"{name}.{pname}", offset))
+                offset += n
 
     def _heads(self, name: str, module: nn.Module) -> str:
         """The group of an attention layer's heads: channel i is head i, its q, k, v rows and out_proj columns."""
@@ -402,6 +429,9 @@ class _Analysis:
             return
         if start == 1 and end == -1 and flow.is_dim1():
             self._pass(node, src, cdim=-1, rank=2, flat=flow.flat or (flow.rank != 2))
+        elif flow.rank is not None and not flow.flat and 0 <= flow.dim() < start % flow.rank:
+            # dims after the channels only ([N, C, H, W] -> [N, C, HW]): every channel keeps its place
+            self._pass(node, src, cdim=flow.dim(), rank=flow.rank - (end % flow.rank - start % flow.rank))
         else:
             self._block_flow(flow, f"{label} flattens dims {start}..{end} with the channels")
 
@@ -436,6 +466,8 @@ class _Analysis:
             self._visit_flatten(node, src, start, end, f"{label}")
         elif target == "permute" or target is torch.permute:
             self._visit_permute(node, src)
+        elif target == "transpose" or target is torch.transpose:
+            self._visit_transpose(node, src)
         elif hashable(target) in _REDUCTIONS:
             self._visit_reduction(node, label, src)
         else:
@@ -518,6 +550,19 @@ class _Analysis:
         here = flow.cdim % rank
         self.flow[node] = _Flow(flow.segments, dims.index(here), rank, False, flow.gate)
 
+    def _visit_transpose(self, node: fx.Node, src: fx.Node | None) -> None:
+        """transpose(a, b): the channels move to b if they were at a (and back); a tensor of known rank only."""
+        flow = self.flow.get(src)
+        if flow is None:
+            return
+        a, b = node.args[1:3]
+        if flow.flat or flow.rank is None:
+            self._block_flow(flow, f"transpose (node {node.name!r}) of channels in a tensor of unknown rank")
+            return
+        a, b, here = a % flow.rank, b % flow.rank, flow.dim()
+        cdim = b if here == a else a if here == b else here
+        self.flow[node] = _Flow(flow.segments, cdim, flow.rank, False, flow.gate)
+
     def _visit_reduction(self, node: fx.Node, label: str, src: fx.Node | None) -> None:
         flow = self.flow.get(src)
         if flow is None:
@@ -555,6 +600,8 @@ class _Analysis:
                 group.widened.setdefault(*payload)
             elif kind == "scale":
                 group.scales.setdefault(*payload)
+            elif kind == "attention_input":
+                group.attention_inputs.setdefault(*payload)
             elif kind == "norm":
                 group.norms.setdefault(*payload)
             elif kind == "consumer":

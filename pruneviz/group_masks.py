@@ -38,6 +38,9 @@ class GroupPlan:
         self.norms = list(dict.fromkeys(name for g in groups for name in g.norms))
         self.grouped = {name: n for g in groups for name, n in g.grouped.items()}
         self.heads = {name: g.name for g in groups for name in g.heads}  # attention layer -> its group
+        # q, k, v projection weights whose input columns a group is: "attn.in_proj_weight" -> the parameter
+        self.attention_inputs = {key: self.modules[key.rpartition(".")[0]] for g in groups
+                                 for key in g.attention_inputs}
 
     def keep_all(self) -> dict[str, torch.Tensor]:
         """Every channel of every group kept: the keeps of an unpruned model."""
@@ -48,9 +51,9 @@ class GroupPlan:
 
     def written(self):
         """(key, parameter) for every tensor a prune writes, each once."""
-        for name in self.heads:
-            for pname in dict.fromkeys(p for p, _ in attention.projections(self.modules[name])):
-                yield f"{name}.{pname}", getattr(self.modules[name], pname)
+        for key in self._attention_tensors():
+            owner, _, pname = key.rpartition(".")
+            yield key, getattr(self.modules[owner], pname)
         for name in self.layers:
             module = self.modules[name]
             yield f"{name}.weight", module.weight
@@ -61,6 +64,35 @@ class GroupPlan:
                 param = getattr(self.modules[name], pname, None)
                 if param is not None:
                     yield f"{name}.{pname}", param
+
+    def _attention_tensors(self) -> list[str]:
+        """Every q, k, v projection tensor the groups touch: all of them (and the biases) where heads go, the
+        weights whose input columns a group is."""
+        keys = [f"{name}.{pname}" for name in self.heads for pname, _ in attention.projections(self.modules[name])]
+        return list(dict.fromkeys(keys + list(self.attention_inputs)))
+
+    def _attention_keeps(self, keeps: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """{projection tensor: bool mask broadcast over it}: the rows of the kept heads, and the input columns
+        of the kept channels."""
+        out: dict[str, torch.Tensor] = {}
+        for name, group in self.heads.items():
+            module = self.modules[name]
+            for pname, rows in attention.row_keeps(module, keeps[group]).items():
+                out[f"{name}.{pname}"] = rows.reshape(-1, *[1] * (getattr(module, pname).dim() - 1))
+        for key, cols in self.attention_columns(keeps).items():
+            out[key] = out[key] & cols.reshape(1, -1) if key in out else cols.reshape(1, -1)
+        return out
+
+    def attention_columns(self, keeps: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """{q, k, v projection weight: bool per input column}."""
+        cols: dict[str, torch.Tensor] = {}
+        for name, keep in keeps.items():
+            for key, offset in self.groups[name].attention_inputs.items():
+                owner, _, pname = key.rpartition(".")
+                width = getattr(self.attention_inputs[key], pname).shape[1]
+                vector = cols.setdefault(key, torch.ones(width, dtype=torch.bool, device=keep.device))
+                vector[offset:offset + keep.numel()] = keep
+        return cols
 
     # -- keeps -------------------------------------------------------------------------------------
     def _vectors(self, keeps: Mapping[str, torch.Tensor]):
@@ -102,10 +134,7 @@ class GroupPlan:
     def tensor_keeps(self, keeps: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]):
         """(key, keep) for every written tensor: weights by ``masks``, biases by rows, BatchNorms by features."""
         rows, _, feats = self._vectors(keeps)
-        for name, group in self.heads.items():
-            module = self.modules[name]
-            for pname, keep in attention.row_keeps(module, keeps[group]).items():
-                yield f"{name}.{pname}", keep.reshape(-1, *[1] * (getattr(module, pname).dim() - 1))
+        yield from self._attention_keeps(keeps).items()
         for name in self.layers:
             yield f"{name}.weight", masks[name]
             if name in rows and self.modules[name].bias is not None:
@@ -231,8 +260,14 @@ def compact_groups(model: nn.Module, masks: GroupMasks) -> nn.Module:
             vector[offset:offset + keep.numel()] = keep
     depthwise = {layer for name in keeps for layer in found[name].depthwise}
     small = copy.deepcopy(model)
-    for layer, name in plan.heads.items():  # first: the smaller attention takes the kept out_proj columns
-        _replace(small, layer, attention.compact_heads(small.get_submodule(layer), keeps[name]))
+    # first: the smaller attention takes its kept heads (q, k, v rows, out_proj columns) and input columns
+    columns = plan.attention_columns(keeps)
+    touched = list(dict.fromkeys(list(plan.heads) + [key.rpartition(".")[0] for key in columns]))
+    for layer in touched:
+        module = small.get_submodule(layer)
+        heads = keeps.get(plan.heads.get(layer), torch.ones(module.num_heads, dtype=torch.bool))
+        inputs = {key.rpartition(".")[2]: keep for key, keep in columns.items() if key.rpartition(".")[0] == layer}
+        _replace(small, layer, attention.compact_heads(module, heads, inputs))
         cols.pop(f"{layer}.out_proj", None)
     for layer, keep in rows.items():
         if layer in plan.grouped:

@@ -80,7 +80,7 @@ def test_a_compacted_attention_prunes_again():
     with torch.no_grad():
         torch.testing.assert_close(once(x, mask), model(x, mask), rtol=1e-12, atol=1e-12)
     pruner = pruneviz.Pruner(once, "magnitude", "group").prune(0.5)
-    assert list(pruner.scores) == ["attn"]
+    assert list(pruner.scores) == ["embed", "attn"]  # the embedding's channels are in_proj's input columns
     twice = pruneviz.compact(once, pruner.masks)
     assert twice.attn.num_heads == 2 and twice.attn.kept_heads.tolist() == \
         once.attn.kept_heads[pruner.group_masks()["attn"]].tolist()

@@ -86,7 +86,7 @@ def test_skipped_says_why():
 
     pruner = pruneviz.Pruner(Tokens(), "magnitude", "group")
     assert list(pruner.scores) == ["layer.attn", "layer.linear1"]  # the heads, the MLP's hidden channels
-    assert "attention 'layer.attn' reads them through its q, k, v in-projection" in pruner.skipped["embed"]
+    assert pruner.skipped["embed"].startswith("mean over dims [1] (node 'mean') mixes them")
     assert pruner.skipped["layer.attn.out_proj"] == pruner.skipped["embed"]  # one group: the residual stream
     pruner = pruneviz.Pruner(Tokens(), "obd", "group", data=(torch.randn(4, 3, 12), torch.zeros(4).long()))
     assert "not the heads of an attention layer" in pruner.skipped["layer.attn"]
