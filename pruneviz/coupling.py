@@ -15,8 +15,8 @@ pruned channel is zeroed (weights, bias, BatchNorm gamma and beta), computes exa
 the channel computes. So a GroupNorm over the channels (it normalizes a zero with the others), a
 sigmoid whose output reaches anything but the multiplication it gates, a view or reshape, a grouped conv whose
 output is not as wide as its input (one as wide, like RegNet's, is pruned evenly in each of its groups),
-a module fx keeps whole (``nn.TransformerEncoderLayer``) and the model's input and output block the channels
-that reach them. The heads of an ``nn.MultiheadAttention`` are a group of their own (``heads``: channel i is
+a module fx keeps whole (but ``nn.TransformerEncoder(Layer)``, read from the structure of its forward) and the
+model's input and output block the channels that reach them. The heads of an ``nn.MultiheadAttention`` are a group of their own (``heads``: channel i is
 head i, its q, k, v rows and out_proj columns, :mod:`pruneviz.attention`); the channels it reads are input
 columns of its q, k, v projections, and its output is out_proj's channels. A LayerNorm over exactly the
 channels is zeroed with them like a BatchNorm, and compact keeps it at its width (``widened``).
