@@ -16,9 +16,9 @@ Latency: :func:`pruneviz.timing.compare_latency`, one torch thread, batch 1, den
 turns; speed-up = median over rounds of dense time / pruned time.
 
 Then a small ViT (benchmarks/coupled_models.TinyViT at ViT-Tiny's width: 192 features, 3 heads, 12 encoder layers,
-16 tokens of 8x8 patches): attention heads and MLP hidden channels pruned as groups (the residual stream is kept:
-what the attention layers read goes through their in-projection, whose input features the kit does not remove);
-Torch-Pruning's 30-80 % on a TransformerEncoder ViT quoted from issue 21.
+16 tokens of 8x8 patches embedded by a conv): the residual stream (through LayerNorms and the attention layers'
+q, k, v input columns), the attention heads and the MLP hidden channels pruned as groups; Torch-Pruning's 30-80 %
+on a TransformerEncoder ViT quoted from issue 21.
 
 Then the zoo's digits-resnet (trained weights): MACs, parameters, test accuracy without fine-tuning and the
 batch 1 / 64 speed-ups at 30 % and 50 %, alone vs groups (what notebook 09 can show).
