@@ -214,7 +214,7 @@ class Pruner:
                     chosen.append(group)
             if reason is not None:
                 coupled = f" (its group: {members})" if group.coupled else ""
-                for name in group.producers:
+                for name in group.members():
                     self.skipped[name] = reason + coupled
         for name in graph.layers:
             if name not in seen and (requested is None or name in requested):
@@ -238,8 +238,7 @@ class Pruner:
         self.masks = {name: torch.ones_like(m.weight, dtype=torch.bool) for name, m in self.layers.items()}
         self.ratios: dict[str, float] = {name: 0.0 for name in self._units}
         if self._plan is not None:
-            self._keep = {name: torch.ones(g.size, dtype=torch.bool, device=self.layers[name].weight.device)
-                          for name, g in self._plan.groups.items()}
+            self._keep = self._plan.keep_all()
             self.masks = self._plan.weight_masks(self._keep)
         self._held = None
         self._pruned = {name: (mask, 0) for name, mask in self.masks.items()}
@@ -350,7 +349,7 @@ class Pruner:
         scores = self.criterion.group_scores(self.model, list(self._plan.groups.values()), self.data)
         if scores is None:
             member = self.criterion.scores(self.model, self._members, CHANNEL, self.data)
-            scores = self._plan.group_scores({n: s.detach() for n, s in member.items()})
+            scores = self._plan.group_scores({n: s.detach() for n, s in member.items()}, self.criterion)
         for name, s in scores.items():
             if torch.isnan(s).any():
                 raise RuntimeError(f"criterion {self.criterion.name!r} gave NaN scores for the group {name!r}")
