@@ -309,3 +309,19 @@ def test_the_explorer_offers_coupled_channel_groups(resnet, digits):
     assert all(name in note for name in groups[0].layers())
     assert explorer.readout_text().splitlines()[0].startswith(
         f"accuracy {100 * pruneviz.evaluate(resnet, digits.test):.1f} %")
+
+
+def test_the_background_leaves_a_model_changed_outside_alone(cnn, digits):
+    """A cell that edits the model between two slices: the background writes nothing into it and says why; a
+    cell that reads the readout gets the model as it is."""
+    from .conftest import same_state, state_of
+
+    explorer, scheduler = _explorer(cnn, digits.test, sparsity=0.3)
+    explorer.sparsity.value = 0.35
+    with torch.no_grad():
+        cnn.fc.bias.add_(1.0)  # what a cell might do while the slider rests
+    before = state_of(cnn)
+    scheduler.run()
+    assert same_state(before, state_of(cnn)) and explorer.session.batches_evaluated == 0
+    assert "changed outside" in explorer.status.widget.value and not explorer.errors.errors
+    assert explorer.last_readout.accuracy == pruneviz.evaluate(cnn, digits.test)

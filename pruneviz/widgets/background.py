@@ -12,7 +12,7 @@ move changes the model, and a slice always ends with the model as the user left 
 :meth:`~pruneviz.widgets.session.PruningSession.evaluation`), so no lock guards the model.
 
 Where no loop runs (a script, a test, a benchmark), :class:`ManualScheduler` holds the work: nothing runs until
-something reads a result (``readout_text()``, ``settle()``), which does the pending work at once.
+something reads a result (``readout_text()``, ``settle()``), which computes it at once in the foreground.
 """
 from __future__ import annotations
 
@@ -138,11 +138,3 @@ class Background:
             return
         self.slices += 1
         self._handle = self.scheduler.call_later(YIELD_SECONDS, self._tick)
-
-    def settle(self) -> None:
-        """All the planned work, now (a cell reads a result): the rest timer is not waited for."""
-        self.cancel()
-        work = self.plan()
-        if work is not None:
-            for _ in work:
-                pass

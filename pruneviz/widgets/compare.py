@@ -17,7 +17,7 @@ from .background import Background, Scheduler
 from .base import ErrorPanel, StatusLine, default_model_and_data, sparsity_slider
 from .explorer import ESTIMATE_ALPHA
 from .figure import MAX_WIDTH_INCHES, LiveFigure
-from .session import SPARSITY_GRID, PruningSession, Readout, coarse_first
+from .session import SPARSITY_GRID, ChangedOutside, PruningSession, Readout, coarse_first
 
 Config = str | tuple[str, str]  # a criterion (at the common granularity) or (criterion, granularity)
 
@@ -105,6 +105,9 @@ class Comparison(widgets.VBox):
         self.layer.observe(lambda _: self.errors.guard(self._layer_changed), "value")
 
     def _background_failed(self, error: BaseException) -> None:
+        if isinstance(error, ChangedOutside):  # not a failure: the model is someone else's now; said, not shown
+            self.status.show(str(error))
+            return
         self.status.clear()
         self.errors.show(error)
 
@@ -173,7 +176,7 @@ class Comparison(widgets.VBox):
         """Each criterion's accuracy at the value shown, then the curves' missing points, coarse grid first."""
         for label, session in self.sessions.items():
             if session.known() is None:
-                yield from session.evaluation()
+                yield from session.evaluation(background=True)
                 self._show_accuracy(label)
                 yield
         self._show_accuracy()
@@ -184,7 +187,7 @@ class Comparison(widgets.VBox):
                 done = sum(s.curve_progress()[0] for s in self.sessions.values())
                 total = sum(s.curve_progress()[1] for s in self.sessions.values())
                 self.status.show(f"accuracy curves: {done} of {total} points (in the background)")
-                yield from session.evaluation(ratio)
+                yield from session.evaluation(ratio, background=True)
                 self.curves.set_curve(label, *session.curve_so_far(self.x))
                 self._full = True
                 self._draw()
@@ -206,8 +209,12 @@ class Comparison(widgets.VBox):
 
     def settle(self) -> None:
         """Everything the rest would bring, now: the exact accuracies and every curve."""
-        self.background.settle()
+        self.background.cancel()
         self._show_accuracy()
+        for label, session in self.sessions.items():
+            self.curves.set_curve(label, *session.curve(self.x))
+        self._full = True
+        self._draw()
         self.status.clear()
 
     @property

@@ -16,7 +16,7 @@ from ..plot.curves import pruned_unit
 from .background import Background, Scheduler
 from .base import ErrorPanel, StatusLine, default_model_and_data, sparsity_slider
 from .figure import MAX_WIDTH_INCHES, LiveFigure
-from .session import SPARSITY_GRID, PruningSession, Readout, coarse_first, valid_granularities
+from .session import SPARSITY_GRID, ChangedOutside, PruningSession, Readout, coarse_first, valid_granularities
 
 ESTIMATE_ALPHA = 0.4  # the accuracy point while it is read off the curve (faint), then exact (full colour)
 
@@ -218,6 +218,9 @@ class Explorer(widgets.VBox):
             self._refresh()
 
     def _background_failed(self, error: BaseException) -> None:
+        if isinstance(error, ChangedOutside):  # not a failure: the model is someone else's now; said, not shown
+            self.status.show(str(error))
+            return
         self.status.clear()
         self.errors.show(error)
 
@@ -228,7 +231,7 @@ class Explorer(widgets.VBox):
         if session.pruner is None:
             return
         if session.known() is None:
-            yield from session.evaluation()
+            yield from session.evaluation(background=True)
             self._show_accuracy()
             yield  # the exact accuracy goes out before the curve starts
         self._show_accuracy()
@@ -238,7 +241,7 @@ class Explorer(widgets.VBox):
                 continue
             done, total = session.curve_progress()
             self.status.show(f"accuracy curve of {label}: {done} of {total} points (in the background)")
-            yield from session.evaluation(ratio)
+            yield from session.evaluation(ratio, background=True)
             self._show_curve()
             yield  # each point drawn as it comes
         self.status.clear()
@@ -260,8 +263,10 @@ class Explorer(widgets.VBox):
 
     def settle(self) -> None:
         """Everything the rest would bring, now: the exact accuracy at the value shown and the whole curve."""
-        self.background.settle()
+        self.background.cancel()
         self._show_accuracy()
+        self.session.curve()
+        self._show_curve()
         self.status.clear()
 
     # -- drawing ------------------------------------------------------------------------------------

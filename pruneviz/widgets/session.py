@@ -36,6 +36,15 @@ GRANULARITIES = ("element", "2:4", "vector", "kernel", "channel", "input_channel
 SLICE_SECONDS = 0.1  # batches run back to back for at most this long before the widget may take a newer move
 
 
+CHANGED_OUTSIDE = ("the model changed outside the widget (a cell trained, edited or pruned it): nothing is "
+                   "evaluated in the background until the next move")
+
+
+class ChangedOutside(RuntimeError):
+    """Background evaluation stopped: the model is not as the session left it (see
+    :meth:`PruningSession.evaluation`)."""
+
+
 @dataclass(frozen=True)
 class Readout:
     """What the explorer prints after a move. Sparsity is over the weights of all Linear and Conv layers.
@@ -279,33 +288,40 @@ class PruningSession:
         return self._readout(self.accuracy(), False)
 
     # -- evaluating ----------------------------------------------------------------------------------
-    def _notice_outside_changes(self) -> None:
+    def _notice_outside_changes(self) -> bool:
         """A model changed outside the session (trained, edited, pruned by other code) makes every accuracy kept
-        for it stale: forgotten, evaluated again."""
+        for it stale: forgotten, evaluated again. True if it had changed."""
         if self._signature is not None and self.evaluator.signature() != self._signature:
             self._accuracy.clear()
             self._sparsity.clear()
             self._partial.clear()
             self._signature = self.evaluator.signature()
+            return True
+        return False
 
     def known(self, ratio: float | None = None) -> float | None:
         """The exact accuracy at ``ratio`` (default: the current one) of the current pruner and layer, if
         evaluated."""
         return self._accuracy.get((self.key, self.layer, self.ratio if ratio is None else float(ratio)))
 
-    def evaluation(self, ratio: float | None = None) -> Iterator[None]:
+    def evaluation(self, ratio: float | None = None, *, background: bool = False) -> Iterator[None]:
         """Evaluate the current pruner (and layer) at ``ratio`` (default: the current one), yielding between
         slices of batches (a slice: :data:`SLICE_SECONDS`, at least one batch). At every yield the model holds
         the session's current state: a ratio away from it is written for the slice and written back after, so
         other code can run between slices. Predictions are kept per batch: closed early, a later evaluation of
-        the same state goes on where this one stopped. Stops if the pruner or layer changes meanwhile."""
-        self._notice_outside_changes()
+        the same state goes on where this one stopped. Stops if the pruner or layer changes meanwhile.
+
+        ``background``: work nobody asked for yet (a widget's rest, its curve) raises :class:`ChangedOutside`,
+        writing nothing, when the model changed outside the session (a cell trained or pruned it)."""
+        if self._notice_outside_changes() and background:
+            raise ChangedOutside(CHANGED_OUTSIDE)
         state = (self.key, self.layer, self.ratio if ratio is None else float(ratio))
         n = len(self.evaluator.chunks)
         while state not in self._accuracy:
             if state[:2] != (self.key, self.layer):
                 return  # another pruner or layer: this state is not what the user looks at any more
-            self._notice_outside_changes()
+            if self._notice_outside_changes() and background:
+                raise ChangedOutside(CHANGED_OUTSIDE)
             partial = self._partial.setdefault(state, [])
             away = state[2] != self.ratio
             if away:
