@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import warnings
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -103,13 +104,24 @@ def valid_granularities(model: nn.Module, criterion: str, candidates=GRANULARITI
     return names
 
 
+_GROUPS_SEEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (its layers, has a group)
+
+
 def _has_channel_group(model: nn.Module) -> bool:
+    """Whether the model has a coupled channel group that can be pruned: traced once per model (a criterion
+    switch asks again), again only if its layers were replaced."""
     from ..coupling import coupled_groups
 
+    layers = tuple(id(m) for m in prunable_layers(model).values())
+    seen = _GROUPS_SEEN.get(model)
+    if seen is not None and seen[0] == layers:
+        return seen[1]
     try:
-        return any(not group.blockers for group in coupled_groups(model))
+        found = any(not group.blockers for group in coupled_groups(model))
     except Exception:  # a model torch.fx cannot trace has no groups to offer (the Pruner says why if asked)
-        return False
+        found = False
+    _GROUPS_SEEN[model] = (layers, found)
+    return found
 
 
 @dataclass(frozen=True)
