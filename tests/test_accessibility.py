@@ -65,8 +65,9 @@ def explorer(digits):
 def test_explorer_scope_is_a_radio_group_and_the_figure_is_described(explorer):
     assert isinstance(explorer.scope, widgets.RadioButtons)  # <input type=radio>: its checked state is exposed
     explorer.sparsity.value = 0.5
+    readout = explorer.readout_text()  # the exact numbers (evaluated now): the description follows them
     text = explorer.figure.description
-    assert "conv2" in text and "magnitude" in text and explorer.readout_text() in text
+    assert "conv2" in text and "magnitude" in text and readout in text
     assert "sparsity 0.500" in text
     assert explorer.figure.image.alt == text  # the inline picture's alt text
     assert isinstance(explorer.figure.image, Picture)

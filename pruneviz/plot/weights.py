@@ -72,7 +72,10 @@ class WeightHistogram:
         self.edges = threshold_edges(bound, self.bins, align)
         self._clip = (float(self.edges[0]), float(self.edges[-1]))
         self.beyond = int(((values < self._clip[0]) | (values > self._clip[1])).sum())
-        self.dense_counts = np.histogram(self._clipped(values), self.edges)[0]
+        self._bins = self._bin_of(self._clipped(values))
+        self.dense_counts = np.bincount(self._bins, minlength=len(self.edges) - 1)
+        self._kept = self.dense_counts.copy()
+        self.full_counts = 0  # kept counts made from a whole mask (set_kept without ``changed``)
         base = 0.8 if self.log else 0.0  # log counts: bars start just below 1
         self.before.set_data(self.dense_counts, self.edges, base)
         self.after.set_data(self.dense_counts, self.edges, base)
@@ -98,11 +101,32 @@ class WeightHistogram:
         for line in self.thresholds:
             line.set_ydata([0.0, float(fraction)])
 
-    def set_kept(self, mask: WeightsLike | None = None, threshold: float | None = None) -> WeightHistogram:
+    def _bin_of(self, values: np.ndarray) -> np.ndarray:
+        """The bin of each value, as ``np.histogram(values, self.edges)`` counts it (a bin holds its left edge,
+        the last bin its right edge too): found once per layer, so a move only counts the kept weights' bins."""
+        bins = np.searchsorted(self.edges, values, side="right") - 1
+        bins[values == self.edges[-1]] = len(self.edges) - 2
+        return bins.astype(np.int32 if len(self.edges) < 2**31 else np.int64)
+
+    def set_kept(self, mask: WeightsLike | None = None, threshold: float | None = None, *,
+                 changed: torch.Tensor | np.ndarray | None = None) -> WeightHistogram:
         """Which dense weights are kept (bool, same layout as the dense weights; None: all), and the
-        magnitude threshold to mark (None hides it)."""
-        kept = self._dense if mask is None else self._dense[flat(mask).astype(bool)]
-        self.after.set_data(np.histogram(self._clipped(kept), self.edges)[0], self.edges)
+        magnitude threshold to mark (None hides it). ``changed``: the flat indices of the weights whose mask
+        flipped since the last ``set_kept`` (a pruner's ``changed``): only they move between bins."""
+        n = len(self.edges) - 1
+        if changed is not None and mask is not None:
+            index = to_numpy(changed).astype(np.int64, copy=False).ravel()
+            if index.size:
+                now = to_numpy(mask.reshape(-1)[changed] if isinstance(mask, torch.Tensor)
+                               else np.asarray(mask).reshape(-1)[index]).astype(bool)
+                step = np.where(now, 1, -1)
+                self._kept = self._kept + np.bincount(self._bins[index], weights=step, minlength=n).astype(np.int64)
+        else:
+            keep = None if mask is None else flat(mask).astype(bool)
+            self._kept = (self.dense_counts.copy() if keep is None
+                          else np.bincount(self._bins[keep], minlength=n))
+            self.full_counts += 1
+        self.after.set_data(self._kept, self.edges)
         for line, x in zip(self.thresholds, (-threshold if threshold else 0.0, threshold or 0.0)):
             line.set_xdata([x, x])
             line.set_visible(threshold is not None)
@@ -258,16 +282,28 @@ class MaskImage:
         ax.set_yticks([])
         self._weight: np.ndarray | None = None
         self.shape: tuple[int, ...] | None = None
+        self.cropped = False
         register(ax, self)
+
+    def _crops(self, shape: tuple[int, ...]) -> bool:
+        """Whether a weight of ``shape`` shows only its first max_out x max_in channels."""
+        return (self.max_out is not None and shape[0] > self.max_out) or \
+            (self.max_in is not None and len(shape) > 1 and shape[1] > self.max_in)
 
     def set_weight(self, weight: torch.Tensor | np.ndarray) -> MaskImage:
         """The layer's dense weight: its shape sets the layout, its magnitudes the shading (show='magnitude')."""
-        array = to_numpy(weight)
-        self.shape = array.shape
-        magnitude = np.abs(array)
-        top = magnitude.max() if magnitude.size and magnitude.max() > 0 else 1.0
-        self._weight = 0.02 + 0.98 * magnitude / top
-        conv = array.ndim > 2
+        self.shape = tuple(weight.shape)
+        if len(self.shape) < 2:
+            raise ValueError(f"a weight to draw needs 2 or more dims ([out, in, ...]), got shape {self.shape}")
+        self.cropped = self._crops(self.shape)
+        if self.show == "magnitude":  # shading by |w| relative to the layer's largest
+            array = to_numpy(weight)
+            magnitude = np.abs(array)
+            top = magnitude.max() if magnitude.size and magnitude.max() > 0 else 1.0
+            self._weight = (0.02 + 0.98 * magnitude / top)[:self.max_out, :self.max_in]
+        else:
+            self._weight = np.empty(0)
+        conv = len(self.shape) > 2
         if self.blocks is not None:
             self.ax.set_xlabel(f"input channel, in blocks of {self.blocks}")
             self.ax.set_ylabel("output channel x kernel position" if conv else "output neuron (row)")
@@ -281,12 +317,17 @@ class MaskImage:
         """Which weights are kept (bool, shaped like the weight; None: all)."""
         if self._weight is None:
             raise ValueError("call set_weight(weight) before set_mask(mask)")
-        keep = np.ones(self.shape, dtype=bool) if mask is None else to_numpy(mask).astype(bool)
-        if keep.shape != self.shape:
-            raise ValueError(f"mask shape {keep.shape} does not match the weight's {self.shape}")
+        if mask is not None and tuple(mask.shape) != self.shape:
+            raise ValueError(f"mask shape {tuple(mask.shape)} does not match the weight's {self.shape}")
+        # only the region drawn is read: a move costs the crop, not the layer
+        shown = (self.max_out if self.max_out is not None else self.shape[0],
+                 self.max_in if self.max_in is not None else self.shape[1])
+        if mask is None:
+            keep = np.ones((min(shown[0], self.shape[0]), min(shown[1], self.shape[1]), *self.shape[2:]), bool)
+        else:
+            keep = to_numpy(mask[:shown[0], :shown[1]]).astype(bool)
         values = keep.astype(np.float64) if self.show == "mask" else np.where(keep, self._weight, 0.0)
-        data = np.ma.masked_invalid(kernel_grid(values, self.max_out, self.max_in, self.blocks))
-        self.cropped = data.shape != kernel_grid(values, blocks=self.blocks).shape
+        data = np.ma.masked_invalid(kernel_grid(values, blocks=self.blocks))
         old = self.image.get_array()
         self.image.set_data(data)
         if old is None or old.shape != data.shape:

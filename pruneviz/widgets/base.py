@@ -27,13 +27,22 @@ def sparsity_slider(value: float, css: str, **kwargs) -> SparsitySlider:
 
 class StatusLine:
     """A line that says the widget is working while it computes something slow (scores for a new criterion, a
-    least-squares refit): ipywidgets sends the text at once, so the page shows it before the work starts, and the
-    line is emptied when the work ends. ``history`` keeps every text shown (tests, and the browser test)."""
+    least-squares refit, the accuracy curve in the background): ipywidgets sends the text at once, so the page
+    shows it before the work starts, and the line is emptied when the work ends. ``history`` keeps every text shown (tests, and the browser test)."""
 
     def __init__(self):
         self.widget = widgets.HTML(value="")
         self.widget.add_class("pruneviz-status")
         self.history: list[str] = []
+
+    def show(self, text: str) -> None:
+        """Say what runs in the background (the accuracy curve filling), until :meth:`clear`."""
+        if not self.history or self.history[-1] != text:
+            self.history.append(text)
+        self.widget.value = f'<span role="status" aria-live="polite">⏳ {html.escape(text)}</span>'
+
+    def clear(self) -> None:
+        self.widget.value = ""
 
     @contextmanager
     def working(self, text: str) -> Iterator[None]:

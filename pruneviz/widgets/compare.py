@@ -13,9 +13,11 @@ from ..plot import AccuracyCurves, MaskImage
 from ..plot.curves import pruned_unit
 from ..plot.theme import theme
 from ..plot.weights import mask_pattern, nm_blocks
+from .background import Background, Scheduler
 from .base import ErrorPanel, StatusLine, default_model_and_data, sparsity_slider
+from .explorer import ESTIMATE_ALPHA
 from .figure import MAX_WIDTH_INCHES, LiveFigure
-from .session import SPARSITY_GRID, PruningSession
+from .session import SPARSITY_GRID, ChangedOutside, PruningSession, Readout, coarse_first
 
 Config = str | tuple[str, str]  # a criterion (at the common granularity) or (criterion, granularity)
 
@@ -34,16 +36,22 @@ class Comparison(widgets.VBox):
 
     The curves' x-axis is one quantity: the ratio of what the granularity prunes (weights, kernels, channels)
     when all share one granularity, else the weight sparsity each ratio gave (the readout's sparsity).
-    The figure fits :data:`~pruneviz.widgets.figure.MAX_WIDTH_INCHES`: past two masks, they go in rows of two."""
+    The figure fits :data:`~pruneviz.widgets.figure.MAX_WIDTH_INCHES`: past two masks, they go in rows of two.
+
+    As in the explorer, a move shows the masks at once and each accuracy read off its curve (marked "≈"); the
+    accuracies are evaluated when the slider rests, a newer move stopping them between batches, and the curves
+    fill in the background. ``readouts``, ``readout_text()`` and ``settle()`` do the pending work at once."""
 
     def __init__(self, model: nn.Module, data: Data, configs: Sequence[Config], *, granularity: str = "element",
                  scope: str = "local", sparsity: float = 0.5, layer: str | None = None,
                  calibration: Data | None = None, figure: str = "auto", grid: Sequence[float] = SPARSITY_GRID,
-                 reconstruct: bool = False):
+                 reconstruct: bool = False, scheduler: Scheduler | None = None):
         if len(configs) < 2:
             raise ValueError(f"compare needs two or more criteria, got {list(configs)}")
         pairs = [(c, granularity) if isinstance(c, str) else tuple(c) for c in configs]
         self.errors = ErrorPanel()
+        self.background = Background(self._plan, scheduler, on_error=self._background_failed)
+        self.shown_readouts: dict[str, Readout] = {}
         self.sessions: dict[str, PruningSession] = {}
         for criterion, gran in pairs:
             label = f"{criterion}, {_family(gran)}" + (" + LS" if reconstruct else "")
@@ -83,7 +91,7 @@ class Comparison(widgets.VBox):
         if self.x == "sparsity":
             curve_ax.set_xlabel("weights pruned (% of all weights)")
         for label, session in self.sessions.items():
-            self.curves.set_curve(label, *session.curve(self.x))
+            self.curves.set_curve(label, *session.curve_so_far(self.x))  # filled in the background
             self.curves.set_current(session.ratio, None, label=label)  # creates the marker, hidden
         self.figure.animate([*(m.image for m in self.masks.values()), *(m.ax.title for m in self.masks.values()),
                              *self.curves.markers.values()])
@@ -96,6 +104,13 @@ class Comparison(widgets.VBox):
         self.sparsity.observe(lambda _: self.errors.guard(self._move), "value")
         self.layer.observe(lambda _: self.errors.guard(self._layer_changed), "value")
 
+    def _background_failed(self, error: BaseException) -> None:
+        if isinstance(error, ChangedOutside):  # not a failure: the model is someone else's now; said, not shown
+            self.status.show(str(error))
+            return
+        self.status.clear()
+        self.errors.show(error)
+
     def _show_layer(self) -> None:
         for label, session in self.sessions.items():
             weight = session.dense_weight(self.layer.value)
@@ -104,37 +119,109 @@ class Comparison(widgets.VBox):
             self.masks[label].set_weight(weight)
 
     def _layer_changed(self) -> None:
+        """Another layer shown: display only, nothing evaluated."""
         self._full = True
         self._show_layer()
-        self._move()
+        self._draw_masks()
+        self._draw()
 
     def _move(self) -> None:
-        rows = []
-        self.readouts = {}
+        """A move: the work in flight dropped, every copy re-pruned, the masks and each accuracy read off its curve
+        in one frame; the accuracies themselves when the slider rests."""
+        self.background.touch()
         for label, session in self.sessions.items():
             if self.reconstruct:  # a least-squares refit per move: seconds, so say it is working
                 with self.status.working(f"{label}: pruning and refitting the next layers by least squares"):
-                    state = session.step(self.sparsity.value)
+                    session.set_ratio(self.sparsity.value)
             else:
-                state = session.step(self.sparsity.value)
-            self.readouts[label] = state
+                session.set_ratio(self.sparsity.value)
+            self.shown_readouts[label] = session.first_readout()
+        self._draw_masks()
+        self._draw()
+
+    def _draw_masks(self) -> None:
+        for label, session in self.sessions.items():
             mask = session.mask(self.layer.value)
             image = self.masks[label]
             image.set_mask(mask)
             pattern = mask_pattern(mask, image.blocks)  # what this mask holds: "2:4", "1 or 2 of every 4"
             drawn = label if not pattern else label.replace(_family(session.key[1]), pattern)
             image.ax.set_title(f"{drawn}\n{self.layer.value}: "
-                               f"{100 * (1 - float(mask.float().mean())):.1f} % pruned", fontsize=9)
+                               f"{100 * (1 - int(mask.sum()) / max(1, mask.numel())):.1f} % pruned", fontsize=9)
+
+    def _draw(self, only=None) -> None:
+        """Readout table, accuracy points and the frame from ``shown_readouts``."""
+        rows = []
+        for label, state in self.shown_readouts.items():
             x = self.sparsity.value if self.x == "ratio" else state.sparsity
             self.curves.set_current(x, state.accuracy, label=label)
-            rows.append(f"<tr><td>{html.escape(label)}</td><td>{100 * state.accuracy:.1f} %</td>"
+            self.curves.markers[label].set_alpha(ESTIMATE_ALPHA if state.estimated else 1.0)
+            accuracy = state.accuracy_text().removeprefix("accuracy ")
+            rows.append(f"<tr><td>{html.escape(label)}</td><td>{html.escape(accuracy)}</td>"
                         f"<td>{state.sparsity:.3f}</td><td>{state.nonzero_parameters:,}</td></tr>")
         self.readout.value = ("<table><tr><th>criterion</th><th>accuracy</th><th>sparsity</th>"
                               "<th>nonzero parameters</th></tr>" + "".join(rows) + "</table>")
-        self.figure.draw(full=self._full)  # the frame first: it is what the eye waits for
+        if only is not None and not self._full:
+            self.figure.draw(only=only)
+        else:
+            self.figure.draw(full=self._full)  # the frame first: it is what the eye waits for
         self.figure.describe(f"Masks of {self.layer.value} side by side and accuracy against sparsity, at "
-                             f"sparsity {self.sparsity.value:.2f}: " + "; ".join(self.readout_text().splitlines()))
+                             f"sparsity {self.sparsity.value:.2f}: " + "; ".join(
+                                 f"{label}: {s.accuracy_text()}, sparsity {s.sparsity:.3f}"
+                                 for label, s in self.shown_readouts.items()))
         self._full = False
+
+    # -- the work when the slider rests ---------------------------------------------------------------
+    def _plan(self):
+        """Each criterion's accuracy at the value shown, then the curves' missing points, coarse grid first."""
+        for label, session in self.sessions.items():
+            if session.known() is None:
+                yield from session.evaluation(background=True)
+                self._show_accuracy(label)
+                yield
+        self._show_accuracy()
+        for ratio in coarse_first(next(iter(self.sessions.values())).grid):
+            for label, session in self.sessions.items():
+                if session.known(ratio) is not None:
+                    continue
+                done = sum(s.curve_progress()[0] for s in self.sessions.values())
+                total = sum(s.curve_progress()[1] for s in self.sessions.values())
+                self.status.show(f"accuracy curves: {done} of {total} points (in the background)")
+                yield from session.evaluation(ratio, background=True)
+                self.curves.set_curve(label, *session.curve_so_far(self.x))
+                self._full = True
+                self._draw()
+                yield
+        self.status.clear()
+
+    def _show_accuracy(self, label: str | None = None) -> None:
+        """The exact accuracy of ``label`` (default: every one) at the value shown."""
+        changed = False
+        for name, session in self.sessions.items():
+            if label is not None and name != label:
+                continue
+            shown = self.shown_readouts.get(name)
+            if shown is None or shown.estimated or shown.accuracy is None:
+                self.shown_readouts[name] = session.readout()
+                changed = True
+        if changed:
+            self._draw(only=self.curves.ax)
+
+    def settle(self) -> None:
+        """Everything the rest would bring, now: the exact accuracies and every curve."""
+        self.background.cancel()
+        self._show_accuracy()
+        for label, session in self.sessions.items():
+            self.curves.set_curve(label, *session.curve(self.x))
+        self._full = True
+        self._draw()
+        self.status.clear()
+
+    @property
+    def readouts(self) -> dict[str, Readout]:
+        """The exact readout of each criterion at the value shown (evaluated now if still pending)."""
+        self._show_accuracy()
+        return dict(self.shown_readouts)
 
     def __repr__(self) -> str:  # short and stable: notebooks show (and nbval compares) it as text/plain
         return f"Comparison({list(self.sessions)}, layer={self.layer.value!r}, sparsity={self.sparsity.value:.2f})"
@@ -147,7 +234,8 @@ class Comparison(widgets.VBox):
 def compare(model: nn.Module | str | None = None, data: Data | None = None, criteria: Sequence[Config] = (
         "magnitude", "random"), *, granularity: str = "element", scope: str = "local", sparsity: float = 0.5,
         layer: str | None = None, calibration: Data | None = None, figure: str = "auto",
-        grid: Sequence[float] = SPARSITY_GRID, reconstruct: bool = False) -> Comparison:
+        grid: Sequence[float] = SPARSITY_GRID, reconstruct: bool = False,
+        scheduler: Scheduler | None = None) -> Comparison:
     """Two or more criteria (or ``(criterion, granularity)`` pairs) side by side at the same sparsity.
 
     ``reconstruct=True`` (channel granularity) refits each pruned layer's next layer by least squares on the
@@ -156,7 +244,8 @@ def compare(model: nn.Module | str | None = None, data: Data | None = None, crit
     Each gets its own copy of the model holding its dense weights (even if a Pruner or an explorer has pruned the
     model passed in), and the model passed in stays as it is. A zoo name (``"mnist1d-cnn"``) brings its own
     task's test set (calibration: its validation set); with no model and data: digits-cnn on the digits.
+    ``scheduler``: what runs the evaluation when the slider rests (see :func:`~pruneviz.widgets.explore`).
     """
     model, data, calibration, _ = default_model_and_data(model, data, calibration)
     return Comparison(model, data, criteria, granularity=granularity, scope=scope, sparsity=sparsity, layer=layer,
-                      calibration=calibration, figure=figure, grid=grid, reconstruct=reconstruct)
+                      calibration=calibration, figure=figure, grid=grid, reconstruct=reconstruct, scheduler=scheduler)

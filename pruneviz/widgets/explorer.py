@@ -13,9 +13,12 @@ from ..plot import AccuracyCurves, MaskImage, WeightHistogram
 from ..plot.weights import mask_pattern, nm_blocks
 from ..selection import SCOPES
 from ..plot.curves import pruned_unit
+from .background import Background, Scheduler
 from .base import ErrorPanel, StatusLine, default_model_and_data, sparsity_slider
 from .figure import MAX_WIDTH_INCHES, LiveFigure
-from .session import SPARSITY_GRID, PruningSession, valid_granularities
+from .session import SPARSITY_GRID, ChangedOutside, PruningSession, Readout, coarse_first, valid_granularities
+
+ESTIMATE_ALPHA = 0.4  # the accuracy point while it is read off the curve (faint), then exact (full colour)
 
 
 def _control(widget: widgets.Widget, css: str) -> widgets.Widget:
@@ -30,15 +33,25 @@ class Explorer(widgets.VBox):
     >>> explorer.sparsity.value = 0.8
     >>> print(explorer.readout_text())
 
+    A move answers at once with what needs no evaluation (histogram, threshold, mask, sparsity, parameters,
+    MACs; the accuracy read off the curve computed so far, marked "≈"); the accuracy at the value is evaluated
+    when the slider rests, in bounded batches that a newer move stops (:mod:`pruneviz.widgets.background`), and
+    the accuracy curve fills in the background, coarse grid first. ``readout_text()``, ``last_readout`` and
+    ``settle()`` do the pending work at once: a cell that moves a control and prints gets the exact numbers.
+
     Attributes: sparsity, criterion, granularity, scope, layer, only_layer (controls); session (the engine);
     histogram, mask, curves (plot updaters); figure (LiveFigure); errors (ErrorPanel); status (StatusLine: what
-    is being computed); notes (what the last move did besides pruning: a layer left empty, a granularity changed).
+    is being computed); notes (what the last move did besides pruning: a layer left empty, a granularity changed);
+    shown_readout (the readout on screen, maybe estimated); background (the work waiting for the slider to rest).
     """
 
     def __init__(self, session: PruningSession, *, criterion: str = "magnitude", granularity: str = "element",
                  scope: str = "local", sparsity: float = 0.0, layer: str | None = None, figure: str = "auto",
-                 data_name: str = "the evaluation data"):
+                 data_name: str = "the evaluation data", scheduler: Scheduler | None = None):
         self.session = session
+        self.background = Background(self._plan, scheduler, on_error=self._background_failed)
+        self.shown_readout: Readout | None = None
+        self._histogram_shows = None  # (pruner, state) whose mask the histogram's kept counts hold
         self.data_name = data_name
         self.status = StatusLine()
         self.notes: list[str] = []
@@ -138,13 +151,18 @@ class Explorer(widgets.VBox):
         return self.layer.value if self.only_layer.value else None
 
     def _move(self) -> None:
-        """A slider move: re-prune from cached scores, evaluate, move the artists."""
+        """A slider move: the work in flight dropped, re-prune from cached scores, the first frame; the accuracy
+        at this value when the slider rests."""
+        self.background.touch()
+        before = (self.session.pruner, self.session.state)
         self.session.set_ratio(self.sparsity.value, self._target_layer())
         if self.session.layer is not None:
             label = self.session.curve_label()
             self._full = self._full or label not in self.curves.lines
-            self.curves.set_curve(label, *self.session.curve())
-        self._refresh()
+            self.curves.set_curve(label, *self.session.curve_so_far())
+        # the histogram moves by the weights whose mask flipped when it shows the state this prune started from
+        changed = self.session.changed(self.layer.value) if self._histogram_shows == before else None
+        self._refresh(changed)
 
     def _criterion_changed(self) -> None:
         options = valid_granularities(self.session.model, self.criterion.value)
@@ -160,7 +178,8 @@ class Explorer(widgets.VBox):
                      f"granularity changed from {current} to {self.granularity.value}" if changed else None)
 
     def _switch(self, note: str | None = None) -> None:
-        """Another criterion, granularity or scope: its pruner (built once), its curve, the same ratio.
+        """Another criterion, granularity or scope: its pruner (built now: scores computed once per choice
+        shown), its curve (filled in the background), the same ratio.
         ``note``: what the switch changed besides the user's choice, said in the readout."""
         self._granularity_note = note
         if self.granularity.value is None:
@@ -171,11 +190,12 @@ class Explorer(widgets.VBox):
             self._syncing = False
         self.only_layer.disabled = self.scope.value == "global"
         choice = (self.criterion.value, self.granularity.value, self.scope.value)
+        self.background.touch()
         if self.session.knows(*choice):
             self._use(choice)
         else:  # scores computed now (OBD's Hessian, APoZ's activations...): say so while it runs
-            with self.status.working(f"computing the {choice[0]} scores ({choice[1]}, {choice[2]} scope) and "
-                                     f"the accuracy curve: once for this choice, later moves are fast"):
+            with self.status.working(f"computing the {choice[0]} scores ({choice[1]}, {choice[2]} scope): "
+                                     f"once for this choice, later moves are fast"):
                 self._use(choice)
         shape = tuple(self.session.dense_weight(self.layer.value).shape)
         if self.mask.blocks != nm_blocks(self.granularity.value, shape):
@@ -187,20 +207,74 @@ class Explorer(widgets.VBox):
         self.session.use(*choice)
         self.session.set_ratio(self.sparsity.value, self._target_layer())
         self.curves.set_pruned(self.granularity.value)  # one quantity on the x-axis: the slider's
-        self.curves.set_curve(self.session.curve_label(), *self.session.curve())
+        self.curves.set_curve(self.session.curve_label(), *self.session.curve_so_far())
 
     def _layer_changed(self) -> None:
+        """Another layer shown: with "prune only this layer" a move; else display only (nothing evaluated)."""
         self._show_layer()
         if self.only_layer.value:
             self._move()
         else:
             self._refresh()
 
+    def _background_failed(self, error: BaseException) -> None:
+        if isinstance(error, ChangedOutside):  # not a failure: the model is someone else's now; said, not shown
+            self.status.show(str(error))
+            return
+        self.status.clear()
+        self.errors.show(error)
+
+    # -- the work when the slider rests ---------------------------------------------------------------
+    def _plan(self):
+        """The accuracy at the value shown, then the curve's missing points, coarse grid first."""
+        session = self.session
+        if session.pruner is None:
+            return
+        if session.known() is None:
+            yield from session.evaluation(background=True)
+            self._show_accuracy()
+            yield  # the exact accuracy goes out before the curve starts
+        self._show_accuracy()
+        label = session.curve_label()
+        for ratio in coarse_first(session.grid):
+            if session.known(ratio) is not None:
+                continue
+            done, total = session.curve_progress()
+            self.status.show(f"accuracy curve of {label}: {done} of {total} points (in the background)")
+            yield from session.evaluation(ratio, background=True)
+            self._show_curve()
+            yield  # each point drawn as it comes
+        self.status.clear()
+
+    def _show_accuracy(self) -> None:
+        """The exact accuracy at the value shown: readout and curve point (a frame of the curve's Axes only)."""
+        if self.shown_readout is not None and not self.shown_readout.estimated \
+                and self.shown_readout.accuracy is not None:
+            return
+        self._show_readout(self.session.readout())
+        self.figure.draw(only=self.curves.ax)
+
+    def _show_curve(self) -> None:
+        """The curve with the points evaluated so far (a new point: a full frame)."""
+        self.curves.set_curve(self.session.curve_label(), *self.session.curve_so_far())
+        if self.shown_readout is not None and self.shown_readout.estimated:
+            self._show_readout(self.session.first_readout())  # a better estimate from the new point
+        self.figure.draw(full=True)
+
+    def settle(self) -> None:
+        """Everything the rest would bring, now: the exact accuracy at the value shown and the whole curve."""
+        self.background.cancel()
+        self._show_accuracy()
+        self.session.curve()
+        self._show_curve()
+        self.status.clear()
+
     # -- drawing ------------------------------------------------------------------------------------
     def _show_layer(self) -> None:
         name = self.layer.value
         weight = self.session.dense_weight(name)
-        self.histogram.set_dense(weight)
+        self.histogram.set_dense(weight)  # bins each weight once: a move then counts the mask into them
+        self._histogram_shows = None
         self.histogram.ax.set_title(f"weights of {name} {tuple(weight.shape)}")
         self.mask.blocks = nm_blocks(self.granularity.value, tuple(weight.shape))  # N:M: in its blocks of M
         self.mask.set_weight(weight).set_mask(None)  # the layout (is it cropped?) before the first mask
@@ -208,33 +282,33 @@ class Explorer(widgets.VBox):
         self.mask.ax.set_title(f"mask of {name}{shown}", fontsize=10, pad=17)
         self._full = True
 
-    def _refresh(self) -> None:
-        """The plots and readout from the session. A slider move shows what needs no evaluation (histogram,
-        threshold, mask) in a first frame, then evaluates and moves the accuracy point in a second: the figure
-        answers the key without waiting for a pass over the test data."""
+    def _refresh(self, changed=None) -> None:
+        """The first frame of a move: histogram, threshold, mask and readout from the session, the accuracy
+        known or read off the curve. ``changed``: the flat indices of the shown layer's weights whose mask the
+        last prune flipped (the histogram moves by them), None to count the whole mask."""
         name = self.layer.value
-        mask = self.session.mask(name)
-        self.histogram.set_kept(mask, self.session.threshold(name))
+        session = self.session
+        mask = session.mask(name)
+        self.histogram.set_kept(mask, session.threshold(name), changed=changed)
+        self._histogram_shows = (session.pruner, session.state)
         self.mask.set_mask(mask)
-        kept = float(mask.float().mean())
+        kept = float(self.histogram.kept_counts.sum()) / max(1, mask.numel())  # the histogram counts every weight
         pattern = mask_pattern(mask, self.mask.blocks)
         self.pruned_text.set_text(f"{100 * (1 - kept):.1f} % pruned" + (f", {pattern}" if pattern else ""))
-        two_frames = not self._full
-        if two_frames:
-            self.figure.draw()
-        state = self.session.readout()
-        self.last_readout = state
-        self.curves.set_current(self.session.ratio, state.accuracy)
         self.notes = self._notes()
+        self._show_readout(session.first_readout())
+        self.figure.draw(full=self._full)
+        self._full = False
+
+    def _show_readout(self, state: Readout) -> None:
+        self.shown_readout = state
+        self.curves.set_current(self.session.ratio, state.accuracy)
+        self.curves.current.set_alpha(ESTIMATE_ALPHA if state.estimated else 1.0)
         self.readout.value = f"<code>{html.escape(state.text())}</code>" + "".join(
             f'<div class="pruneviz-note">⚠ {html.escape(note)}</div>' for note in self.notes)
-        if two_frames:
-            self.figure.draw(only=self.curves.ax)
-        else:
-            self.figure.draw(full=True)
-        self._full = False
-        self.figure.describe(f"Weight histogram of {name} with the pruning threshold, its mask "
-                             f"({100 * (1 - kept):.1f} % pruned) and accuracy against sparsity: "
+        kept = 1 - float(self.histogram.kept_counts.sum()) / max(1, self.session.mask(self.layer.value).numel())
+        self.figure.describe(f"Weight histogram of {self.layer.value} with the pruning threshold, its mask "
+                             f"({100 * kept:.1f} % pruned) and accuracy against sparsity: "
                              f"{self.criterion.value}, {self.granularity.value}, {self.scope.value} scope; "
                              f"{state.text()}")
 
@@ -251,6 +325,8 @@ class Explorer(widgets.VBox):
                          + (" (one global threshold took all of it; pruneviz.Pruner(..., scope='global', "
                             "max_layer_sparsity=0.9) keeps a share of every layer)"
                             if self.scope.value == "global" else ""))
+        if self.granularity.value == "group":
+            notes += self._group_notes()
         guarded = self.session.guarded_layers()
         if guarded:
             unit = pruned_unit(self.granularity.value)
@@ -259,12 +335,35 @@ class Explorer(widgets.VBox):
                          f"max_layer_sparsity=0.9 keeps a share of every layer)")
         return notes
 
+    def _group_notes(self) -> list[str]:
+        """Granularity "group": which layers the shown layer's channel group spans (its mask is pruned with them)."""
+        name = self.layer.value
+        groups = self.session.groups_of(name)
+        if not groups:
+            why = getattr(self.session.pruner, "skipped", {}).get(name)
+            return [f"{name} is in no channel group pruned here" + (f": {why}" if why else "")]
+        notes = []
+        for group in groups:
+            readers = [c for c in group.consumers if c not in group.producers]
+            notes.append(f"{name}: the channel group {group.name} ({group.size} channels) spans "
+                         f"{', '.join(group.layers())}: written by {', '.join(group.producers)}"
+                         + (f", read by {', '.join(readers)}" if readers else "")
+                         + "; its channels go together in all of them")
+        return notes
+
     def __repr__(self) -> str:  # short and stable: notebooks show (and nbval compares) it as text/plain
         return (f"Explorer(criterion={self.criterion.value!r}, granularity={self.granularity.value!r}, "
                 f"scope={self.scope.value!r}, layer={self.layer.value!r}, sparsity={self.sparsity.value:.2f})")
 
+    @property
+    def last_readout(self) -> Readout:
+        """The exact readout at the value shown (the accuracy evaluated now if the slider has not rested yet)."""
+        self._show_accuracy()
+        return self.shown_readout
+
     def readout_text(self) -> str:
-        """The readout as plain text (accuracy, sparsity, nonzero parameters, size, MACs), then its notes."""
+        """The readout as plain text (accuracy, sparsity, nonzero parameters, size, MACs), then its notes; the
+        accuracy exact (evaluated now if it was still pending)."""
         return "\n".join([self.last_readout.text(), *self.notes])
 
     @property
@@ -275,7 +374,8 @@ class Explorer(widgets.VBox):
 def explore(model: nn.Module | str | None = None, data: Data | None = None, *, calibration: Data | None = None,
             criterion: str = "magnitude", granularity: str = "element", scope: str = "local",
             sparsity: float = 0.0, layer: str | None = None, figure: str = "auto",
-            grid: Sequence[float] = SPARSITY_GRID, data_name: str | None = None) -> Explorer:
+            grid: Sequence[float] = SPARSITY_GRID, data_name: str | None = None,
+            scheduler: Scheduler | None = None) -> Explorer:
     """The pruning explorer for a model and its test data; a zoo name (``"mnist1d-cnn"``) brings its own task's
     test set (calibration: that task's validation set); with no arguments, digits-cnn on the digits test set.
 
@@ -284,7 +384,9 @@ def explore(model: nn.Module | str | None = None, data: Data | None = None, *, c
     arguments at all, the digits training set). ``figure``: 'auto' (ipympl under ``%matplotlib widget``, else
     a PNG image), 'ipympl' or 'inline'. ``grid``: the sparsities of the accuracy curves. ``data_name``: what
     ``data`` is, for the accuracy panel's title (e.g. "the validation set"); default: the digits test set when no
-    data is given, else "the data given (N examples)".
+    data is given, else "the data given (N examples)". ``scheduler``: what runs the work when the slider rests
+    (default: the running event loop, ipykernel's; outside one, nothing runs until a result is read:
+    :class:`~pruneviz.widgets.background.ManualScheduler`).
     """
     model, data, calibration, data_name = default_model_and_data(model, data, calibration, data_name)
     session = PruningSession(model, data, calibration=calibration, grid=tuple(grid))
@@ -292,4 +394,4 @@ def explore(model: nn.Module | str | None = None, data: Data | None = None, *, c
     if data_name is None:
         data_name = f"the data given ({len(as_tensors(data)[1]):,} examples)"
     return Explorer(session, criterion=criterion, granularity=granularity, scope=scope, sparsity=sparsity,
-                    layer=layer, figure=figure, data_name=data_name)
+                    layer=layer, figure=figure, data_name=data_name, scheduler=scheduler)
