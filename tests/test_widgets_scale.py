@@ -28,40 +28,6 @@ from pruneviz.widgets.session import coarse_first  # noqa: E402
 GRID = (0.0, 0.5, 0.9)
 
 
-def _install_pruner_api_if_missing():
-    """The Pruner API of scale-pruner (issue 22: changed, last_write_count, nonzero_counts, threshold), stood in for
-    here until that branch is merged: the same answers, computed the slow way."""
-    cls = pruneviz.Pruner
-    if hasattr(cls, "nonzero_counts"):
-        return
-    prune, restore = cls.prune, cls.restore
-
-    def shim_prune(self, sparsity):
-        before = {n: m.clone() for n, m in self.masks.items()}
-        out = prune(self, sparsity)
-        self.changed = {n: torch.nonzero((self.masks[n] != before[n]).reshape(-1)).reshape(-1) for n in self.masks}
-        self.last_write_count = sum(int(c.numel()) for c in self.changed.values())
-        return out
-
-    def shim_restore(self):
-        out = restore(self)
-        self.changed = None
-        return out
-
-    def nonzero_counts(self):
-        return {k: int(torch.count_nonzero(e.param)) for k, e in self._entries.items()}
-
-    def threshold(self, layer):
-        mask = self.masks[layer]
-        return None if bool(mask.all()) else float(self.scores[layer].reshape(mask.shape)[~mask].max())
-
-    cls.prune, cls.restore, cls.nonzero_counts, cls.threshold = shim_prune, shim_restore, nonzero_counts, threshold
-    cls.changed, cls.last_write_count = None, 0
-
-
-_install_pruner_api_if_missing()
-
-
 def _explorer(model, data, **kwargs):
     scheduler = ManualScheduler()
     return explore(model, data, figure="agg", grid=GRID, scheduler=scheduler, **kwargs), scheduler
