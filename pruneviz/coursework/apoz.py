@@ -131,7 +131,7 @@ def check_apoz(student_fn: Callable[[nn.Module, torch.Tensor, int], dict]) -> bo
     ``named_modules()``), the fraction of zeros of each channel of its output (dim 1) over all of ``x``, run in
     batches of ``batch_size`` under forward hooks; the model's weights, BatchNorm statistics and train/eval mode
     as they were, no hook left behind. The library's APoZ (``pruneviz.apoz``, its hooks) is refused."""
-    check = Check("APoZ from forward hooks")
+    check = Check("APoZ of a channel")
     for case, model, x, batch_size in _cases():
         with check.case(case):
             state = {k: v.clone() for k, v in model.state_dict().items()}

@@ -140,7 +140,7 @@ def check_obd_saliency(student_fn: Callable[[Loss, torch.Tensor], torch.Tensor])
     """``student_fn(loss_fn, weight) -> saliency`` (``weight``'s shape): OBD's 1/2 h_ii w_i^2 with h_ii the exact
     diagonal of the Hessian of ``loss_fn`` at ``weight``; ``weight`` and any model behind the loss left as they
     were. The library's OBD (``pruneviz.hessian_diagonal``, ``obd_saliency``...) is refused by the policy."""
-    check = Check("OBD saliency from the Hessian diagonal")
+    check = Check("OBD saliency")
     for case, loss_fn, weight, model in _cases():
         with check.case(case):
             state = {k: v.clone() for k, v in model.state_dict().items()} if model is not None else {}

@@ -175,7 +175,7 @@ def check_least_squares(student_fn: Callable[[nn.Module, torch.Tensor, torch.Ten
     input channels (``layer.weight``'s shape, zero elsewhere), the bias unchanged, the minimum-norm solution where
     the data leaves it open; ``layer`` and ``x`` left as they were. The library's ``reconstruct`` and
     ``least_squares`` are refused (the policy)."""
-    check = Check("least-squares refit of the next layer")
+    check = Check("least-squares reconstruction")
     for case, layer, x, keep, exact in _cases():
         with check.case(case):
             state = {k: v.clone() for k, v in layer.state_dict().items()}
