@@ -74,7 +74,8 @@ def _slips(model: nn.Module, x: torch.Tensor, batch_size: int, name: str, expect
                    f"averaged the APoZ of each batch: the last batch has {sizes[-1]} samples, not {sizes[0]}, so "
                    "the mean of the batches' fractions is not the fraction over all samples; add up the zeros "
                    "(and the counts) over the batches, then divide once"),
-                  (batches[0][0].double() / batches[0][1], f"counted the first batch ({sizes[0]} samples) only; "
+                  (batches[0][0].double() / batches[0][1], f"counted the first batch ({sizes[0]} sample"
+                   f"{'s' if sizes[0] > 1 else ''}) only; "
                    "run every batch and add up")]
     return tuple(slips)
 

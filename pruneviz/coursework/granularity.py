@@ -195,10 +195,10 @@ def _row_prune_problem(got: torch.Tensor, weight: torch.Tensor, sparsity: float,
     tied = _tied_rows(scores, n_expected)
     if int(zero_rows.sum()) != n_expected:
         if tied and int(zero_rows.sum()) > n_expected:
-            return (f"{int(zero_rows.sum())} of {rows} rows are zero, expected round({sparsity} x {rows}) = "
+            return (f"{int(zero_rows.sum())} of {rows} rows are zero, expected round({sparsity:.4g} x {rows}) = "
                     f"{n_expected}: rows {tied} tie at the cut, and a threshold (importance <= the k-th smallest) "
                     "takes all of them; count k rows instead")
-        return (f"{int(zero_rows.sum())} of {rows} rows are zero, expected round({sparsity} x {rows}) = "
+        return (f"{int(zero_rows.sum())} of {rows} rows are zero, expected round({sparsity:.4g} x {rows}) = "
                 f"{n_expected} rows")
     kept = ~zero_rows
     if not torch.equal(got[kept], weight[kept]):
@@ -218,8 +218,10 @@ def _row_prune_problem(got: torch.Tensor, weight: torch.Tensor, sparsity: float,
         wrong_orders["the rows were ranked by sum |w| (L1); norm='l2' asks for sqrt(sum w^2)"] = l1
     matches = [hint for hint, score in wrong_orders.items()
                if set(torch.sort(score, stable=True).indices[:k].tolist()) == set(zeroed)]
-    if len(matches) == 1:  # a hint only where the case tells the mistakes apart
+    if len(matches) == 1:
         return matches[0]
+    if matches:  # a case too small to tell them apart: name each
+        return f"zeroed rows {zeroed}, expected rows {want}: either " + ", or ".join(matches)
     return f"zeroed rows {zeroed}, expected rows {want} (the {norm.upper()}-smallest)"
 
 
@@ -236,7 +238,8 @@ def check_row_prune(fn: Callable[..., torch.Tensor]) -> bool:
     """
     ties = torch.tensor([[1.0, -1.0, 0.0], [3.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.5, 0.5, -1.0], [-2.0, 0.0, 0.0],
                          [0.0, 0.0, 4.0]])  # rows 0, 2, 3 and 4 all sum to 2
-    l2_ties = torch.tensor([[3.0, 4.0], [0.0, 6.0], [5.0, 0.0], [-4.0, 3.0], [0.0, -5.0]])  # four rows of norm 5
+    # four rows of L2 norm 5 and one of 5.2, which sum |w| would rank among the first three
+    l2_ties = torch.tensor([[3.0, 4.0], [5.2, 0.0], [5.0, 0.0], [-4.0, 3.0], [0.0, -5.0]])
     g = torch.tensor([[1.0, 1.0, 1.0, 1.0], [2.5, 0.0, 0.0, 0.0]])
     cases = [
         ("lecture example W = [[3, -2], [1, -5]] at 50 %", torch.tensor([[3.0, -2.0], [1.0, -5.0]]), 0.5, "l1"),
@@ -244,7 +247,7 @@ def check_row_prune(fn: Callable[..., torch.Tensor]) -> bool:
         ("rows [1, 1, 1, 1] and [2.5, 0, 0, 0] at 50 %, norm='l2' (L2 keeps the second)", g, 0.5, "l2"),
         ("6 rows, four of them tied at sum |w| = 2, at 1/3 (the tie straddles the cut)", ties, 1 / 3, "l1"),
         ("the same 6 rows at 50 %", ties, 0.5, "l1"),
-        ("5 rows, four of them tied at L2 norm 5, at 40 %, norm='l2'", l2_ties, 0.4, "l2"),
+        ("5 rows, four of them tied at L2 norm 5, at 60 %, norm='l2'", l2_ties, 0.6, "l2"),
         ("sparsity 0 keeps every row", _random((5, 6), seed=41), 0.0, "l1"),
         ("sparsity 1 prunes every row", _random((5, 6), seed=42), 1.0, "l1"),
         ("7 rows at 50 % (round(3.5) = 4 rows, not int(3.5) = 3)", _random((7, 5), seed=43), 0.5, "l1"),
