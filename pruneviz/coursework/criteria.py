@@ -333,13 +333,13 @@ def _correlated_lasso() -> tuple[torch.Tensor, torch.Tensor, set[int], dict[froz
     entered = np.where(active.any(1), active.argmax(1), coefs.shape[1])
     lasso = set(np.argsort(entered, kind="stable")[:2].tolist())
     corr = frozenset(torch.argsort((z.T @ y).abs(), descending=True)[:2].tolist())
-    ols = torch.linalg.lstsq(z, y[:, None]).solution[:, 0]
+    ols = torch.linalg.lstsq(z, y[:, None], driver="gelsd").solution[:, 0]
     scaled = frozenset(torch.argsort(ols.abs() * z.norm(dim=0), descending=True)[:2].tolist())
     chosen: list[int] = []
     for _ in range(2):  # forward selection: the channel that lowers the least-squares residual most
         def residual(c: int) -> float:
             cols = z[:, chosen + [c]]
-            return float((y - cols @ torch.linalg.lstsq(cols, y[:, None]).solution[:, 0]).norm())
+            return float((y - cols @ torch.linalg.lstsq(cols, y[:, None], driver="gelsd").solution[:, 0]).norm())
         chosen.append(min((c for c in range(channels) if c not in chosen), key=residual))
     shortcuts = {corr: "ranked the channels by |z_c^T y| (their correlation with y): that is only the LASSO's "
                        "first step; correlated channels enter and leave as the penalty falls",

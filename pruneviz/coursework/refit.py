@@ -37,14 +37,18 @@ def _rows(layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
         return x.reshape(len(x), -1, 1), y
 
 
-def reference_weight(layer: nn.Module, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """The minimum-norm least-squares weight on the kept input channels (SVD: ``driver="gelsd"``), float64."""
-    inputs, y = _rows(layer, x)
+def _fit(inputs: torch.Tensor, y: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """The minimum-norm least-squares weight [n_out, C, m] on the kept channels (SVD: ``driver="gelsd"``)."""
     out, m = y.shape[1], inputs.shape[2]
     solution = torch.linalg.lstsq(inputs[:, keep].reshape(len(inputs), -1), y, driver="gelsd").solution
     weight = torch.zeros(out, inputs.shape[1], m, dtype=torch.float64)
     weight[:, keep] = solution.T.reshape(out, -1, m)
-    return weight.reshape(layer.weight.shape)
+    return weight
+
+
+def reference_weight(layer: nn.Module, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """The minimum-norm least-squares weight on the kept input channels, in float64, the layer's weight shape."""
+    return _fit(*_rows(layer, x), keep).reshape(layer.weight.shape)
 
 
 def relative_error(layer: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> float:
@@ -135,25 +139,25 @@ def _problem(got: torch.Tensor, layer: nn.Module, x: torch.Tensor, keep: torch.T
     if torch.equal(got, old * keep.reshape(1, -1, *([1] * (old.dim() - 2))).to(old.dtype)):
         return ("kept the old weights of the kept channels: refit them by least squares on x, that is what repairs "
                 "the layer's output")
-    best = reference_weight(layer, x, keep)
+    inputs, y = _rows(layer, x)
+    best = _fit(inputs, y, keep).reshape(old.shape)
     mine, least = relative_error(layer, x, got), relative_error(layer, x, best)
-    if layer.bias is not None:
-        inputs, y = _rows(layer, x)
-        with_bias = y + layer.bias.detach().to(torch.float64)
-        slip = torch.zeros_like(best).reshape(y.shape[1], inputs.shape[1], -1)
-        slip[:, keep] = torch.linalg.lstsq(inputs[:, keep].reshape(len(inputs), -1), with_bias,
-                                           driver="gelsd").solution.T.reshape(y.shape[1], -1, slip.shape[2])
-        if torch.allclose(got.to(torch.float64), slip.reshape(best.shape), rtol=1e-4, atol=1e-6):
+    if layer.bias is not None:  # the usual slip: the bias left in the target
+        with_bias = _fit(inputs, y + layer.bias.detach().to(torch.float64), keep).reshape(old.shape)
+        if torch.allclose(got.to(torch.float64), with_bias, rtol=1e-4, atol=1e-6):
             return ("fitted the output with its bias in it: the bias stays as it is, so fit the weight to the output "
                     "minus the bias (else the kept channels are spent on reproducing a constant)")
     if mine > least * (1 + 1e-3) + 1e-9:
-        kept = _rows(layer, x)[0][:, keep].reshape(-1, int(keep.sum()) * _rows(layer, x)[0].shape[2])
-        deficient = int(torch.linalg.matrix_rank(kept)) < kept.shape[1]
-        hint = (" The kept channels' inputs are rank-deficient here: a solver that assumes full rank, or the default "
-                "driver of torch.linalg.lstsq on the CPU, can misjudge the rank; pass driver='gelsd' (SVD) or use "
-                "torch.linalg.pinv" if deficient else
-                " (a conv: its input patches are F.unfold(x, kernel_size, dilation, padding, stride), channel by "
-                "channel, as weight.reshape(out, -1) reads them)" if isinstance(layer, nn.Conv2d) else "")
+        kept = inputs[:, keep].reshape(len(inputs), -1)
+        if int(torch.linalg.matrix_rank(kept)) < kept.shape[1]:
+            hint = (" The kept channels' inputs are rank-deficient here: a solver that assumes full rank, or the "
+                    "default driver of torch.linalg.lstsq on the CPU, can misjudge the rank; pass driver='gelsd' "
+                    "(SVD) or use torch.linalg.pinv")
+        elif isinstance(layer, nn.Conv2d):
+            hint = (" A conv: its input patches are F.unfold(x, kernel_size, dilation, padding, stride), channel by "
+                    "channel, as weight.reshape(out, -1) reads them")
+        else:
+            hint = ""
         return (f"reconstructs the layer's output with a relative error of {mine:.4g}, where least squares on the kept "
                 f"channels reaches {least:.4g}.{hint}")
     if exact and not torch.allclose(got.to(torch.float64), best, rtol=1e-5, atol=1e-8 * float(best.abs().max())):
