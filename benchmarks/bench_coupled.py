@@ -15,6 +15,11 @@ setting) are quoted from issue 21, not measured here: it is not a dependency.
 Latency: :func:`pruneviz.timing.compare_latency`, one torch thread, batch 1, dense / alone / groups timed in
 turns; speed-up = median over rounds of dense time / pruned time.
 
+Then a small ViT (benchmarks/coupled_models.TinyViT at ViT-Tiny's width: 192 features, 3 heads, 12 encoder layers,
+16 tokens of 8x8 patches embedded by a conv): the residual stream (through LayerNorms and the attention layers'
+q, k, v input columns), the attention heads and the MLP hidden channels pruned as groups; Torch-Pruning's 30-80 %
+on a TransformerEncoder ViT quoted from issue 21.
+
 Then the zoo's digits-resnet (trained weights): MACs, parameters, test accuracy without fine-tuning and the
 batch 1 / 64 speed-ups at 30 % and 50 %, alone vs groups (what notebook 09 can show).
 """
@@ -28,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 import pruneviz  # noqa: E402
-from benchmarks.coupled_models import ARCHITECTURES, randomized  # noqa: E402
+from benchmarks.coupled_models import ARCHITECTURES, TinyViT, randomized  # noqa: E402
 from pruneviz.timing import compare_latency, latency_table  # noqa: E402
 
 RATIO = 0.5
@@ -78,6 +83,26 @@ def measure(name: str, example: torch.Tensor, quick: bool) -> list[dict]:
     return rows
 
 
+def vit(example: torch.Tensor, quick: bool) -> list[dict]:
+    """The small ViT: MACs kept, max |compacted - masked| and the batch-1 speed-up of coupled groups."""
+    torch.manual_seed(0)
+    dense = randomized(TinyViT(dim=192, heads=3, depth=12))
+    small, pruner = pruned(dense, "group")
+    with torch.no_grad():
+        error = float((small(example) - dense(example)).abs().max())
+    pruner.restore()
+    rows = [_row("tiny_vit", "groups", "macs kept", pruneviz.macs(small, example) / pruneviz.macs(dense, example),
+                 "ratio"),
+            _row("tiny_vit", "groups", "max |compacted - masked|", error, "abs"),
+            _row("tiny_vit", "groups", "groups pruned", len(pruner.scores), "count")]
+    speed = compare_latency({"dense": dense, "groups": small}, example, rounds=3 if quick else 9,
+                            runs=2 if quick else 10)
+    for r in speed.itertuples():
+        if r.model != "dense":
+            rows.append(_row("tiny_vit", r.model, "speedup batch 1", r.speedup, "x"))
+    return rows
+
+
 def digits_resnet(quick: bool) -> list[dict]:
     """The zoo's digits-resnet (trained, shipped weights): MACs, test accuracy (no fine-tuning) and latency of the
     compacted model, channels inside the blocks only vs coupled groups, at 30 % and 50 %."""
@@ -112,7 +137,8 @@ def run(quick: bool = False, names=tuple(ARCHITECTURES), zoo: bool = True) -> li
     torch.set_num_threads(1)
     example = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     try:
-        rows = [row for name in names for row in measure(name, example, quick)]
+        rows = [row for name in names if name in ARCHITECTURES for row in measure(name, example, quick)]
+        rows += vit(example, quick) if "tiny_vit" in names else []
         return rows + (digits_resnet(quick) if zoo else [])
     finally:
         torch.set_num_threads(threads)
@@ -142,11 +168,21 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     quick = "--quick" in sys.argv
-    names = [a for a in sys.argv[1:] if not a.startswith("--")] or list(ARCHITECTURES)
+    known = list(ARCHITECTURES) + ["tiny_vit"]
+    names = [a for a in sys.argv[1:] if not a.startswith("--")] or known
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown model {unknown[0]!r}; models: {', '.join(known)}")
     print(f"coupled benchmark: torch {torch.__version__}, 1 thread, 3x32x32, L1 magnitude at {RATIO}"
           + (" (quick)" if quick else ""))
     rows = run(quick, names, zoo="--no-zoo" not in sys.argv)
     print(table(rows))
+    value = {(r["case"], r["measure"]): r["value"] for r in rows}
+    if ("tiny_vit/groups", "macs kept") in value:
+        print(f"\ntiny_vit (192 features, 3 heads, 12 layers, 16 tokens): groups keep "
+              f"{value[('tiny_vit/groups', 'macs kept')]:.1%} of the MACs (Torch-Pruning, quoted: 30-80 %), "
+              f"speed-up {value[('tiny_vit/groups', 'speedup batch 1')]:.2f}x, max error "
+              f"{value[('tiny_vit/groups', 'max |compacted - masked|')]:.1e}")
     zoo = [r for r in rows if r["case"].startswith("digits-resnet/")]
     if zoo:
         print("\nthe zoo's digits-resnet (shipped weights, 8x8 digits, no fine-tuning):")

@@ -351,17 +351,18 @@ class EncoderLayer(nn.Module):
 
 
 class TinyViT(nn.Module):
-    """Patches of 8x8 as tokens, a Linear embedding, encoder layers, mean over tokens, classifier."""
+    """Patches of 8x8 as tokens (a conv of stride 8, as torchvision's ViT embeds them; no class token, no
+    position embedding), encoder layers, mean over tokens, classifier."""
 
     def __init__(self, dim: int = 64, heads: int = 4, depth: int = 2, num_classes: int = 10):
         super().__init__()
-        self.embed = nn.Linear(3 * 8 * 8, dim)
+        self.embed = nn.Conv2d(3, dim, 8, 8)
         self.layers = nn.Sequential(*[EncoderLayer(dim, heads, 2 * dim) for _ in range(depth)])
         self.head = nn.Linear(dim, num_classes)
 
     def forward(self, x):
-        tokens = x.unfold(2, 8, 8).unfold(3, 8, 8).permute(0, 2, 3, 1, 4, 5).flatten(3).flatten(1, 2)
-        return self.head(self.layers(self.embed(tokens)).mean(1))
+        tokens = self.embed(x).flatten(2).transpose(1, 2)
+        return self.head(self.layers(tokens).mean(1))
 
 
 ARCHITECTURES = {

@@ -12,11 +12,14 @@ removes them), as Torch-Pruning keeps ``dependency/`` apart from ``pruner/``.
 
 Correctness first: a group is kept out (``blockers`` say why) unless the masked model, where every member of a
 pruned channel is zeroed (weights, bias, BatchNorm gamma and beta), computes exactly what the model without
-the channel computes. So a LayerNorm or GroupNorm over the channels (it normalizes a zero with the others), a
+the channel computes. So a GroupNorm over the channels (it normalizes a zero with the others), a
 sigmoid whose output reaches anything but the multiplication it gates, a view or reshape, a grouped conv whose
 output is not as wide as its input (one as wide, like RegNet's, is pruned evenly in each of its groups),
-``nn.MultiheadAttention`` (fx keeps it whole) and the model's input and output block the channels that reach
-them.
+a module fx keeps whole (but ``nn.TransformerEncoder(Layer)``, read from the structure of its forward) and the
+model's input and output block the channels that reach them. The heads of an ``nn.MultiheadAttention`` are a group of their own (``heads``: channel i is
+head i, its q, k, v rows and out_proj columns, :mod:`pruneviz.attention`); the channels it reads are input
+columns of its q, k, v projections, and its output is out_proj's channels. A LayerNorm over exactly the
+channels is zeroed with them like a BatchNorm, and compact keeps it at its width (``widened``).
 """
 from __future__ import annotations
 
@@ -25,8 +28,11 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import fx, nn
+from torch.nn import functional as F
 
-from .graph import NORMS, leak, module_leak, passes_through, prunable_layers
+from . import attention
+from .graph import (NORMS, TiedKeys, hashable, leak, module_leak, passes_through, prunable_layers,
+                    trace_or_refuse)
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _ADDS = {operator.add, operator.iadd, torch.add, "add", "add_"}
@@ -47,6 +53,12 @@ class CoupledGroup:
     grouped: dict[str, int] = field(default_factory=dict)  # grouped convs reading and writing them: layer -> groups
     norms: dict[str, int] = field(default_factory=dict)  # BatchNorm -> offset of the group in its features
     consumers: dict[str, tuple[int, int]] = field(default_factory=dict)  # layer -> (first column, per channel)
+    heads: dict[str, int] = field(default_factory=dict)  # attention layer -> head_dim: channel i is its head i
+    # a LayerNorm over the channels (in ``norms`` too) -> the dims of the channels at its input and output:
+    # compact keeps it at its width, the removed channels put back as zeros around it (group_masks.FullWidth)
+    widened: dict[str, tuple[int, int]] = field(default_factory=dict)
+    scales: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # parameter -> (dim, its size, offset)
+    attention_inputs: dict[str, int] = field(default_factory=dict)  # q/k/v projection weight -> first column
     ties: list[str] = field(default_factory=list)  # what couples the producers
     blockers: list[str] = field(default_factory=list)  # why these channels cannot be removed
 
@@ -62,6 +74,10 @@ class CoupledGroup:
     def layers(self) -> list[str]:
         """Every Linear/Conv whose weight the group touches: producers, then consumers."""
         return list(dict.fromkeys(self.producers + list(self.consumers)))
+
+    def members(self) -> list[str]:
+        """The modules whose channels these are: the producers, or the attention layer whose heads they are."""
+        return self.producers + [name for name in self.heads if name not in self.producers]
 
 
 @dataclass(frozen=True)
@@ -96,38 +112,39 @@ class _Analysis:
     def __init__(self, model: nn.Module, traced: fx.GraphModule):
         self.modules = dict(model.named_modules())
         self.order = {name: i for i, name in enumerate(prunable_layers(model))}
-        self.parent: dict[str, str] = {}
-        self.size: dict[str, int] = {}
+        self.ties = TiedKeys()
+        self.records = self.ties.records
+        self.size: dict[str, int] = {}  # channels of each key's set, at its current root
         self.flow: dict[fx.Node, _Flow] = {}
-        self.records: list[tuple[str, str, object]] = []
         self.read_by: dict[str, _Flow] = {}
-        for node in traced.graph.nodes:
+        self.attention_out: dict[fx.Node, _Flow] = {}  # an attention call -> the flow of its output
+        self.model = model
+        self.nodes = list(traced.graph.nodes)
+        self.norm_calls: list[tuple[str, fx.Node, fx.Node, _Flow]] = []  # LayerNorm, its input and output nodes
+        for node in self.nodes:
             self._visit(node)
+        for call in self.norm_calls:
+            self._settle_widened(*call)
 
-    # -- union-find ----------------------------------------------------------------------------------
+    # -- sets of keys that meet ----------------------------------------------------------------------
     def _key(self, key: str, size: int) -> str:
-        self.parent.setdefault(key, key)
-        self.size[key] = size
+        self.size[self.ties.add(key)] = size
         return key
 
     def find(self, key: str) -> str:
-        while self.parent[key] != key:
-            self.parent[key] = self.parent[self.parent[key]]
-            key = self.parent[key]
-        return key
+        return self.ties.find(key)
 
     def _union(self, a: str, b: str, why: str) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
+        """Tie two keys' channels, one to one: only sets as wide as each other (else both are blocked)."""
+        na, nb = self.size[self.find(a)], self.size[self.find(b)]
+        if 0 in (na, nb):  # the model's input (its width unknown): blocked anyway
+            na = nb = max(na, nb)
+        if na != nb:
+            self._note(a, "blocker", f"{why} joins {na} channels with {nb}")
+            self._note(b, "blocker", f"{why} joins {nb} channels with {na}")
             return
-        if 0 in (self.size[ra], self.size[rb]):  # the model's input (its width unknown): blocked anyway
-            self.size[ra] = self.size[rb] = max(self.size[ra], self.size[rb])
-        if self.size[ra] != self.size[rb]:
-            self._note(a, "blocker", f"{why} joins {self.size[ra]} channels with {self.size[rb]}")
-            self._note(b, "blocker", f"{why} joins {self.size[rb]} channels with {self.size[ra]}")
-            return
-        self.parent[rb] = ra
-        self.records.append((ra, "tie", why))
+        if self.ties.union(a, b, why):
+            self.size[self.find(a)] = na
 
     def _union_flows(self, a: _Flow, b: _Flow, why: str) -> bool:
         if [n for _, n in a.segments] != [n for _, n in b.segments]:
@@ -138,7 +155,7 @@ class _Analysis:
 
     # -- recording -----------------------------------------------------------------------------------
     def _note(self, key: str, kind: str, payload: object) -> None:
-        self.records.append((key, kind, payload))
+        self.ties.note(key, kind, payload)
 
     def _block_flow(self, flow: _Flow, why: str) -> None:
         for key, _ in flow.segments:
@@ -191,8 +208,18 @@ class _Analysis:
             self._visit_layer(node, name, module, flow)
         elif isinstance(module, tuple(_GATES)):
             self._pass(node, src, gate=True)
+        elif isinstance(module, attention.ATTENTION):
+            self._visit_attention(node, name, module)
+        elif isinstance(module, (nn.TransformerEncoderLayer, nn.TransformerEncoder)):
+            self._visit_encoder(node, name, module)
+        elif _is_full_width(module):
+            self._block(node, f"{name!r} is a LayerNorm that compact kept at its width (the channels it removed "
+                              "are put back as zeros around it): the kit does not prune a compacted model's "
+                              "channels there again; prune the original model at the higher ratio instead")
+        elif isinstance(module, nn.LayerNorm) and flow is not None:
+            self._visit_channel_norm(node, name, module, flow, src, node)
         elif module_leak(name, module) is not None:
-            self._block(node, _mixing(name, module, flow) or module_leak(name, module))
+            self._block(node, module_leak(name, module))
         elif isinstance(module, NORMS):
             if flow is not None and self._ungated(node, repr(name)):
                 self._visit_norm(node, name, module, flow)
@@ -202,8 +229,82 @@ class _Analysis:
             self._pass(node, src)
         else:
             self._block(node, f"{name!r} ({type(module).__name__}) reads them, which the kit cannot follow"
-                        + (" (torch.fx keeps it as one op, so its heads are not seen)"
-                           if isinstance(module, (nn.MultiheadAttention, nn.TransformerEncoderLayer)) else ""))
+                        + (" (torch.fx keeps it as one op, so the layers and heads inside are not seen)"
+                           if isinstance(module, (nn.TransformerDecoderLayer, nn.TransformerDecoder)) else ""))
+
+    def _visit_attention(self, node: fx.Node, name: str, module: nn.Module) -> None:
+        """Its heads are one group; its output, the first item it returns, is out_proj's channels; the channels
+        it reads are input columns of its q, k, v projections."""
+        self._attention_inputs(node, name, module)
+        key = self._heads(name, module)
+        for user in node.users:
+            if not (user.op == "call_function" and user.target is operator.getitem and user.args[1] == 0):
+                self._note(key, "blocker", f"what {name!r} returns besides its output is read (node "
+                                           f"{user.name!r}): its attention weights average over the heads, "
+                                           "so a removed head would change them")
+        out = self._key(f"{name}.out_proj", module.out_proj.out_features)
+        self._note(out, "producer", f"{name}.out_proj")
+        query = self.flow.get(node.args[0]) if node.args else None
+        self.attention_out[node] = _Flow(((out, module.out_proj.out_features),), -1,
+                                         query.rank if query is not None and not query.flat else None)
+
+    def _attention_inputs(self, node: fx.Node, name: str, module: nn.Module) -> None:
+        """Query, key and value are read through the q, k, v projections: their channels are input columns
+        there (one set of columns for a packed in_proj_weight, which then ties the three inputs)."""
+        names = ("query", "key", "value")
+        inputs = [node.args[i] if len(node.args) > i else node.kwargs.get(names[i]) for i in range(3)]
+        flows = [self.flow.get(a) if isinstance(a, fx.Node) else None for a in inputs]
+        weights = [p for p, _ in attention.projections(module) if not p.endswith("bias")]
+        usable = all(f is not None and not f.flat and f.is_last() for f in flows)
+        if usable and weights[0] == weights[1]:  # one packed weight: q, k, v read the same columns
+            usable = all(self._union_flows(flows[0], f, f"attention {name!r}'s packed in-projection")
+                         for f in flows[1:])
+        if not usable:
+            for flow in flows:
+                if flow is not None:
+                    self._block_flow(flow, f"attention {name!r} reads them through its q, k, v in-projection "
+                                           "along another dimension than the last, or with channels it cannot "
+                                           "line up")
+            return
+        for pname, flow in dict(zip(weights, flows)).items():  # a packed weight once: its inputs are tied
+            self._read(f"{name}.{pname}", flow)
+            offset = 0
+            for key, n in flow.segments:
+                self._note(key, "attention_input", (f"{name}.{pname}", offset))
+                offset += n
+
+    def _heads(self, name: str, module: nn.Module) -> str:
+        """The group of an attention layer's heads: channel i is head i, its q, k, v rows and out_proj columns."""
+        key = self._key(name, module.num_heads)
+        self._note(key, "heads", (name, module.head_dim))
+        self._note(key, "consumer", (f"{name}.out_proj", 0, module.head_dim))
+        why = attention.unsupported_reason(name, module)
+        if why is not None:
+            self._note(key, "blocker", why)
+        return key
+
+    def _visit_encoder(self, node: fx.Node, name: str, module: nn.Module) -> None:
+        """torch.fx keeps nn.TransformerEncoder(Layer) as one op (its forward branches on the input), so its
+        inside is read from the structure its forward has: x + self_attn(x) and x + linear2(act(linear1(x))),
+        each with a LayerNorm over the channels. The heads and the MLP's hidden channels are groups; what goes
+        in and comes out passes those LayerNorms: kept."""
+        self._block(node, f"{name!r} ({type(module).__name__}) normalizes them with LayerNorms over the channels, "
+                          "so a removed channel would change the others")
+        layers = [(name, module)] if isinstance(module, nn.TransformerEncoderLayer) else \
+            [(f"{name}.layers.{i}", layer) for i, layer in enumerate(module.layers)]
+        for prefix, layer in layers:
+            self._heads(f"{prefix}.self_attn", layer.self_attn)
+            hidden = self._key(f"{prefix}.linear1", layer.linear1.out_features)
+            self._note(hidden, "producer", f"{prefix}.linear1")
+            self._note(hidden, "consumer", (f"{prefix}.linear2", 0, 1))
+            at_zero = float(layer.activation(torch.zeros(1)))
+            if at_zero != 0:
+                self._note(hidden, "blocker", f"{prefix!r}'s activation maps a zeroed channel to {at_zero:g}")
+            for out in (f"{prefix}.self_attn.out_proj", f"{prefix}.linear2"):
+                key = self._key(out, layer.linear2.out_features)
+                self._note(key, "producer", out)
+                self._note(key, "blocker", f"{out!r} writes the residual stream of {prefix!r}, which its "
+                                           "LayerNorms normalize over the channels")
 
     def _visit_layer(self, node: fx.Node, name: str, module: nn.Module, flow: _Flow | None) -> None:
         is_conv = isinstance(module, CONVS)
@@ -264,12 +365,63 @@ class _Analysis:
             self._block_flow(flow, f"BatchNorm {name!r} normalizes {module.num_features} features, not their "
                                    f"{flow.channels} channels along dim 1")
         else:
-            self._read(name, flow)
-            offset = 0
-            for key, n in flow.segments:
-                self._note(key, "norm", (name, offset))
-                offset += n
+            self._norm_reads(name, flow)
         self._pass(node, node.args[0])
+
+    def _norm_reads(self, name: str, flow: _Flow) -> None:
+        """Norm ``name`` scales these channels: each segment at its offset among the norm's features."""
+        self._read(name, flow)
+        offset = 0
+        for key, n in flow.segments:
+            self._note(key, "norm", (name, offset))
+            offset += n
+
+    def _visit_layer_norm_call(self, node: fx.Node, src: fx.Node | None) -> None:
+        """F.layer_norm inside a LayerNorm's own forward (torchvision's LayerNorm2d: permute, layer_norm,
+        permute back): the LayerNorm is the module whose weight it reads, its input and output those of that
+        module's nodes (fx's nn_module_stack)."""
+        flow = self.flow.get(src)
+        if flow is None:
+            return
+        weight = node.args[2] if len(node.args) > 2 else node.kwargs.get("weight")
+        owner = weight.target.rpartition(".")[0] if isinstance(weight, fx.Node) and weight.op == "get_attr" \
+            and weight.target.endswith(".weight") else None
+        module = self.modules.get(owner)
+        inside = [n for n in self.nodes if owner in n.meta.get("nn_module_stack", {})] if owner else []
+        entry = {a for n in inside for a in n.all_input_nodes if a not in inside}
+        if not isinstance(module, nn.LayerNorm) or len(entry) != 1:
+            self._block_flow(flow, f"layer_norm (node {node.name!r}) normalizes over them, outside a LayerNorm "
+                                   "module the kit can keep at its width")
+            return
+        self._visit_channel_norm(node, owner, module, flow, entry.pop(), inside[-1])
+
+    def _visit_channel_norm(self, node: fx.Node, name: str, module: nn.LayerNorm, flow: _Flow, entry: fx.Node,
+                            exit_: fx.Node) -> None:
+        """A LayerNorm over exactly these channels: zeroed with them (gamma and beta), like a BatchNorm. Its
+        statistics span the channels, so compact keeps it at its width (the removed channels back as zeros
+        around it): the smaller model computes what the masked one does."""
+        shape = tuple(module.normalized_shape)
+        if not flow.is_last() or flow.flat or shape != (flow.channels,):
+            self._block_flow(flow, f"LayerNorm {name!r} normalizes over {shape}, not over their {flow.channels} "
+                                   "channels alone")
+        elif module.weight is None:
+            self._block_flow(flow, f"LayerNorm {name!r} has no gamma and beta (elementwise_affine=False): a "
+                                   "removed channel would leave it as -mean / std of the others, not zero")
+        else:
+            self._norm_reads(name, flow)
+            self.norm_calls.append((name, entry, exit_, flow))
+        self._pass(node, node.args[0])
+
+    def _settle_widened(self, name: str, entry: fx.Node, exit_: fx.Node, flow: _Flow) -> None:
+        """Where the LayerNorm module's channels are at its input and output (compact puts removed ones back
+        there), once every flow is known."""
+        before, after = self.flow.get(entry), self.flow.get(exit_)
+        if before is None or after is None or before.segments != after.segments or before.flat or after.flat:
+            self._block_flow(flow, f"LayerNorm {name!r}'s input and output channels do not line up, so the kit "
+                                   "cannot put removed channels back around it")
+            return
+        for key, _ in flow.segments:
+            self._note(key, "widened", (name, (before.cdim, after.cdim)))
 
     def _visit_flatten(self, node: fx.Node, src: fx.Node | None, start: int, end: int, label: str) -> None:
         flow = self.flow.get(src)
@@ -277,6 +429,9 @@ class _Analysis:
             return
         if start == 1 and end == -1 and flow.is_dim1():
             self._pass(node, src, cdim=-1, rank=2, flat=flow.flat or (flow.rank != 2))
+        elif flow.rank is not None and not flow.flat and 0 <= flow.dim() < start % flow.rank:
+            # dims after the channels only ([N, C, H, W] -> [N, C, HW]): every channel keeps its place
+            self._pass(node, src, cdim=flow.dim(), rank=flow.rank - (end % flow.rank - start % flow.rank))
         else:
             self._block_flow(flow, f"{label} flattens dims {start}..{end} with the channels")
 
@@ -286,18 +441,24 @@ class _Analysis:
         src = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
         if target in _METADATA or target is getattr:
             return
-        if _hashable(target) in _GATES_FUNCS:
+        if target is operator.getitem and src in self.attention_out:
+            if node.args[1] == 0:
+                self.flow[node] = self.attention_out[src]
+            return
+        if hashable(target) in _GATES_FUNCS:
             self._pass(node, src, gate=True)
+        elif target is F.layer_norm:
+            self._visit_layer_norm_call(node, src)
         elif leak(node, None) is not None:
             self._block(node, leak(node, None))
         elif passes_through(node, None):
             self._pass(node, src)
-        elif _hashable(target) in _ADDS:
+        elif hashable(target) in _ADDS:
             if self._ungated(node, f"an add ({label})"):
                 self._merge(node, label, "a residual add")
-        elif _hashable(target) in _MULS:
+        elif hashable(target) in _MULS:
             self._visit_mul(node, label)
-        elif _hashable(target) in _CATS:
+        elif hashable(target) in _CATS:
             self._visit_cat(node, label)
         elif target in (torch.flatten, "flatten"):
             start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
@@ -305,7 +466,9 @@ class _Analysis:
             self._visit_flatten(node, src, start, end, f"{label}")
         elif target == "permute" or target is torch.permute:
             self._visit_permute(node, src)
-        elif _hashable(target) in _REDUCTIONS:
+        elif target == "transpose" or target is torch.transpose:
+            self._visit_transpose(node, src)
+        elif hashable(target) in _REDUCTIONS:
             self._visit_reduction(node, label, src)
         else:
             self._block(node, f"{label!r} (node {node.name!r}) reads them, which the kit cannot follow")
@@ -327,11 +490,34 @@ class _Analysis:
 
     def _visit_mul(self, node: fx.Node, label: str) -> None:
         tensors = [a for a in node.args if isinstance(a, fx.Node)]
+        params = [a for a in tensors if a.op == "get_attr"]
+        if len(tensors) == 2 and len(params) == 1 and (set(tensors) - set(params)).pop() in self.flow:
+            self._visit_scale(node, label, params[0], (set(tensors) - set(params)).pop())
+            return
         if len(tensors) == 1 and tensors[0] in self.flow:  # times a number: a zero stays zero
             if self._ungated(node, f"a multiplication by a number ({label})"):
                 self._pass(node, tensors[0])
             return
         self._merge(node, label, "a gate (multiplication)")
+
+    def _visit_scale(self, node: fx.Node, label: str, param: fx.Node, src: fx.Node) -> None:
+        """Times a parameter (ConvNeXt's layer scale): a zero stays zero; one value per channel goes with it."""
+        flow = self.flow[src]
+        tensor = _attribute(self.model, param.target)
+        pdim = None if flow.rank is None or flow.flat else flow.dim() - (flow.rank - tensor.dim())
+        if not self._ungated(node, f"a multiplication ({label})"):
+            return
+        if pdim is None or (0 <= pdim and tensor.shape[pdim] not in (1, flow.channels)) or \
+                tensor.dim() > (flow.rank or 0):
+            self._block_flow(flow, f"{label} by {param.target!r} of shape {tuple(tensor.shape)} (node "
+                                   f"{node.name!r}) does not scale them one value per channel")
+            return
+        if pdim >= 0 and tensor.shape[pdim] == flow.channels:
+            offset = 0
+            for key, n in flow.segments:
+                self._note(key, "scale", (param.target, (pdim, flow.channels, offset)))
+                offset += n
+        self._pass(node, src)
 
     def _visit_cat(self, node: fx.Node, label: str) -> None:
         tensors = node.args[0] if node.args else node.kwargs.get("tensors", ())
@@ -364,6 +550,19 @@ class _Analysis:
         here = flow.cdim % rank
         self.flow[node] = _Flow(flow.segments, dims.index(here), rank, False, flow.gate)
 
+    def _visit_transpose(self, node: fx.Node, src: fx.Node | None) -> None:
+        """transpose(a, b): the channels move to b if they were at a (and back); a tensor of known rank only."""
+        flow = self.flow.get(src)
+        if flow is None:
+            return
+        a, b = node.args[1:3]
+        if flow.flat or flow.rank is None:
+            self._block_flow(flow, f"transpose (node {node.name!r}) of channels in a tensor of unknown rank")
+            return
+        a, b, here = a % flow.rank, b % flow.rank, flow.dim()
+        cdim = b if here == a else a if here == b else here
+        self.flow[node] = _Flow(flow.segments, cdim, flow.rank, False, flow.gate)
+
     def _visit_reduction(self, node: fx.Node, label: str, src: fx.Node | None) -> None:
         flow = self.flow.get(src)
         if flow is None:
@@ -385,8 +584,7 @@ class _Analysis:
     # -- result --------------------------------------------------------------------------------------
     def groups(self) -> list[CoupledGroup]:
         by_root: dict[str, CoupledGroup] = {}
-        for key, kind, payload in self.records:
-            root = self.find(key)
+        for root, kind, payload in self.ties.by_set():
             group = by_root.setdefault(root, CoupledGroup("", self.size[root]))
             if kind == "producer":
                 if payload not in group.producers:
@@ -396,6 +594,14 @@ class _Analysis:
                     group.depthwise.append(payload)
             elif kind == "grouped":
                 group.grouped.setdefault(*payload)
+            elif kind == "heads":
+                group.heads.setdefault(*payload)
+            elif kind == "widened":
+                group.widened.setdefault(*payload)
+            elif kind == "scale":
+                group.scales.setdefault(*payload)
+            elif kind == "attention_input":
+                group.attention_inputs.setdefault(*payload)
             elif kind == "norm":
                 group.norms.setdefault(*payload)
             elif kind == "consumer":
@@ -405,44 +611,38 @@ class _Analysis:
                 group.ties.append(payload)
             elif payload not in group.blockers:
                 group.blockers.append(payload)
-        groups = [g for g in by_root.values() if g.producers]
+        groups = [g for g in by_root.values() if g.producers or g.heads]
         for group in groups:
             group.producers.sort(key=self.order.__getitem__)
-            group.name = group.producers[0]
+            group.name = group.members()[0]
             for name in group.depthwise + list(group.grouped):  # they read the group itself: not consumers
                 group.consumers.pop(name, None)
             if len(set(group.grouped.values())) > 1:
                 group.blockers.append(f"grouped convs with different groups ({group.grouped}) read them")
-        return sorted(groups, key=lambda g: self.order[g.name])
+        # heads just before their attention layer's out_proj, whose channels come after them
+        return sorted(groups, key=lambda g: (self.order[g.producers[0]], 1) if g.producers
+                      else (self.order[f"{g.name}.out_proj"], 0))
 
 
 _GATES = (nn.Sigmoid, nn.Hardsigmoid)
 _GATES_FUNCS = {torch.sigmoid, nn.functional.sigmoid, nn.functional.hardsigmoid, "sigmoid", "sigmoid_"}
 
 
-def _mixing(name: str, module: nn.Module, flow: _Flow | None) -> str | None:
-    if isinstance(module, nn.LayerNorm) and flow is not None and flow.is_last():
-        return (f"LayerNorm {name!r} normalizes over them: a removed channel changes the others' mean and "
-                "variance, so the masked model would not compute what the smaller one does")
-    return None
+def _is_full_width(module: nn.Module) -> bool:
+    from .group_masks import FullWidth  # group_masks builds on this module: imported when used
+
+    return isinstance(module, FullWidth)
 
 
-def _hashable(target: object) -> object:
-    try:
-        hash(target)
-    except TypeError:
-        return None
-    return target
+def _attribute(model: nn.Module, target: str) -> torch.Tensor:
+    """The parameter or buffer an fx get_attr node names."""
+    owner, _, attr = target.rpartition(".")
+    return getattr(model.get_submodule(owner) if owner else model, attr)
 
 
 def trace(model: nn.Module) -> fx.GraphModule:
     """The model's fx graph, or a ValueError saying why the kit cannot analyse it."""
-    try:
-        return fx.symbolic_trace(model)
-    except Exception as err:  # any tracing failure means the same thing to the user
-        raise ValueError(f"coupled channel groups need a model torch.fx can trace, and tracing "
-                         f"{type(model).__name__} failed ({type(err).__name__}: {err}); data-dependent control "
-                         "flow is the usual cause") from None
+    return trace_or_refuse(model, "coupled channel groups need")
 
 
 def coupled_groups(model: nn.Module) -> list[CoupledGroup]:

@@ -12,9 +12,11 @@ leaves the layer out, and compact refuses to remove its channels.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
+from scipy.cluster.hierarchy import DisjointSet
 from torch import fx, nn
 from torch.nn import functional as F
 
@@ -64,14 +66,15 @@ def leak(node: fx.Node, module: nn.Module | None) -> str | None:
     """:func:`module_leak` for any node of an fx graph, functions such as ``torch.sigmoid`` included."""
     if module is not None:
         return module_leak(node.target, module)
-    if node.op in ("call_function", "call_method") and _hashable(node.target) in NONZERO_AT_ZERO_FUNCS:
+    if node.op in ("call_function", "call_method") and hashable(node.target) in NONZERO_AT_ZERO_FUNCS:
         name = getattr(node.target, "__name__", node.target)
         value = _at_zero(NONZERO_AT_ZERO_FUNCS[node.target])
         return f"{name} (node {node.name!r}) maps a zeroed channel to {value:g}, not 0"
     return None
 
 
-def _hashable(target: object) -> object:
+def hashable(target: object) -> object:
+    """An fx node's target if it can be looked up in a set, else None (a bound method of a tensor cannot)."""
     try:
         hash(target)
     except TypeError:
@@ -88,7 +91,7 @@ def passes_through(node: fx.Node, module: nn.Module | None) -> bool:
     if node.op == "call_module":
         return isinstance(module, PASS_THROUGH)
     return node.op in ("call_function", "call_method") and (
-        _hashable(node.target) in PASS_THROUGH_FUNCS or node.target in PASS_THROUGH_METHODS)
+        hashable(node.target) in PASS_THROUGH_FUNCS or node.target in PASS_THROUGH_METHODS)
 
 
 @dataclass
@@ -116,9 +119,69 @@ def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
     return {name: m for name, m in model.named_modules() if isinstance(m, PRUNABLE) and m.weight is not None}
 
 
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer that also keeps what compact leaves of an nn.MultiheadAttention (its forward branches on
+    the input) and of a LayerNorm over pruned channels as one op each: a compacted model traces as the
+    original did, and coupling says why their channels are kept."""
+
+    def is_leaf_module(self, m: nn.Module, qualified_name: str) -> bool:
+        from .attention import PrunedMultiheadAttention
+        from .group_masks import FullWidth
+
+        return isinstance(m, (PrunedMultiheadAttention, FullWidth)) or super().is_leaf_module(m, qualified_name)
+
+
+def symbolic_trace(model: nn.Module) -> fx.GraphModule:
+    """``torch.fx.symbolic_trace`` with the kit's leaves (a compacted model traces as its original did)."""
+    tracer = _Tracer()
+    graph = tracer.trace(model)
+    return fx.GraphModule(tracer.root, graph, model.__class__.__name__)
+
+
+def trace_or_refuse(model: nn.Module, who_needs: str) -> fx.GraphModule:
+    """The model's fx graph, or a ValueError saying who needs one (``"compact needs"``) and why tracing failed."""
+    try:
+        return symbolic_trace(model)
+    except Exception as err:  # any tracing failure means the same thing to the user
+        raise ValueError(f"{who_needs} a model torch.fx can trace, and tracing {type(model).__name__} failed "
+                         f"({type(err).__name__}: {err}); data-dependent control flow is the usual cause") from None
+
+
+class TiedKeys:
+    """Channel keys that meet (an add, a reused module, a depthwise conv...) as sets, with what was found of
+    each key: the bookkeeping both dependency analyses (surgery's channel groups, coupling's coupled groups)
+    group their findings by. The sets are scipy's DisjointSet (union-find); the records are ours."""
+
+    def __init__(self):
+        self.sets = DisjointSet()
+        self.records: list[tuple[str, str, object]] = []  # (key, kind, payload), grouped once unions are known
+
+    def add(self, key: str) -> str:
+        self.sets.add(key)
+        return key
+
+    def find(self, key: str) -> str:
+        return self.sets[key]
+
+    def union(self, a: str, b: str, why: str) -> bool:
+        """Tie the sets of ``a`` and ``b`` (recording why); False if they were one already."""
+        if not self.sets.merge(a, b):
+            return False
+        self.records.append((a, "tie", why))
+        return True
+
+    def note(self, key: str, kind: str, payload: object) -> None:
+        self.records.append((key, kind, payload))
+
+    def by_set(self) -> Iterator[tuple[str, str, object]]:
+        """(the key's set, kind, payload) for every record, in the order found."""
+        for key, kind, payload in self.records:
+            yield self.find(key), kind, payload
+
+
 def _trace(model: nn.Module) -> fx.GraphModule | None:
     try:
-        return fx.symbolic_trace(model)
+        return symbolic_trace(model)
     except Exception:  # fx cannot trace every model; the registration-order fallback covers the rest
         return None
 
@@ -297,6 +360,6 @@ def untraced_reason(model: nn.Module, name: str) -> str:
     modules = dict(model.named_modules())
     parts = name.split(".")
     outer = next((p for p in (".".join(parts[:i]) for i in range(1, len(parts)))
-                  if fx.Tracer().is_leaf_module(modules[p], p)), None)
+                  if _Tracer().is_leaf_module(modules[p], p)), None)
     return (f"it runs inside {outer!r} ({type(modules[outer]).__name__}), which torch.fx traces as one op"
             if outer is not None else "torch.fx's trace never calls it (its weight is used by a function)")

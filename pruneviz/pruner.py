@@ -66,6 +66,20 @@ class _Entry:
         return cls(param, record, record.generation, tuple(path), rewritten)
 
 
+@dataclass(eq=False)
+class _Held:
+    """The selection this Pruner last wrote into the model, for a re-prune that writes only what flips: valid
+    while the selector, the masks (the dict and each tensor) and the stamp of every tensor are the ones it
+    left (each kit write makes a new stamp object, so another Pruner's write, a restore or a snapshot put back
+    ends it)."""
+
+    selector: object
+    masks: dict
+    tensors: dict[str, torch.Tensor]
+    stamps: dict[str, registry.Stamp]
+    counts: dict[str, int] | int  # groups pruned: per layer (local), or the count of the one order (global)
+
+
 def _submodules(module: nn.Module) -> dict:
     return module._modules
 
@@ -82,11 +96,22 @@ class Pruner:
     >>> pruner.prune({"features.0": 0.3})
     >>> pruner.restore()           # the dense model, bit for bit
 
+    A re-prune to new ratios, while the model still holds this Pruner's last prune, writes only the weights
+    (and for channels the biases and BatchNorm entries) whose keep flipped, and updates ``masks`` in place:
+    clone a mask to keep an earlier one.
+
     Attributes:
         layers: the layers in scope ({name: module}); ``skipped`` says why the others are left out.
         scores: the importance the masks are chosen from, per group ({name: tensor}); low = pruned first.
         masks: this Pruner's last prune, one bool per weight, True = kept ({name: tensor shaped like the weight}).
+        last_write_count: elements the last ``prune()`` or ``restore()`` wrote into the model.
+        changed: {layer: 1-D LongTensor of the flat weight indices (sorted) whose mask flipped} after a re-prune
+            that wrote only those, or None after a write of every tensor.
     """
+
+    last_write_count: int = 0
+    changed: dict[str, torch.Tensor] | None = None
+    _held: _Held | None = None
 
     def __init__(self, model: nn.Module, criterion: str | Criterion = "magnitude",
                  granularity: str | Granularity = "element", scope: str = "local", *, data: object = None,
@@ -120,6 +145,7 @@ class Pruner:
         else:
             self._infos = self._select_layers(graph, layers)
         self.layers = {name: info.module for name, info in self._infos.items()}
+        self._start_counting()
         self._entries = self._claim()
         self._reset_masks()
         with self._dense_in_model():  # scores of the dense weights, whatever another Pruner left in the model
@@ -188,7 +214,7 @@ class Pruner:
                     chosen.append(group)
             if reason is not None:
                 coupled = f" (its group: {members})" if group.coupled else ""
-                for name in group.producers:
+                for name in group.members():
                     self.skipped[name] = reason + coupled
         for name in graph.layers:
             if name not in seen and (requested is None or name in requested):
@@ -212,9 +238,17 @@ class Pruner:
         self.masks = {name: torch.ones_like(m.weight, dtype=torch.bool) for name, m in self.layers.items()}
         self.ratios: dict[str, float] = {name: 0.0 for name in self._units}
         if self._plan is not None:
-            self._keep = {name: torch.ones(g.size, dtype=torch.bool, device=self.layers[name].weight.device)
-                          for name, g in self._plan.groups.items()}
+            self._keep = self._plan.keep_all()
             self.masks = self._plan.weight_masks(self._keep)
+        self._held = None
+        self._pruned = {name: (mask, 0) for name, mask in self.masks.items()}
+
+    def _start_counting(self) -> None:
+        """The counts a re-prune keeps up to date instead of reading the model: weights pruned per layer (for
+        the masks they were counted on) and nonzero entries per tensor (for the stamp they were counted at)."""
+        self._pruned: dict[str, tuple[torch.Tensor, int]] = {}
+        self._nonzero: dict[str, tuple[registry.Stamp, int]] = {}
+        self._created: set[str] = set()  # tensors whose dense copy this Pruner made (memory_bytes)
 
     def _scope_reason(self, info: LayerInfo) -> str | None:
         reason = self.granularity.unsupported_reason(info.module.weight.shape, getattr(info.module, "groups", 1))
@@ -261,12 +295,14 @@ class Pruner:
                                  "parameters in place")
             if values is not None:
                 record = registry.adopt(param, values[key])
+                self._created.add(key)
             else:
                 record = registry.record_of(param)
                 if record is None:
                     if registry.pruned_elsewhere(param):
                         adopted.append(key)
                     record = registry.adopt(param)
+                    self._created.add(key)
             entries[key] = _Entry.of(self.model, key, param, record)
         _warn_if_copy_of_pruned(adopted)
         return entries
@@ -313,7 +349,7 @@ class Pruner:
         scores = self.criterion.group_scores(self.model, list(self._plan.groups.values()), self.data)
         if scores is None:
             member = self.criterion.scores(self.model, self._members, CHANNEL, self.data)
-            scores = self._plan.group_scores({n: s.detach() for n, s in member.items()})
+            scores = self._plan.group_scores({n: s.detach() for n, s in member.items()}, self.criterion)
         for name, s in scores.items():
             if torch.isnan(s).any():
                 raise RuntimeError(f"criterion {self.criterion.name!r} gave NaN scores for the group {name!r}")
@@ -402,22 +438,142 @@ class Pruner:
         """
         ratios = self._parse(sparsity)
         self._check(content=True)
+        selector, ratio = self._selector, next(iter(ratios.values()))
+        counts = selector.k(ratio) if self.scope == "global" else selector.counts(ratios)
+        if self._can_reprune():
+            self._reprune(counts)
+            kept = None
+        else:
+            group_masks = kept = selector.masks_at(counts)
+            if self._plan is not None:
+                group_masks = self._plan.even_slices(group_masks, self.scores)
+                self._keep = group_masks
+                self.masks = self._plan.weight_masks(group_masks)
+            for name, gmask in group_masks.items() if self._plan is None else ():
+                self.masks[name] = self.granularity.expand(gmask, self.layers[name].weight.shape)
+            self._write()
+            if self._plan is None:
+                self._held = _Held(selector, self.masks, dict(self.masks),
+                                   {key: e.record.stamp for key, e in self._entries.items()},
+                                   counts if isinstance(counts, int) else dict(counts))
+                if isinstance(counts, dict):  # every group of a layer has as many weights
+                    self._pruned = {name: (mask, counts[name] * (mask.numel() // max(1, selector.orders[name].numel())))
+                                    for name, mask in self.masks.items()}
         guarded = []
         if self.scope == "global":
-            group_masks = self._selector.group_masks(next(iter(ratios.values())))
-            guarded = self._selector.guarded_layers(next(iter(ratios.values())), group_masks)
-        else:
-            group_masks = self._selector.group_masks(ratios)
-        if self._plan is not None:
-            group_masks = self._plan.even_slices(group_masks, self.scores)
-            self._keep = group_masks
-            self.masks = self._plan.weight_masks(group_masks)
-        for name, gmask in group_masks.items() if self._plan is None else ():
-            self.masks[name] = self.granularity.expand(gmask, self.layers[name].weight.shape)
+            if kept is None:  # groups kept per layer, from the counts a re-prune keeps
+                pruned = self._pruned_weights()
+                kept = {name: self.scores[name].numel() - pruned[name] // self._group_size(name)
+                        for name in self.layers}
+            guarded = selector.guarded_layers(ratio, kept)
         self.ratios = ratios
-        self._write()
         self._note_guard(guarded)
         return self
+
+    def _group_size(self, name: str) -> int:
+        return self.masks[name].numel() // max(1, self.scores[name].numel())
+
+    def _can_reprune(self) -> bool:
+        """Whether the model holds this Pruner's last prune as it wrote it (the content check has passed), so a
+        new selection can be written as the difference: the same selector, masks and stamps, no tracked tensor
+        (a criterion rewrites those whole), plain contiguous tensors."""
+        held = self._held
+        if not self._holds_selection() or len(held.stamps) != len(self._entries):
+            return False
+        return all(not e.rewritten and held.stamps.get(key) is e.record.stamp and e.param.is_contiguous()
+                   and e.dense.is_contiguous() for key, e in self._entries.items())
+
+    def _holds_selection(self) -> bool:
+        """Whether ``masks`` are still the selection of ``_held`` (nobody replaced the dict or a tensor)."""
+        held = self._held
+        return (held is not None and self._plan is None and held.selector is self._selector
+                and held.masks is self.masks and len(held.tensors) == len(self.masks)
+                and all(held.tensors.get(name) is mask for name, mask in self.masks.items()))
+
+    @torch.no_grad()
+    def _reprune(self, counts: dict[str, int] | int) -> None:
+        """Write the new selection as the difference from the held one: the groups of the order between the old
+        count and the new, expanded to their weights (and channels' biases and BatchNorm entries)."""
+        held, selector = self._held, self._selector
+        flips = {}  # layer -> (its group indices that flip, True: they are pruned now)
+        if isinstance(counts, int):
+            lo, hi = sorted((held.counts, counts))
+            if lo < hi:  # sorted, the flat group indices fall into layers (each holds one range of them)
+                groups = torch.sort(selector.order[lo:hi].to(torch.int64)).values
+                bounds = torch.searchsorted(groups, selector._starts).tolist() + [groups.numel()]
+                for i, name in enumerate(selector.names):
+                    if bounds[i] < bounds[i + 1]:
+                        flips[name] = (groups[bounds[i]:bounds[i + 1]] - selector.starts[i], counts > held.counts)
+        else:
+            for name, k in counts.items():
+                if k != held.counts[name]:
+                    lo, hi = sorted((held.counts[name], k))
+                    groups = torch.sort(selector.orders[name][lo:hi].to(torch.int64)).values
+                    flips[name] = (groups, k > held.counts[name])
+        pruned = self._pruned_weights()
+        deltas: dict[str, int] = {}
+        written = 0
+        changed = {name: torch.empty(0, dtype=torch.int64, device=m.weight.device) for name, m in self.layers.items()}
+        for name, (groups, pruning) in flips.items():
+            flat = self._weight_index(name, groups)
+            mask = self.masks[name]
+            if not mask.is_contiguous():  # an expanded group mask (channel, kernel, vector): made writable once
+                mask = self.masks[name] = held.tensors[name] = mask.contiguous()
+            mask.view(-1).index_fill_(0, flat, not pruning)
+            targets = [(f"{name}.weight", flat)]
+            if self.granularity is CHANNEL:
+                norm = self._infos[name].norm
+                targets += [(key, groups) for key in (f"{name}.bias", f"{norm}.weight", f"{norm}.bias")
+                            if key in self._entries]
+            for key, index in targets:
+                written += self._write_part(key, index, pruning, deltas)
+            self._pruned[name] = (mask, pruned[name] + (flat.numel() if pruning else -flat.numel()))
+            changed[name] = flat
+        for key, delta in deltas.items():
+            entry = self._entries[key]
+            before = entry.record.stamp
+            registry.stamp(entry.param, entry.record, is_dense=False)
+            known = self._nonzero.get(key)
+            if known is not None and known[0] is before:
+                self._nonzero[key] = (entry.record.stamp, known[1] + delta)
+            held.stamps[key] = entry.record.stamp
+        held.counts = counts if isinstance(counts, int) else dict(counts)
+        self.last_write_count, self.changed = written, changed
+
+    def _write_part(self, key: str, index: torch.Tensor, pruning: bool, deltas: dict[str, int]) -> int:
+        """Zero (pruning) or put back the dense values of the flat ``index`` of one tensor; the elements written."""
+        entry = self._entries[key]
+        param, dense = entry.param.detach().view(-1), entry.dense.view(-1)  # a view shares the version counter
+        values = dense.index_select(0, index)
+        nonzero = int(torch.count_nonzero(values))
+        if pruning:
+            param.index_fill_(0, index, 0)
+        else:
+            param.index_copy_(0, index, values)
+        deltas[key] = deltas.get(key, 0) + (-nonzero if pruning else nonzero)
+        return index.numel()
+
+    def _weight_index(self, name: str, groups: torch.Tensor) -> torch.Tensor:
+        """The flat indices (sorted) of the weights of ``groups`` (sorted flat group indices) in the layer's weight."""
+        dims = self.granularity.group_dims
+        if dims is None:
+            return groups
+        shape = self.layers[name].weight.shape
+        strides = [1] * len(shape)
+        for d in range(len(shape) - 2, -1, -1):
+            strides[d] = strides[d + 1] * shape[d + 1]
+        base, rest = torch.zeros_like(groups), groups
+        for d in reversed(dims):  # the group's coordinates, last group dim first
+            base = base + (rest % shape[d]) * strides[d]
+            rest = rest // shape[d]
+        inside = torch.zeros(1, dtype=torch.int64, device=groups.device)  # offsets of a group's weights
+        for d in range(len(shape)):
+            if d not in dims:
+                steps = torch.arange(shape[d], device=groups.device) * strides[d]
+                inside = (inside[:, None] + steps[None, :]).reshape(-1)
+        flat = (base[:, None] + inside[None, :]).reshape(-1)
+        # groups on the leading dims (channel, kernel, vector) own consecutive ranges: already sorted
+        return flat if tuple(dims) == tuple(range(len(dims))) else torch.sort(flat).values
 
     def _note_guard(self, layers: list[str]) -> None:
         """Say which layers the global guard kept from being emptied: ``guarded`` after every prune, and a warning
@@ -465,6 +621,9 @@ class Pruner:
             if key not in masked:
                 entry.param.copy_(entry.dense)
                 registry.stamp(entry.param, entry.record, is_dense=True)
+        self._held = None
+        self.last_write_count = sum(entry.param.numel() for entry in self._entries.values())
+        self.changed = None
 
     def track(self, key: str) -> None:
         """Let a criterion rewrite one more parameter outside the masks (e.g. the next layer a least-squares
@@ -486,6 +645,8 @@ class Pruner:
                 entry.param.copy_(entry.dense)
                 registry.stamp(entry.param, entry.record, is_dense=True)
         self._reset_masks()
+        self.last_write_count = sum(entry.param.numel() for entry in self._entries.values())
+        self.changed = None
         return self
 
     @torch.no_grad()
@@ -501,6 +662,7 @@ class Pruner:
             moved = entry.record.stamp.mismatch(entry.param, entry.record.index) is not None
             entry.param.mul_(keep)
             registry.stamp(entry.param, entry.record, is_dense=False, tuned=entry.record.tuned or moved)
+        self._held = None
 
     def mask_gradients(self) -> None:
         """Zero the gradients of pruned weights, so momentum never builds up on them."""
@@ -533,14 +695,79 @@ class Pruner:
 
     # -- reading -----------------------------------------------------------------------------------
     def sparsity(self) -> float:
-        """Fraction of pruned weights over all layers in scope."""
+        """Fraction of pruned weights over all layers in scope (from counts a re-prune keeps: no pass)."""
+        pruned = self._pruned_weights()
         total = sum(m.numel() for m in self.masks.values())
-        kept = sum(int(m.sum()) for m in self.masks.values())
+        kept = total - sum(pruned.values())
         return 1.0 - kept / total
 
     def layer_sparsity(self) -> dict[str, float]:
         """Fraction of pruned weights, per layer in scope."""
-        return {name: 1.0 - float(m.float().mean()) for name, m in self.masks.items()}
+        pruned = self._pruned_weights()
+        return {name: 1.0 - (m.numel() - pruned[name]) / m.numel() for name, m in self.masks.items()}
+
+    def _pruned_weights(self) -> dict[str, int]:
+        """Weights pruned per layer: the counts kept with each mask, counted again for a mask replaced since."""
+        out = {}
+        for name, mask in self.masks.items():
+            known = self._pruned.get(name)
+            if known is None or known[0] is not mask:
+                known = self._pruned[name] = (mask, mask.numel() - int(torch.count_nonzero(mask)))
+            out[name] = known[1]
+        return out
+
+    def nonzero_counts(self) -> dict[str, int]:
+        """Nonzero entries of every tensor the Pruner writes, by parameter key (e.g. "features.0.weight"):
+        exactly ``torch.count_nonzero`` of each. Counted once after a full write, then kept up to date by each
+        re-prune from the entries it wrote; a tensor changed since the kit wrote it is counted again."""
+        out = {}
+        for key, entry in self._entries.items():
+            known, stamp = self._nonzero.get(key), entry.record.stamp
+            current = registry.record_of(entry.param) is entry.record  # holds the kit's last write (a stamp check)
+            if known is not None and known[0] is stamp and current:
+                out[key] = known[1]
+                continue
+            out[key] = int(torch.count_nonzero(entry.param.detach()))
+            if current:
+                self._nonzero[key] = (stamp, out[key])
+        return out
+
+    def threshold(self, layer: str) -> float | None:
+        """The largest score among the layer's pruned groups (magnitude, element: the |w| below which weights
+        went), or None when none is pruned. Read from the sorted order: O(1) locally (O(tiers) for N:M), at
+        global scope a scan of the order between this call's count and the last one's; a pass over the layer's
+        group mask only for a selection the Pruner did not make itself (masks set by hand, a state dict,
+        granularity "group", N:M at global scope)."""
+        if layer not in self.layers:
+            raise unknown_choice("layer", layer, self.layers)
+        selector = self._selector
+        if self._holds_selection() and not (self.scope == "global" and selector.tiered):
+            held = self._held
+            count = held.counts if isinstance(held.counts, int) else held.counts[layer]
+            return selector.threshold(layer, count, self.scores[layer])
+        if self._plan is not None:
+            pruned = [self.scores[name][~keep] for name, keep in self._keep.items()
+                      if layer in self._plan.groups[name].producers]
+        else:
+            pruned = [self.scores[layer][~_reduce_any(self.masks[layer], self.granularity)]]
+        pruned = [p for p in pruned if p.numel()]
+        return max(float(p.max()) for p in pruned) if pruned else None
+
+    def memory_bytes(self) -> int:
+        """Bytes of the tensors this Pruner holds: the dense copies it made, scores, masks, the selection's order.
+
+        At rest, for magnitude at element granularity, local or global: 13 bytes per weight (dense copy 4,
+        scores 4, int32 order 4, mask 1). Building peaks higher for a moment: see :class:`GlobalSelector`."""
+        tensors = [self._entries[key].dense for key in self._created if key in self._entries]
+        tensors += [*self.scores.values(), *self.masks.values(), *getattr(self, "_keep", {}).values()]
+        for value in vars(self._selector).values():
+            tensors += list(value.values()) if isinstance(value, dict) else [value]
+        storages = {}
+        for tensor in tensors:
+            if isinstance(tensor, torch.Tensor):
+                storage = tensor.untyped_storage()
+                storages[storage.data_ptr()] = storage.nbytes()
+        return sum(storages.values())
 
     def group_masks(self) -> dict[str, torch.Tensor]:
         """The current masks per group (e.g. one bool per channel), shaped like ``scores``."""
@@ -590,6 +817,7 @@ class Pruner:
         self.graph = build_graph(model)
         self.skipped, self.guarded = {}, {}
         self._plan = None
+        self._start_counting()
         missing = [n for n in state["layers"] if n not in self.graph.layers]
         if missing:
             raise ValueError(f"the saved pruner names layers this model does not have: {missing}; the model's "

@@ -32,7 +32,8 @@ import torch
 from torch import fx, nn
 
 from .errors import check_masks
-from .graph import NORMS, build_graph, leak, module_leak, passes_through, prunable_layers, untraced_reason
+from .graph import (NORMS, TiedKeys, build_graph, leak, module_leak, passes_through, prunable_layers,
+                    trace_or_refuse, untraced_reason)
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _FLAT, _DIM1 = "flat", "dim1"  # where the channels are: the last dim ([N, C]), or dim 1 of [N, C, spatial...]
@@ -64,36 +65,22 @@ class _Analysis:
 
     def __init__(self, model: nn.Module, traced: fx.GraphModule):
         self.modules = dict(model.named_modules())
-        self.parent: dict[str, str] = {}
+        self.ties = TiedKeys()
+        self.records = self.ties.records  # (key, kind, payload), grouped once unions are known
         self.origin: dict[fx.Node, tuple[str, str]] = {}  # node -> (producer key, layout)
-        self.records: list[tuple[str, str, object]] = []  # (key, kind, payload), grouped once unions are known
         self.read_by: dict[str, str] = {}  # module with per-channel weights -> the channels its first call read
         self.rank: dict[fx.Node, int | None] = {}  # tensor rank where known (a conv's output; after flatten(1): 2)
         for node in traced.graph.nodes:
             self._visit(node)
 
-    # -- union-find ----------------------------------------------------------------------------------
     def _key(self, key: str) -> str:
-        self.parent.setdefault(key, key)
-        return key
-
-    def find(self, key: str) -> str:
-        while self.parent[key] != key:
-            self.parent[key] = self.parent[self.parent[key]]
-            key = self.parent[key]
-        return key
-
-    def _union(self, a: str, b: str, why: str) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[rb] = ra
-            self.records.append((ra, "tie", why))
+        return self.ties.add(key)
 
     def _read(self, name: str, key: str) -> None:
         """A module with per-channel weights reads the channels of ``key``: every call must read the same ones
         (a module called twice ties the channels it reads each time)."""
         first = self.read_by.setdefault(name, key)
-        self._union(first, key, f"{name!r}, called more than once,")
+        self.ties.union(first, key, f"{name!r}, called more than once,")
 
     # -- recording -----------------------------------------------------------------------------------
     def _block(self, node: fx.Node, why: str) -> None:
@@ -197,7 +184,7 @@ class _Analysis:
         if la != lb:
             self._block(node, f"{label} (node {node.name!r}) adds tensors of different layouts")
             return
-        self._union(ka, kb, _ADD_TIE)
+        self.ties.union(ka, kb, _ADD_TIE)
         self.origin[node] = (ka, la)
         ranks = {self.rank.get(t) for t in tensors} - {None}
         self.rank[node] = ranks.pop() if len(ranks) == 1 else None
@@ -229,8 +216,8 @@ class _Analysis:
     # -- result --------------------------------------------------------------------------------------
     def groups(self, graph) -> list[ChannelGroup]:
         by_root: dict[str, ChannelGroup] = {}
-        for key, kind, payload in self.records:
-            group = by_root.setdefault(self.find(key), ChannelGroup())
+        for root, kind, payload in self.ties.by_set():
+            group = by_root.setdefault(root, ChannelGroup())
             if kind == "producer":
                 if payload not in group.producers:  # a layer called twice produces the same channels
                     group.producers.append(payload)
@@ -284,18 +271,9 @@ def _out_channels(module: nn.Module) -> int:
     return module.weight.shape[0]
 
 
-def _trace(model: nn.Module) -> fx.GraphModule:
-    try:
-        return fx.symbolic_trace(model)
-    except Exception as err:  # any tracing failure means the same thing to the user
-        raise ValueError(f"compact needs a model torch.fx can trace, and tracing {type(model).__name__} failed "
-                         f"({type(err).__name__}: {err}); data-dependent control flow is the usual cause") \
-            from None
-
-
 def channel_groups(model: nn.Module) -> list[ChannelGroup]:
     """Every set of channels the surgery keeps or removes together, with what reads them and what blocks them."""
-    traced = _trace(model)
+    traced = trace_or_refuse(model, "compact needs")
     return _Analysis(model, traced).groups(build_graph(model, traced))
 
 

@@ -85,11 +85,50 @@ def test_convnext_block_permute_and_layernorm():
     groups = by_name(Net(8, ConvNeXtBlock(8)))
     assert groups["blocks.0.pwconv1"].consumers == {"blocks.0.pwconv2": (0, 1)}  # channels-last, per token
     assert not groups["blocks.0.pwconv1"].blockers
-    # the depthwise conv's channels pass a LayerNorm over the channels: left out, said why
-    # the stem, the depthwise conv that reads it and the layer-scaled residual branch are one group; it passes
-    # a LayerNorm over the channels, so it is left out, and the blockers say why
-    assert groups["stem"].producers == ["stem", "blocks.0.dwconv"]
-    assert any("LayerNorm 'blocks.0.norm' normalizes over them" in b for b in groups["stem"].blockers)
+    # the stem, the depthwise conv that reads it and the layer-scaled residual branch are one group; it passes a
+    # LayerNorm over the channels (after a permute: channels last), zeroed with it and kept at its width by
+    # compact (channels at dim 3 going in and out), and a layer scale of one value per channel (dim 0 of it)
+    stem = groups["stem"]
+    assert stem.producers == ["stem", "blocks.0.dwconv", "blocks.0.pwconv2"] and not stem.blockers
+    assert stem.norms == {"bn": 0, "blocks.0.norm": 0}
+    assert stem.widened == {"blocks.0.norm": (3, 3)}
+    assert stem.scales == {"blocks.0.layer_scale": (0, 8, 0)}
+
+
+def test_layernorm2d_as_torchvision_writes_it():
+    """permute, F.layer_norm on the module's own weight, permute back: the LayerNorm is found by its weight,
+    its input and output channels at dim 1."""
+    from benchmarks.coupled_models import LayerNorm2d
+
+    class Stem(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3)
+            self.norm = LayerNorm2d(8)
+            self.out = nn.Conv2d(8, 4, 1)
+
+        def forward(self, x):
+            return self.out(self.norm(self.conv(x)))
+
+    group = by_name(Stem())["conv"]
+    assert (group.norms, group.widened, group.consumers, group.blockers) == ({"norm": 0}, {"norm": (1, 1)},
+                                                                             {"out": (0, 1)}, [])
+
+
+@pytest.mark.parametrize("case", ["no_affine", "over_more"])
+def test_layernorms_the_kit_cannot_keep_are_said(case):
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(4, 6)
+            self.norm = nn.LayerNorm(6, elementwise_affine=False) if case == "no_affine" else nn.LayerNorm((3, 6))
+            self.b = nn.Linear(6, 2)
+
+        def forward(self, x):
+            return self.b(self.norm(self.a(x)))
+
+    expected = "elementwise_affine=False" if case == "no_affine" else "normalizes over (3, 6)"
+    assert any(expected in b for b in by_name(Odd())["a"].blockers)
 
 
 def test_transformer_encoder_layer():
@@ -105,7 +144,56 @@ def test_transformer_encoder_layer():
 
     groups = by_name(Tokens())
     assert groups["layer.linear1"].consumers == {"layer.linear2": (0, 1)} and not groups["layer.linear1"].blockers
-    assert any("MultiheadAttention" in b and "heads" in b for b in groups["embed"].blockers)
+    # the heads: channel i of the group is head i, its q, k, v rows (in_proj) and its 4 columns of out_proj
+    heads = groups["layer.attn"]
+    assert (heads.size, heads.heads, heads.consumers, heads.producers) == (4, {"layer.attn": 4},
+                                                                           {"layer.attn.out_proj": (0, 4)}, [])
+    assert not heads.blockers
+    # what attention reads and writes is the residual stream: kept, and said why
+    assert groups["embed"].producers == ["embed", "layer.attn.out_proj", "layer.linear2"]
+    assert groups["embed"].norms == {"layer.norm1": 0, "layer.norm2": 0}  # LayerNorms over the channels
+    # attention reads it through the input columns of its packed q, k, v in-projection
+    assert groups["embed"].attention_inputs == {"layer.attn.in_proj_weight": 0}
+    # the tokens come from the model's input, of a rank the analysis does not know: the mean over dim 1 could
+    # be over the channels, so they are kept (TinyViT embeds its tokens with a conv: there the stream goes too)
+    assert groups["embed"].blockers == ["mean over dims [1] (node 'mean') mixes them"]
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_torch_transformer_encoder_layers_are_read_from_their_structure(norm_first):
+    """fx keeps nn.TransformerEncoder(Layer) as one op: its heads and MLP channels are found all the same."""
+    class Tokens(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Linear(12, 16)
+            layer = nn.TransformerEncoderLayer(16, 4, 24, batch_first=True, norm_first=norm_first)
+            self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+            self.fc = nn.Linear(16, 10)
+
+        def forward(self, x):
+            return self.fc(self.encoder(self.embed(x)).mean(1))
+
+    groups = by_name(Tokens())
+    for i in range(2):
+        prefix = f"encoder.layers.{i}"
+        assert groups[f"{prefix}.self_attn"].heads == {f"{prefix}.self_attn": 4}
+        assert groups[f"{prefix}.linear1"].consumers == {f"{prefix}.linear2": (0, 1)}
+        assert not groups[f"{prefix}.self_attn"].blockers and not groups[f"{prefix}.linear1"].blockers
+        assert "LayerNorms normalize over the channels" in groups[f"{prefix}.linear2"].blockers[0]
+    assert "(TransformerEncoder) normalizes them with LayerNorms" in groups["embed"].blockers[0]
+
+
+def test_attention_weights_read_keep_the_heads():
+    class Weights(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, x):
+            out, weights = self.attn(x, x, x)
+            return out.mean() + weights.mean()
+
+    assert any("attention weights average over the heads" in b for b in by_name(Weights())["attn"].blockers)
 
 
 @pytest.mark.parametrize("op", ["view", "layernorm", "sigmoid_add"])

@@ -6,8 +6,8 @@ from torch import nn
 
 import pruneviz
 from benchmarks.bench_coupled import TORCH_PRUNING, pruned
-from benchmarks.coupled_models import (ARCHITECTURES, BasicBlock, Bottleneck, DenseBlock, InvertedResidual,
-                                       randomized)
+from benchmarks.coupled_models import (ARCHITECTURES, BasicBlock, Bottleneck, DenseBlock, EncoderLayer,
+                                       InvertedResidual, randomized)
 
 X = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
 
@@ -57,7 +57,45 @@ def test_blocks_reach_the_analytic_optimum(block):
     assert kept / pruneviz.macs(model, X) < 0.35  # about a quarter: both sides of most layers halved
 
 
-@pytest.mark.parametrize("name", [n for n in ARCHITECTURES if n != "convnext_tiny"])
+class Tokens(nn.Module):
+    """T tokens of 12 features, a Linear embedding to E, an encoder layer (E, H heads, hidden), a classifier."""
+
+    def __init__(self, layer: nn.Module, dim: int):
+        super().__init__()
+        self.embed = nn.Linear(12, dim)
+        self.layer = layer
+        self.fc = nn.Linear(dim, 10)
+
+    def forward(self, x):
+        return self.fc(self.layer(self.embed(x)).mean(1))
+
+
+def transformer_macs(tokens: int, dim: int, hidden: int, share: float) -> float:
+    """MACs of the Tokens model with a ``share`` of its heads and hidden channels kept: the q, k, v projections
+    (3 T E^2), the attention products (2 T^2 E: scores and values over every head), out_proj (T E^2) and the MLP
+    (2 T E hidden) scale by it; the embedding (T 12 E) and the classifier (E 10) do not (the residual stream
+    passes LayerNorms over the channels: kept). share=0.5: the optimum of uniform group pruning by half."""
+    grouped = 3 * tokens * dim ** 2 + 2 * tokens ** 2 * dim + tokens * dim ** 2 + 2 * tokens * dim * hidden
+    return tokens * 12 * dim + share * grouped + dim * 10
+
+
+@pytest.mark.parametrize("kind", ["hand_written", "torch"])
+def test_transformer_encoder_layer_reaches_the_analytic_optimum(kind):
+    torch.manual_seed(0)
+    dim, heads, hidden, tokens = 32, 8, 64, 9
+    layer = EncoderLayer(dim, heads, hidden) if kind == "hand_written" else \
+        nn.TransformerEncoderLayer(dim, heads, hidden, dropout=0.0, batch_first=True)
+    model = Tokens(layer, dim).eval()
+    x = torch.randn(1, tokens, 12, generator=torch.Generator().manual_seed(0))
+    assert pruneviz.macs(model, x) == transformer_macs(tokens, dim, hidden, 1.0)  # the count sees attention
+    pruner = pruneviz.Pruner(model, "magnitude", "group").prune(0.5)
+    small = pruneviz.compact(model, pruner.masks)
+    assert abs(pruneviz.macs(small, x) / transformer_macs(tokens, dim, hidden, 0.5) - 1) < 0.10
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
 def test_torchvision_sized_copies_match_torch_pruning(name):
     torch.manual_seed(0)
     model = randomized(ARCHITECTURES[name]())
@@ -69,9 +107,9 @@ def test_torchvision_sized_copies_match_torch_pruning(name):
         torch.testing.assert_close(small(x), model(x), rtol=1e-4, atol=1e-5)
 
 
-def test_convnext_keeps_its_layernorm_channels_and_says_why():
+def test_convnext_prunes_its_residual_stream_through_layernorms():
     torch.manual_seed(0)
     model = randomized(ARCHITECTURES["convnext_tiny"](0.25))
     pruner = pruneviz.Pruner(model, "magnitude", "group")
-    assert all(name.endswith("pwconv1") for name in pruner.scores)  # only the MLP's hidden channels
-    assert "LayerNorm 'features.1.0.norm' normalizes over them" in pruner.skipped["features.1.0.dwconv"]
+    assert "features.0.0" in pruner.scores and "features.1.0.dwconv" not in pruner.skipped  # the stream is a group
+    assert list(pruner.skipped) == ["classifier"]

@@ -85,12 +85,12 @@ def test_skipped_says_why():
             return self.fc(self.layer(self.embed(x)).mean(1))
 
     pruner = pruneviz.Pruner(Tokens(), "magnitude", "group")
-    assert list(pruner.scores) == ["layer.linear1"]
-    assert "MultiheadAttention" in pruner.skipped["embed"]
-    assert "inside 'layer.attn' (MultiheadAttention), which torch.fx traces as one op" in \
-        pruner.skipped["layer.attn.out_proj"]
-    # its channels are added to the residual stream, which comes out of a LayerNorm over the channels
-    assert "combines them with layer_norm1, whose channels the kit cannot follow" in pruner.skipped["layer.linear2"]
+    assert list(pruner.scores) == ["layer.attn", "layer.linear1"]  # the heads, the MLP's hidden channels
+    assert pruner.skipped["embed"].startswith("mean over dims [1] (node 'mean') mixes them")
+    assert pruner.skipped["layer.attn.out_proj"] == pruner.skipped["embed"]  # one group: the residual stream
+    pruner = pruneviz.Pruner(Tokens(), "obd", "group", data=(torch.randn(4, 3, 12), torch.zeros(4).long()))
+    assert "not the heads of an attention layer" in pruner.skipped["layer.attn"]
+    assert pruner.skipped["layer.linear2"] == pruner.skipped["embed"]
 
 
 def test_layers_restricts_to_whole_groups():
@@ -187,10 +187,13 @@ def test_practitioner_models(kind):
     assert all(reason == "they reach the model's output" for reason in pruner.skipped.values())
 
 
-def test_a_transformer_encoder_layer_fx_keeps_whole_is_refused_with_reasons():
-    model = practitioner_models.build("attention")
-    before = state_of(model)
-    with pytest.raises(ValueError, match=r"no channel group to prune.*block.linear1: it runs inside 'block' "
-                                         r"\(TransformerEncoderLayer\), which torch.fx traces as one op"):
-        pruneviz.Pruner(model, "magnitude", "group")
-    assert same_state(state_of(model), before)
+def test_a_transformer_encoder_layer_fx_keeps_whole_loses_heads_and_hidden_channels():
+    model = practitioner_models.build("attention", dtype=torch.float64)
+    x, _ = practitioner_models.calibration(dtype=torch.float64)
+    pruner = pruneviz.Pruner(model, "magnitude", "group").prune(0.5)
+    assert list(pruner.scores) == ["block.self_attn", "block.linear1"]
+    small = pruneviz.compact(model, pruner.masks)
+    assert (small.block.self_attn.num_heads, small.block.linear1.out_features) == (1, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), model(x), rtol=1e-9, atol=1e-9)
+    assert "LayerNorms" in pruner.skipped["embed"]

@@ -48,8 +48,18 @@ class Criterion:
     def covers_group(self, group, infos: dict[str, LayerInfo]) -> str | None:
         """Why this criterion cannot score a channel group (None: it can). By default a group is scored by
         the members the criterion covers as layers (their channel scores are summed), so it needs one."""
+        if group.heads:
+            return None if self.scores_heads else (
+                f"criterion {self.name!r} scores what it reads of a Linear or Conv layer, not the heads of an "
+                "attention layer; criteria that score heads: 'magnitude', 'l2', 'random'")
         reasons = [self.covers(infos[name]) for name in group.producers]
         return None if any(r is None for r in reasons) else reasons[0]
+
+    scores_heads = False  # can it score the heads of an attention layer (head_scores)?
+
+    def head_scores(self, name: str, attention: nn.Module) -> torch.Tensor:
+        """One score per head of attention layer ``name`` (criteria with ``scores_heads``)."""
+        raise NotImplementedError  # abstract: criteria with scores_heads override it
 
     def group_scores(self, model: nn.Module, groups: list, data: object = None) -> Scores | None:
         """Scores of whole groups, for criteria that read something of the group rather than of each member
@@ -62,6 +72,14 @@ class ElementCriterion(Criterion):
     """A score per weight, summed over each group (``norm="l2"``: root of the summed squares)."""
 
     norm = "l1"
+    scores_heads = True
+
+    def head_scores(self, name, attention):
+        """The head's element scores summed over its q, k, v rows and out_proj columns (pruneviz.attention)."""
+        from ..attention import head_scores
+
+        with torch.no_grad():
+            return head_scores(attention, self.element_scores, self.norm)
 
     def element_scores(self, weight: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError  # abstract

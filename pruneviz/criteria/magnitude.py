@@ -1,6 +1,7 @@
 """Data-free criteria: magnitude (L1, L2) and the random baseline."""
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import torch
@@ -44,6 +45,14 @@ class Random(Criterion):
             shape = granularity.group_shape(weight.shape)
             out[name] = torch.rand(shape, generator=gen, dtype=torch.float64).to(weight.device, weight.dtype)
         return out
+
+    scores_heads = True
+
+    def head_scores(self, name, attention):
+        """Uniform random scores per head, seeded by the criterion's seed and the layer's name."""
+        gen = torch.Generator().manual_seed(self.seed + zlib.crc32(name.encode()))
+        weight = attention.out_proj.weight
+        return torch.rand(attention.num_heads, generator=gen, dtype=torch.float64).to(weight.device, weight.dtype)
 
 
 for _factory in (Magnitude, L2Magnitude, Random):

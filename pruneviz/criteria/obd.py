@@ -329,6 +329,8 @@ def obd_saliency(weight: torch.Tensor, hessian_diag: torch.Tensor) -> torch.Tens
 class OBD(ElementCriterion):
     """Optimal Brain Damage saliency per weight; groups sum it. Needs calibration data."""
 
+    scores_heads = False  # its Hessian diagonals are estimated for Linear and Conv weights only
+
     name = "obd"
     needs_data = True
     description = "Optimal Brain Damage: 1/2 h_ii w_i^2 with the Hessian diagonal on calibration data"

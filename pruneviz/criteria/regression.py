@@ -427,6 +427,8 @@ class Regression(Criterion):
         return None
 
     def covers_group(self, group, infos) -> str | None:
+        if group.heads:
+            return super().covers_group(group, infos)
         if group.coupled:
             return (f"its channels are coupled ({', '.join(group.producers)}): the LASSO reconstruction is "
                     "defined for one layer feeding one next layer, not for a coupled group")
