@@ -1,5 +1,5 @@
-"""Notebook 05's exercise checks: the solutions pass; wrong answers and the library's own code are refused in
-words (pruneviz.coursework.criteria)."""
+"""Notebook 05's exercise checks: the solutions pass; wrong answers, the shortcuts and the library's own code are
+refused in words (pruneviz.coursework.apoz, pruneviz.coursework.criteria)."""
 import copy
 from collections import OrderedDict
 
@@ -8,7 +8,9 @@ import torch
 
 import pruneviz
 from pruneviz.coursework import CheckFailed
-from pruneviz.coursework.criteria import check_apoz, check_remove_dead_neurons
+from pruneviz.coursework.apoz import check_apoz, reference_apoz
+from pruneviz.coursework.criteria import check_remove_dead_neurons
+from tests.notebook_source import notebook_function
 
 
 def remove_dead(mlp, x, *, rule=lambda out: (out != 0).any(dim=0), fix_next=True):
@@ -51,9 +53,10 @@ def library(mlp, x):
 
 
 def test_the_solutions_pass(capsys):
-    assert check_apoz(lambda acts: (acts == 0).float().mean(dim=(0, 2, 3)))
+    assert check_apoz(notebook_function("05_apoz.ipynb", "channel_apoz"))
     assert check_remove_dead_neurons(remove_dead)
-    assert "✓ removing dead neurons" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "✓ APoZ of a channel" in out and "✓ removing dead neurons" in out
 
 
 @pytest.mark.parametrize("wrong,words", [
@@ -69,10 +72,86 @@ def test_wrong_removals_are_told_what_is_wrong(wrong, words):
         check_remove_dead_neurons(wrong)
 
 
-def test_the_library_apoz_is_refused():
-    def library_apoz(acts):
-        conv = torch.nn.Conv2d(acts.shape[1], acts.shape[1], 1)
-        model = torch.nn.Sequential(OrderedDict([("conv", conv), ("relu", torch.nn.ReLU())]))
-        return pruneviz.apoz(model, (acts, torch.zeros(len(acts), dtype=torch.long)))["conv"]
-    with pytest.raises(CheckFailed, match="the library's own answer"):
-        check_apoz(library_apoz)
+# -- APoZ from hooks: every shortcut fails, by name -------------------------------------------------------
+
+def counting(*, mean_of_batches=False, first_batch_only=False, evaluate=True, give_mode_back=True, remove=True,
+             nonzeros=False, dims=None):
+    """channel_apoz with one slip switched on (all off: a right answer)."""
+    def channel_apoz(model, x, batch_size=64):
+        relus = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.ReLU)}
+        seen = {n: [] for n in relus}
+
+        def counter(name):
+            def hook(module, inputs, out):
+                other = dims or [d for d in range(out.dim()) if d != 1]
+                seen[name].append(((out == 0).sum(dim=other), out.numel() // out.shape[1]))
+            return hook
+
+        handles = [m.register_forward_hook(counter(n)) for n, m in relus.items()]
+        was_training = model.training
+        if evaluate:
+            model.eval()
+        with torch.no_grad():
+            for start in range(0, len(x), batch_size):
+                model(x[start:start + batch_size])
+                if first_batch_only:
+                    break
+        if give_mode_back:
+            model.train(was_training)
+        if remove:
+            for handle in handles:
+                handle.remove()
+        out = {}
+        for name, batches in seen.items():
+            if mean_of_batches:
+                value = torch.stack([z.float() / n for z, n in batches]).mean(0)
+            else:
+                value = sum(z for z, _ in batches).float() / sum(n for _, n in batches)
+            out[name] = 1 - value if nonzeros else value
+        return out
+    return channel_apoz
+
+
+def keyed_by_layer(model, x, batch_size=64):
+    """Right values, keyed like pruneviz.apoz (the layer before each ReLU) instead of by the ReLU."""
+    names = [n for n, _ in model.named_modules()]
+    values = counting()(model, x, batch_size)
+    return {names[names.index(n) - 1]: v for n, v in values.items()}
+
+
+def library(model, x, batch_size=64):
+    return pruneviz.apoz(model, (x, torch.zeros(len(x), dtype=torch.long)))
+
+
+@pytest.mark.parametrize("wrong, words", [
+    (counting(mean_of_batches=True), "averaged the APoZ of each batch: the last batch has 40 samples, not 64"),
+    (counting(first_batch_only=True), "counted the first batch"),
+    (counting(evaluate=False), "count in eval mode"),
+    (counting(give_mode_back=False), "it was handed over in training mode: put it back"),
+    (counting(remove=False), "hook\\(s\\) on the model"),
+    (counting(nonzeros=True), "non-zero activations \\(1 - APoZ\\)"),
+    (counting(dims=(0, 2, 3)), "outputs \\[N, C\\]\\), 360 validation images in batches of 100: raised IndexError"),
+    (keyed_by_layer, "expected one per nn.ReLU module"),
+    (library, "calls pruneviz.apoz, the library's own answer"),
+    (lambda acts: (acts == 0).float().mean(dim=(0, 2, 3)), "raised TypeError"),  # the old one-line exercise
+])
+def test_apoz_refuses_the_shortcuts_by_name(wrong, words):
+    with pytest.raises(CheckFailed, match=words):
+        check_apoz(wrong)
+
+
+def test_the_checks_count_is_the_kits_apoz_and_the_lectures_example():
+    """The check's answer agrees with pruneviz.apoz (keyed by the layer before each ReLU) on the zoo's CNN, and gives
+    the lecture's 11/32, 12/32, 14/32 in one batch or two."""
+    from pruneviz.coursework.apoz import _lecture_model
+    from pruneviz.coursework.criteria import lecture_activations
+
+    model = pruneviz.zoo.load("digits-cnn", device="cpu")
+    x, _ = pruneviz.data.as_tensors(pruneviz.data.digits().val)
+    mine = reference_apoz(model, x, 64)
+    kit = pruneviz.apoz(model, (x, torch.zeros(len(x), dtype=torch.long)))
+    for i in range(1, 5):
+        assert torch.allclose(mine[f"relu{i}"], kit[f"conv{i}"].double().cpu(), atol=1e-6)
+    for batch_size in (1, 2):
+        lecture = reference_apoz(_lecture_model(), lecture_activations(), batch_size)["relu"]
+        assert torch.allclose(lecture, torch.tensor([11 / 32, 12 / 32, 14 / 32], dtype=torch.float64))

@@ -64,6 +64,36 @@ def test_every_route_to_the_librarys_answer_is_refused(check, fn, names):
     assert message.count("the library's own answer") == 1  # said once for the whole check
 
 
+def test_the_checkers_own_answers_are_refused():
+    """pruneviz.coursework is plumbing for the notebooks (the checks live there), but its reference answers are
+    answers: a student's function that calls one is told so, for the old checks and the new alike. What a check
+    hands the student (the loss function of 04's cases, defined inside the check) stays callable."""
+    from pruneviz.coursework.apoz import reference_apoz
+    from pruneviz.coursework.criteria import _expected_slimming_masks, _per_sample_fisher, check_empirical_fisher
+    from pruneviz.coursework.criteria import check_slimming_masks
+    from pruneviz.coursework.granularity import _row_scores
+    from pruneviz.coursework.obd import hessian_diagonal
+    from pruneviz.coursework.refit import check_least_squares, reference_weight
+
+    def rows_by_the_checker(weight, sparsity, norm="l1"):
+        pruned = weight.clone()
+        pruned[_row_scores(weight, norm).argsort(stable=True)[:round(sparsity * weight.shape[0])]] = 0
+        return pruned
+
+    refused = [(check_obd_saliency, lambda loss, w: 0.5 * hessian_diagonal(loss, w) * w.square(),
+                "pruneviz.coursework.obd.hessian_diagonal"),
+               (check_apoz, reference_apoz, "pruneviz.coursework.apoz.reference_apoz"),
+               (check_least_squares, lambda layer, x, keep: reference_weight(layer, x, keep).to(layer.weight.dtype),
+                "pruneviz.coursework.refit.reference_weight"),
+               (check_row_prune, rows_by_the_checker, "pruneviz.coursework.granularity._row_scores"),
+               (check_empirical_fisher, lambda model, layer, x, y: _per_sample_fisher(model, layer, x, y)[0],
+                "pruneviz.coursework.criteria._per_sample_fisher"),
+               (check_slimming_masks, _expected_slimming_masks, "pruneviz.coursework.criteria._expected_slimming")]
+    for check, fn, name in refused:
+        message = failure(check, fn)
+        assert f"calls {name}" in message and "the checker's own answers" in message, message
+
+
 def test_the_surgery_of_05_by_compact_is_refused():
     def dead_then_compact(mlp, x):  # finds the dead neurons itself, lets compact() do all the surgery
         mlp = copy.deepcopy(mlp)
@@ -184,7 +214,9 @@ def test_ratio_dict_takes_float32_ratios_of_a_right_answer():
 
 
 def test_obd_saliency_keeps_the_sign_of_the_curvature():
-    message = failure(check_obd_saliency, lambda w, h: 0.5 * h.abs() * w.square())
+    from tests.test_coursework_04 import exact_diagonal
+
+    message = failure(check_obd_saliency, lambda loss, w: 0.5 * exact_diagonal(loss, w).abs() * w.square())
     assert "negative curvature" in message and "used |h_ii|" in message
 
 
@@ -210,7 +242,10 @@ def test_one_cause_over_many_cases_is_said_once_and_the_others_still_show():
 
 
 def test_an_inverted_apoz_is_named():
-    message = failure(check_apoz, lambda acts: (acts != 0).float().mean(dim=(0, 2, 3)))
+    from tests.notebook_source import notebook_function
+
+    apoz = notebook_function("05_apoz.ipynb", "channel_apoz")
+    message = failure(check_apoz, lambda model, x, b: {k: 1 - v for k, v in apoz(model, x, b).items()})
     assert "non-zero activations (1 - APoZ)" in message and "got 0.6562" not in message
 
 

@@ -8,12 +8,12 @@ from torch import nn
 
 import pruneviz
 from pruneviz.coursework import (CheckFailed, check_apoz, check_channel_slice, check_fine_grained_prune,
-                                 check_mlp_parameters, check_nm_mask, check_obd_saliency, check_ratio_dict,
-                                 check_row_importance)
-from pruneviz.coursework.criteria import check_least_squares, check_slimming_penalty
+                                 check_mlp_parameters, check_nm_mask, check_obd_saliency, check_ratio_dict)
+from pruneviz.coursework.criteria import check_slimming_penalty
+from pruneviz.coursework.refit import check_least_squares
 from pruneviz.coursework.report import Check, call, report
 from pruneviz.coursework.schedules import check_agp_sparsity
-from pruneviz.criteria.regression import Features, least_squares
+from pruneviz.criteria.regression import least_squares
 from pruneviz.schedules import AGP
 
 
@@ -124,17 +124,31 @@ def test_the_older_call_and_report_helpers_still_work(capsys):
 
 # -- every check refuses the library's own answer ---------------------------------------------------------
 
-def _library_apoz(acts):
-    c = acts.shape[1]
-    conv = nn.Conv2d(c, c, 1, bias=False)
-    with torch.no_grad():
-        conv.weight.copy_(torch.eye(c).reshape(c, c, 1, 1))
-    return pruneviz.apoz(nn.Sequential(conv, nn.ReLU()), (acts, torch.zeros(len(acts), dtype=torch.long)))["0"]
+def _library_apoz(model, x, batch_size):
+    """pruneviz.apoz, its keys moved from each layer to the ReLU after it."""
+    names = [n for n, _ in model.named_modules()]
+    relus = [n for n, m in model.named_modules() if isinstance(m, nn.ReLU)]
+    values = pruneviz.apoz(model, (x, torch.zeros(len(x), dtype=torch.long)))
+    return {relu: next(v for layer, v in values.items() if names.index(layer) < names.index(relu))
+            for relu in relus}
 
 
-def _library_least_squares(x, y):
-    features = Features(x[:, :, None], torch.zeros(y.shape[1], x.shape[1], 1, dtype=x.dtype), y)
-    return least_squares(features, torch.ones(x.shape[1], dtype=torch.bool))[0][:, :, 0]
+def _library_obd(loss_fn, weight):
+    """The exact diagonal by hand, then the kit's own formula (pruneviz.criteria.obd_saliency)."""
+    from pruneviz.criteria.obd import obd_saliency
+
+    w = weight.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(loss_fn(w), w, create_graph=True)
+    h = torch.stack([torch.autograd.grad(g.reshape(-1)[i], w, retain_graph=True)[0].reshape(-1)[i]
+                     for i in range(w.numel())]).reshape(w.shape)
+    return obd_saliency(weight, h)
+
+
+def _library_least_squares(layer, x, keep):
+    from pruneviz.criteria.regression import _features
+
+    features = _features(layer, x, layer(x).detach(), x.shape[1], 10**9, 0)
+    return least_squares(features, keep)[0].reshape(layer.weight.shape).to(layer.weight.dtype)
 
 
 def _library_slice(conv, bn, next_conv, keep):
@@ -147,10 +161,8 @@ def _library_slice(conv, bn, next_conv, keep):
 LIBRARY_ANSWERS = {
     "fine-grained": (check_fine_grained_prune, pruneviz.prune_tensor),
     "N:M": (check_nm_mask, lambda w, n, m: pruneviz.tensor_mask(w, 1 - n / m, granularity=f"{n}:{m}")),
-    "row importance": (check_row_importance,
-                       lambda w: pruneviz.get_granularity("channel").group_scores(w.abs())),
     "APoZ": (check_apoz, _library_apoz),
-    "OBD": (check_obd_saliency, pruneviz.criteria.obd.obd_saliency),
+    "OBD": (check_obd_saliency, _library_obd),
     "slimming": (check_slimming_penalty, pruneviz.slimming_penalty),
     "least squares": (check_least_squares, _library_least_squares),
     "ratio dict": (check_ratio_dict, lambda scan, w, target, floor: pruneviz.ratios_for_size(scan, w, target,

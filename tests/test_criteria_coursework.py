@@ -4,7 +4,11 @@ import pytest
 import torch
 
 from pruneviz.coursework import CheckFailed
-from pruneviz.coursework.criteria import check_apoz, check_least_squares, check_obd_saliency, check_slimming_penalty
+from pruneviz.coursework.apoz import check_apoz
+from pruneviz.coursework.criteria import check_slimming_penalty
+from pruneviz.coursework.obd import check_obd_saliency
+from pruneviz.coursework.refit import check_least_squares
+from tests.notebook_source import notebook_function
 
 
 def fails(check, fn) -> str:
@@ -13,27 +17,43 @@ def fails(check, fn) -> str:
     return str(failure.value)
 
 
-def test_apoz_check(capsys):
-    assert check_apoz(lambda a: (a == 0).float().mean(dim=(0, 2, 3)))
-    assert "✓ APoZ of a channel" in capsys.readouterr().out
-    assert "expected (3,)" in fails(check_apoz, lambda a: (a == 0).float().mean(dim=(0, 2)))
-    inverted = fails(check_apoz, lambda a: (a > 0).float().mean(dim=(0, 2, 3)))  # non-zeros: named, not numbers
-    assert "non-zero activations (1 - APoZ)" in inverted and "expected 0.3438" not in inverted
-    assert "number of zeros" in fails(check_apoz, lambda a: (a == 0).float().sum(dim=(0, 2, 3)))
-    assert "expected 0.3438" in fails(check_apoz, lambda a: (a == 0).float().mean(dim=(0, 2, 3)).flip(0))
-    assert "in place" in fails(check_apoz, lambda a: a.clamp_(min=1).mean(dim=(0, 2, 3)))
+def test_apoz_check_names_shapes_and_counts():
+    apoz = notebook_function("05_apoz.ipynb", "channel_apoz")
+
+    def per_position(model, x, batch_size=64):  # forgot to count over the positions: [C, H, W], not [C]
+        values = {}
+
+        def keep(name):
+            def hook(module, inputs, out):
+                values[name] = (out == 0).float().mean(0)
+            return hook
+        handles = [m.register_forward_hook(keep(n)) for n, m in model.named_modules() if isinstance(m, torch.nn.ReLU)]
+        was = model.training
+        model.eval()
+        with torch.no_grad():
+            model(x)
+        model.train(was)
+        for h in handles:
+            h.remove()
+        return values
+
+    assert "expected (3,): one APoZ per channel" in fails(check_apoz, per_position)
+    counted = fails(check_apoz, lambda model, x, b: {n: v * 32 for n, v in apoz(model, x, b).items()})
+    assert "the lecture's example in batches of 1): relu: returned the number of zeros per channel" in counted
+    shifted = fails(check_apoz, lambda model, x, b: {n: v + 0.05 for n, v in apoz(model, x, b).items()})
+    assert "channel 0 got 0.3938, expected 0.3438" in shifted  # no known slip: the numbers
+    assert "in place" in fails(check_apoz, lambda model, x, b: apoz(model, x.clamp_(min=1), b))
 
 
 def test_obd_check():
-    assert check_obd_saliency(lambda w, h: 0.5 * h * w ** 2)
-    assert "1/2" in fails(check_obd_saliency, lambda w, h: h * w ** 2)
-    assert "used |w_i|" in fails(check_obd_saliency, lambda w, h: 0.5 * h * w.abs())
-    assert "at index" in fails(check_obd_saliency, lambda w, h: 0.5 * h * w ** 2 + 0.1)  # no known mistake: numbers
-
-    def stub(w, h):
+    def stub(loss_fn, weight):
         raise NotImplementedError
     words = fails(check_obd_saliency, stub)
     assert "1 problem(s)" in words and "not implemented yet" in words and "returned None" not in words
+    saliency = notebook_function("04_second_order.ipynb", "obd_saliency")
+    shifted = fails(check_obd_saliency, lambda loss, w: saliency(loss, w) + 0.1)
+    assert "at index" in shifted  # no known mistake: numbers
+    assert "changed the weight in place" in fails(check_obd_saliency, lambda loss, w: saliency(loss, w.mul_(1.5)))
 
 
 def gammas(model):
@@ -45,5 +65,15 @@ def test_slimming_and_least_squares_checks():
     assert "at index" in fails(check_slimming_penalty, lambda m, s: s * sum(g.sum() for g in gammas(m)))
     assert "no gradient" in fails(check_slimming_penalty,
                                   lambda m, s: torch.tensor(s * sum(g.abs().sum().item() for g in gammas(m))))
-    assert check_least_squares(lambda x, y: torch.linalg.lstsq(x, y).solution.T)
-    assert "note the transpose" in fails(check_least_squares, lambda x, y: torch.linalg.lstsq(x, y).solution)
+    refit = notebook_function("06_regression.ipynb", "reconstruct_weight")
+    assert check_least_squares(refit)
+
+    def reads_pruned_channels(layer, x, keep):
+        return refit(layer, x, keep) + 0.01
+    assert "pruned input channels have non-zero weights" in fails(check_least_squares, reads_pruned_channels)
+
+    def changes_the_layer(layer, x, keep):
+        with torch.no_grad():
+            layer.weight.mul_(2)
+        return refit(layer, x, keep)
+    assert "changed the layer it was given" in fails(check_least_squares, changes_the_layer)

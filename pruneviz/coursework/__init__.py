@@ -35,8 +35,9 @@ its top level. Then run ``python -m pruneviz.coursework generate``, which
 solution notebook's metadata or a student copy is out of date. Both are idempotent. ``course/`` holds an
 nbgrader course configuration that grades these notebooks.
 """
-from .criteria import check_apoz, check_obd_saliency
-from .granularity import check_fine_grained_prune, check_nm_mask, check_row_importance
+from .apoz import check_apoz
+from .granularity import check_fine_grained_prune, check_nm_mask, check_row_prune
+from .obd import check_obd_saliency
 from .ratio import check_ratio_dict
 from .report import Check, CheckFailed
 from .surgery import check_channel_slice, check_mlp_parameters
@@ -44,5 +45,5 @@ from .surgery import check_channel_slice, check_mlp_parameters
 __all__ = [
     "Check", "CheckFailed",
     "check_apoz", "check_channel_slice", "check_fine_grained_prune", "check_mlp_parameters", "check_nm_mask",
-    "check_obd_saliency", "check_ratio_dict", "check_row_importance",
+    "check_obd_saliency", "check_ratio_dict", "check_row_prune",
 ]

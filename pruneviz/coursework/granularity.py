@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..granularity import CHANNEL, Granularity, NMGranularity
+from ..granularity import Granularity, NMGranularity
 from ..selection import GlobalSelector, LocalSelector
 from ..tensor import prune_tensor, tensor_mask
 from .report import Check
@@ -153,53 +153,36 @@ def check_nm_mask(fn: Callable[[torch.Tensor, int, int], torch.Tensor]) -> bool:
     return check.done()
 
 
-# -- row-wise importance ----------------------------------------------------------------------------------
-
-def _row_problem(got: torch.Tensor, weight: torch.Tensor) -> str | None:
-    expected = CHANNEL.group_scores(weight.abs())
-    if got.shape != expected.shape:
-        hint = ""
-        if got.numel() == weight.shape[1] and weight.shape[0] != weight.shape[1]:
-            hint = " (one value per column: sum over dim 1 and beyond, not dim 0)"
-        elif got.numel() == expected.numel():
-            hint = " (the right values? flatten to one value per row)"
-        return f"returned shape {tuple(got.shape)}, expected one score per output row: {tuple(expected.shape)}{hint}"
-    if torch.allclose(got.to(expected.dtype), expected, rtol=1e-5, atol=1e-6):
-        return None
-    rest = tuple(range(1, weight.dim()))
-    hints = {"the sum of w without the absolute value": weight.sum(dim=rest),
-             "the L2 norm sqrt(sum w^2); the lecture's row importance is sum |w|":
-                 weight.square().sum(dim=rest).sqrt()}
-    for hint, value in hints.items():
-        if torch.allclose(got.to(value.dtype), value, rtol=1e-5, atol=1e-6):
-            return f"that is {hint}"
-    return f"got {_fmt(got)}, expected {_fmt(expected)} (sum of |w| over each output row)"
-
-
-def check_row_importance(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
-    """Check ``fn(weight) -> per-row sum |w|``: one score per output row (neuron or filter), the lecture's
-    row-wise importance; W = [[3, -2], [1, -5]] gives [5, 6]."""
-    cases = [("lecture example W = [[3, -2], [1, -5]]", torch.tensor([[3.0, -2.0], [1.0, -5.0]]))]
-    cases += [(f"random {'x'.join(map(str, shape))} weight", _random(shape, seed=30 + i))
-              for i, shape in enumerate(_SHAPES)]
-    check = Check("row-wise importance", forbid=_LIBRARY)
-    for case, weight in cases:
-        with check.case(case):
-            out = _run_on_copy(check, fn, weight)
-            problem = _row_problem(out, weight)
-            if problem:
-                check.fail(problem)
-    return check.done()
-
-
 # -- row-wise pruning -------------------------------------------------------------------------------------
 
-def _row_prune_problem(got: torch.Tensor, weight: torch.Tensor, sparsity: float) -> str | None:
-    expected = prune_tensor(weight, sparsity, granularity="channel")
+def _row_scores(weight: torch.Tensor, norm: str) -> torch.Tensor:
+    """Each output row's importance: sum |w| (L1) or sqrt(sum w^2) (L2) over everything but dim 0."""
+    rows = weight.flatten(1)
+    return rows.abs().sum(dim=1) if norm == "l1" else rows.square().sum(dim=1).sqrt()
+
+
+def _zeroed_rows(t: torch.Tensor) -> list[int]:
+    return t.flatten(1).eq(0).all(dim=1).nonzero().flatten().tolist()
+
+
+def _tied_rows(scores: torch.Tensor, k: int) -> list[int] | None:
+    """The rows tied with the k-th least important one, when the tie straddles the cut (else None)."""
+    if not 0 < k < scores.numel():
+        return None
+    cut = torch.sort(scores, stable=True).values[k - 1]
+    tied = (scores == cut).nonzero().flatten().tolist()
+    return tied if int((scores < cut).sum()) + len(tied) > k else None
+
+
+def _row_prune_problem(got: torch.Tensor, weight: torch.Tensor, sparsity: float, norm: str) -> str | None:
+    criterion = "magnitude" if norm == "l1" else "l2"
+    expected = prune_tensor(weight, sparsity, criterion=criterion, granularity="channel")
     if got.shape != weight.shape:
         return f"returned shape {tuple(got.shape)}, expected the weight's shape {tuple(weight.shape)}"
     if got.dtype == torch.bool:
         return "returned a bool mask; return the pruned weight (whole rows set to zero)"
+    if got.dtype != weight.dtype:
+        return f"returned dtype {got.dtype}, expected the weight's dtype {weight.dtype}"
     if torch.equal(got, expected):
         return None
     rows = weight.shape[0]
@@ -207,50 +190,80 @@ def _row_prune_problem(got: torch.Tensor, weight: torch.Tensor, sparsity: float)
     some_zero = got.flatten(1).eq(0).any(dim=1) & ~weight.flatten(1).eq(0).any(dim=1)
     if bool((some_zero & ~zero_rows).any()):
         return "some rows are only partly zero: row-wise pruning removes whole rows (every weight of a neuron)"
-    n_expected = int(expected.flatten(1).eq(0).all(dim=1).sum())
+    scores = _row_scores(weight, norm)
+    n_expected = len(_zeroed_rows(expected))
+    tied = _tied_rows(scores, n_expected)
     if int(zero_rows.sum()) != n_expected:
-        return (f"{int(zero_rows.sum())} of {rows} rows are zero, expected round({sparsity} x {rows}) = "
+        if tied and int(zero_rows.sum()) > n_expected:
+            return (f"{int(zero_rows.sum())} of {rows} rows are zero, expected round({sparsity:.4g} x {rows}) = "
+                    f"{n_expected}: rows {tied} tie at the cut, and a threshold (importance <= the k-th smallest) "
+                    "takes all of them; count k rows instead")
+        return (f"{int(zero_rows.sum())} of {rows} rows are zero, expected round({sparsity:.4g} x {rows}) = "
                 f"{n_expected} rows")
     kept = ~zero_rows
     if not torch.equal(got[kept], weight[kept]):
         return "the kept rows changed value; keep them exactly as they were"
-    rest = tuple(range(1, weight.dim()))
+    zeroed, want = _zeroed_rows(got), _zeroed_rows(expected)
+    if tied and set(zeroed) - set(tied) == set(want) - set(tied):
+        return (f"zeroed rows {zeroed}, expected {want}: rows {tied} have the same importance "
+                f"({float(scores[tied[0]]):g}); a tie goes in row order, the lower index first (a stable sort: "
+                "torch.argsort(..., stable=True)), so the rows pruned at a lower ratio stay pruned at a higher one")
     k = n_expected
-    wrong_orders = {"the rows of largest sum |w| went: prune the least important rows": -weight.abs().sum(dim=rest),
-                    "the rows were ranked by sum w, without the absolute value": weight.sum(dim=rest),
-                    "the rows were ranked by the L2 norm; the lecture's row importance is sum |w|":
-                        weight.square().sum(dim=rest)}
-    zeroed = set(zero_rows.nonzero().flatten().tolist())
-    matches = [hint for hint, score in wrong_orders.items() if set(score.argsort()[:k].tolist()) == zeroed]
-    if len(matches) == 1:  # a hint only where the case tells the mistakes apart
+    l1, l2 = weight.flatten(1).abs().sum(dim=1), weight.flatten(1).square().sum(dim=1)
+    wrong_orders = {"the rows of largest importance went: prune the least important rows": -scores,
+                    "the rows were ranked by sum w, without the absolute value": weight.flatten(1).sum(dim=1)}
+    if norm == "l1":
+        wrong_orders["the rows were ranked by the L2 norm; norm='l1' is the lecture's sum |w|"] = l2
+    else:
+        wrong_orders["the rows were ranked by sum |w| (L1); norm='l2' asks for sqrt(sum w^2)"] = l1
+    matches = [hint for hint, score in wrong_orders.items()
+               if set(torch.sort(score, stable=True).indices[:k].tolist()) == set(zeroed)]
+    if len(matches) == 1:
         return matches[0]
-    return (f"zeroed rows {zero_rows.nonzero().flatten().tolist()}, expected rows "
-            f"{expected.flatten(1).eq(0).all(dim=1).nonzero().flatten().tolist()} (the smallest sum |w|)")
+    if matches:  # a case too small to tell them apart: name each
+        return f"zeroed rows {zeroed}, expected rows {want}: either " + ", or ".join(matches)
+    return f"zeroed rows {zeroed}, expected rows {want} (the {norm.upper()}-smallest)"
 
 
-def check_row_prune(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> bool:
-    """Check ``fn(weight, sparsity) -> pruned copy``: the ``round(sparsity x rows)`` output rows (neurons,
-    filters) of smallest sum |w| set to zero, whole rows at a time, the rest unchanged.
+def check_row_prune(fn: Callable[..., torch.Tensor]) -> bool:
+    """Check ``fn(weight, sparsity, norm="l1") -> pruned copy``: the ``round(sparsity x rows)`` output rows
+    (neurons, filters) of smallest importance set to zero, whole rows at a time, the rest unchanged. The importance
+    of a row is its sum |w| (``norm="l1"``, the lecture's) or sqrt(sum w^2) (``norm="l2"``), over every weight of
+    the row (a conv filter's in x kh x kw); ties go in row order (a stable sort), so masks are nested.
 
-    Cases: the lecture's W = [[3, -2], [1, -5]] at 50 % (row 0 goes, though it holds the second largest
-    weight), the two rows that L1 and L2 rank differently, sparsity 0 and 1, 7 rows at 50 % (round(3.5) = 4),
-    and random linear and conv weights against :func:`pruneviz.prune_tensor` at channel granularity.
+    Cases: the lecture's W = [[3, -2], [1, -5]] at 50 % (row 0 goes, though it holds the second largest weight),
+    the notebook's rows [1, 1, 1, 1] and [2.5, 0, 0, 0] under both norms, rows that tie at the cut (at two
+    ratios, so a threshold or an unstable order shows), sparsity 0 and 1, 7 rows at 50 % (round(3.5) = 4), and
+    random linear and conv weights against :func:`pruneviz.prune_tensor` at channel granularity.
     """
+    ties = torch.tensor([[1.0, -1.0, 0.0], [3.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.5, 0.5, -1.0], [-2.0, 0.0, 0.0],
+                         [0.0, 0.0, 4.0]])  # rows 0, 2, 3 and 4 all sum to 2
+    # four rows of L2 norm 5 and one of 5.2, which sum |w| would rank among the first three
+    l2_ties = torch.tensor([[3.0, 4.0], [5.2, 0.0], [5.0, 0.0], [-4.0, 3.0], [0.0, -5.0]])
+    g = torch.tensor([[1.0, 1.0, 1.0, 1.0], [2.5, 0.0, 0.0, 0.0]])
     cases = [
-        ("lecture example W = [[3, -2], [1, -5]] at 50 %", torch.tensor([[3.0, -2.0], [1.0, -5.0]]), 0.5),
-        ("rows [1, 1, 1, 1] and [2.5, 0, 0, 0] at 50 % (L1 keeps the first, L2 would keep the second)",
-         torch.tensor([[1.0, 1.0, 1.0, 1.0], [2.5, 0.0, 0.0, 0.0]]), 0.5),
-        ("sparsity 0 keeps every row", _random((5, 6), seed=41), 0.0),
-        ("sparsity 1 prunes every row", _random((5, 6), seed=42), 1.0),
-        ("7 rows at 50 % (round(3.5) = 4 rows, not int(3.5) = 3)", _random((7, 5), seed=43), 0.5),
+        ("lecture example W = [[3, -2], [1, -5]] at 50 %", torch.tensor([[3.0, -2.0], [1.0, -5.0]]), 0.5, "l1"),
+        ("rows [1, 1, 1, 1] and [2.5, 0, 0, 0] at 50 %, norm='l1' (L1 keeps the first)", g, 0.5, "l1"),
+        ("rows [1, 1, 1, 1] and [2.5, 0, 0, 0] at 50 %, norm='l2' (L2 keeps the second)", g, 0.5, "l2"),
+        ("6 rows, four of them tied at sum |w| = 2, at 1/3 (the tie straddles the cut)", ties, 1 / 3, "l1"),
+        ("the same 6 rows at 50 %", ties, 0.5, "l1"),
+        ("5 rows, four of them tied at L2 norm 5, at 60 %, norm='l2'", l2_ties, 0.6, "l2"),
+        ("sparsity 0 keeps every row", _random((5, 6), seed=41), 0.0, "l1"),
+        ("sparsity 1 prunes every row", _random((5, 6), seed=42), 1.0, "l1"),
+        ("7 rows at 50 % (round(3.5) = 4 rows, not int(3.5) = 3)", _random((7, 5), seed=43), 0.5, "l1"),
     ]
-    cases += [(f"random {'x'.join(map(str, shape))} weight at {s:.0%}", _random(shape, seed=44 + i), s)
-              for i, shape in enumerate(_SHAPES) for s in (0.25, 0.75)]
+    cases += [(f"random {'x'.join(map(str, shape))} weight at {s:.0%}, norm={norm!r}", _random(shape, seed=44 + i),
+               s, norm) for i, shape in enumerate(_SHAPES) for s in (0.25, 0.75) for norm in ("l1", "l2")]
     check = Check("row-wise pruning", forbid=_LIBRARY)
-    for case, weight, sparsity in cases:
+    for case, weight, sparsity, norm in cases:
         with check.case(case):
-            out = _run_on_copy(check, fn, weight, sparsity)
-            problem = _row_prune_problem(out, weight, sparsity)
+            if norm == "l1":  # the lecture's default: called without the argument
+                out = _run_on_copy(check, fn, weight, sparsity)
+            else:
+                out = check.run(fn, weight, sparsity, norm=norm, unchanged="changed the input tensor in place; "
+                                "work on a copy (e.g. weight.clone()) so the dense weights survive")
+                check.expect(isinstance(out, torch.Tensor), f"returned a {type(out).__name__}, expected a tensor")
+            problem = _row_prune_problem(out, weight, sparsity, norm)
             if problem:
                 check.fail(problem)
     return check.done()

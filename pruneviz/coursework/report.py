@@ -48,7 +48,8 @@ from torch import nn
 
 
 POLICY = ("write it yourself with torch (numpy, or scikit-learn where the exercise names it): no pruneviz pruning "
-          "code, public or private, and no torch.nn.utils.prune; the check cannot grade the library")
+          "code, public or private, nor the checker's own answers (pruneviz.coursework), and no "
+          "torch.nn.utils.prune; the check cannot grade the library")
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../pruneviz
 # pruneviz modules that compute no part of any exercise's answer: loading data and models, evaluating, drawing
@@ -73,6 +74,26 @@ def _plumbing_file(filename: str) -> bool:
         return False
     top = os.path.relpath(path, _PACKAGE).split(os.sep)[0]
     return top in PLUMBING and top != "coursework"
+
+
+@functools.lru_cache(maxsize=4096)
+def _checker_file(filename: str) -> str | None:
+    """``pruneviz.coursework.<module>`` when ``filename`` is the checker's own code, else None."""
+    path = os.path.abspath(filename)
+    folder = os.path.join(_PACKAGE, "coursework") + os.sep
+    return "pruneviz.coursework." + path[len(folder):-3].replace(os.sep, ".") if path.startswith(folder) else None
+
+
+def _checker_answer(code: CodeType) -> str | None:
+    """The name of a checker function a student's function must not call: a function at the top level of a
+    ``pruneviz.coursework`` module (a check's reference answer: ``reference_apoz``, ``hessian_diagonal``...).
+    What a check hands the student (a loss function, a model's forward) is defined inside the check, a nested
+    function or a lambda, which the student's function may call."""
+    module = _checker_file(code.co_filename)
+    if module is None:
+        return None
+    top = getattr(sys.modules.get(module), code.co_name, None)
+    return f"{module}.{code.co_name}" if getattr(inspect.unwrap(top), "__code__", None) is code else None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -255,17 +276,21 @@ class Check:
         if name is None:
             module = _library_file(code.co_filename)
             if module is None:
-                return None
-            name = f"{module}.{code.co_qualname if hasattr(code, 'co_qualname') else code.co_name}"
-            if module != "torch.nn.utils.prune" and not code.co_name.startswith("_"):
-                name = _public_alias(module, code.co_name) or name
+                name = _checker_answer(code)
+                if name is None:
+                    return None
+            else:
+                name = f"{module}.{code.co_qualname if hasattr(code, 'co_qualname') else code.co_name}"
+                if module != "torch.nn.utils.prune" and not code.co_name.startswith("_"):
+                    name = _public_alias(module, code.co_name) or name
         caller = frame.f_back
         while caller is not None and caller is not self._root:  # up to the checker's call of the function
             if _transparent(caller.f_code):
                 caller = caller.f_back
                 continue
-            if caller.f_code in self._allowed or _plumbing_file(caller.f_code.co_filename):
-                return None  # an allowed function's (or pruneviz.evaluate's...) own business
+            if (caller.f_code in self._allowed or _plumbing_file(caller.f_code.co_filename)
+                    or _checker_file(caller.f_code.co_filename)):
+                return None  # an allowed function's (or pruneviz.evaluate's, or the checker's) own business
             if _library_file(caller.f_code.co_filename) is not None or caller.f_code in self._forbidden:
                 return None  # the outermost library call is the one to name; it was seen already
             caller = caller.f_back
