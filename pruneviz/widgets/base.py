@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import ipywidgets as widgets
 
 from .accessible import Slider
+from .session import ChangedOutside
 
 
 class SparsitySlider(Slider):
@@ -115,3 +116,14 @@ def default_model_and_data(model, data, calibration, data_name: str | None = Non
 
 
 TASK_NAMES = {"digits": "digits", "mnist1d": "MNIST-1D"}
+
+
+def show_background_failure(error: BaseException, status: StatusLine, errors: ErrorPanel) -> None:
+    """What a widget does when its background work (accuracy at rest, the curve) stops on an error: a model
+    changed outside the widget is not a failure (the model is someone else's now), so it is said in the status
+    line; anything else is shown in the error panel."""
+    if isinstance(error, ChangedOutside):
+        status.show(str(error))
+        return
+    status.clear()
+    errors.show(error)

@@ -14,10 +14,10 @@ from ..plot.curves import pruned_unit
 from ..plot.theme import theme
 from ..plot.weights import mask_pattern, nm_blocks
 from .background import Background, Scheduler
-from .base import ErrorPanel, StatusLine, default_model_and_data, sparsity_slider
+from .base import ErrorPanel, StatusLine, default_model_and_data, show_background_failure, sparsity_slider
 from .explorer import ESTIMATE_ALPHA
 from .figure import MAX_WIDTH_INCHES, LiveFigure
-from .session import SPARSITY_GRID, ChangedOutside, PruningSession, Readout, coarse_first
+from .session import SPARSITY_GRID, PruningSession, Readout, coarse_first
 
 Config = str | tuple[str, str]  # a criterion (at the common granularity) or (criterion, granularity)
 
@@ -50,7 +50,7 @@ class Comparison(widgets.VBox):
             raise ValueError(f"compare needs two or more criteria, got {list(configs)}")
         pairs = [(c, granularity) if isinstance(c, str) else tuple(c) for c in configs]
         self.errors = ErrorPanel()
-        self.background = Background(self._plan, scheduler, on_error=self._background_failed)
+        self.background = Background(self._plan, scheduler, on_error=lambda error: show_background_failure(error, self.status, self.errors))
         self.shown_readouts: dict[str, Readout] = {}
         self.sessions: dict[str, PruningSession] = {}
         for criterion, gran in pairs:
@@ -103,13 +103,6 @@ class Comparison(widgets.VBox):
         self._move()
         self.sparsity.observe(lambda _: self.errors.guard(self._move), "value")
         self.layer.observe(lambda _: self.errors.guard(self._layer_changed), "value")
-
-    def _background_failed(self, error: BaseException) -> None:
-        if isinstance(error, ChangedOutside):  # not a failure: the model is someone else's now; said, not shown
-            self.status.show(str(error))
-            return
-        self.status.clear()
-        self.errors.show(error)
 
     def _show_layer(self) -> None:
         for label, session in self.sessions.items():

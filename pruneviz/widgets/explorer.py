@@ -14,9 +14,9 @@ from ..plot.weights import mask_pattern, nm_blocks
 from ..selection import SCOPES
 from ..plot.curves import pruned_unit
 from .background import Background, Scheduler
-from .base import ErrorPanel, StatusLine, default_model_and_data, sparsity_slider
+from .base import ErrorPanel, StatusLine, default_model_and_data, show_background_failure, sparsity_slider
 from .figure import MAX_WIDTH_INCHES, LiveFigure
-from .session import SPARSITY_GRID, ChangedOutside, PruningSession, Readout, coarse_first, valid_granularities
+from .session import SPARSITY_GRID, PruningSession, Readout, coarse_first, valid_granularities
 
 ESTIMATE_ALPHA = 0.4  # the accuracy point while it is read off the curve (faint), then exact (full colour)
 
@@ -49,7 +49,7 @@ class Explorer(widgets.VBox):
                  scope: str = "local", sparsity: float = 0.0, layer: str | None = None, figure: str = "auto",
                  data_name: str = "the evaluation data", scheduler: Scheduler | None = None):
         self.session = session
-        self.background = Background(self._plan, scheduler, on_error=self._background_failed)
+        self.background = Background(self._plan, scheduler, on_error=lambda error: show_background_failure(error, self.status, self.errors))
         self.shown_readout: Readout | None = None
         self._histogram_shows = None  # (pruner, state) whose mask the histogram's kept counts hold
         self.data_name = data_name
@@ -216,13 +216,6 @@ class Explorer(widgets.VBox):
             self._move()
         else:
             self._refresh()
-
-    def _background_failed(self, error: BaseException) -> None:
-        if isinstance(error, ChangedOutside):  # not a failure: the model is someone else's now; said, not shown
-            self.status.show(str(error))
-            return
-        self.status.clear()
-        self.errors.show(error)
 
     # -- the work when the slider rests ---------------------------------------------------------------
     def _plan(self):
