@@ -166,7 +166,9 @@ class Lab:
                "--allow-root", f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
                # window.jupyterapp, which NotebookPage.run_all reads the notebook's model from (JupyterLab sets it
                # only with this option or in dev mode; without it the wait for Run All can never end)
-               "--LabApp.expose_app_in_browser=True"]
+               "--LabApp.expose_app_in_browser=True",
+               # shutdown_kernels' DELETE from the test process, which holds no XSRF cookie (loopback, token off)
+               "--ServerApp.disable_check_xsrf=True"]
         with log.open("wb") as out:
             process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root,
                                        start_new_session=True)
@@ -187,6 +189,16 @@ class Lab:
                 time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"JupyterLab did not answer within {timeout:.0f} s:\n{self.log.read_text()}")
+
+    def shutdown_kernels(self) -> int:
+        """Shut down every kernel the server runs (a closed page leaves its notebook's kernel running, models
+        loaded, until the server stops); returns how many."""
+        with urllib.request.urlopen(f"{self.url}/api/kernels", timeout=10) as response:
+            kernels = json.load(response)
+        for kernel in kernels:
+            request = urllib.request.Request(f"{self.url}/api/kernels/{kernel['id']}", method="DELETE")
+            urllib.request.urlopen(request, timeout=30).close()
+        return len(kernels)
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM (the server shuts its kernels down with it), SIGKILL if it hangs."""

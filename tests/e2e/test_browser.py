@@ -5,6 +5,9 @@ Both figure paths of the explorer run: ipympl (``%matplotlib widget``) and the i
 Image widget). The notebook is copied to the server's temp folder with the magic set to each backend, so the
 committed notebook is never touched (nor autosaved over).
 
+Every widget of 00, 01 and 09 fits a notebook in a 1280 px window with the file browser open (issue 19, item 6):
+each notebook is Run All in JupyterLab and every part of every widget output is measured in the page.
+
 Screenshots for the README: ``PRUNEVIZ_UPDATE_SCREENSHOTS=1 pytest tests/e2e`` writes docs/images/browser_*.png.
 """
 from __future__ import annotations
@@ -260,6 +263,7 @@ def measure_at_1280_px(chromium, lab, name: str, expected: int, figures: bool = 
         return result
     finally:
         context.close()
+        lab.shutdown_kernels()
 
 
 @pytest.mark.parametrize("notebook", FIT_NOTEBOOKS)
