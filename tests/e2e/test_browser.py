@@ -292,6 +292,36 @@ def test_every_widget_fits_a_1280_px_notebook(chromium, lab, notebook):
                                   f"(screenshot {result.get('screenshot')}):\n" + "\n".join(result["report"]))
 
 
+# The widest figures the kit's widgets draw, under ipympl (``%matplotlib widget``), whose canvas cannot shrink as
+# the inline picture does: the explorer, and compare with four masks (01's, in rows of two).
+_WIDEST_UNDER_IPYMPL = [
+    "%matplotlib widget\nimport pruneviz.widgets",
+    "pruneviz.widgets.explore('digits-cnn', layer='conv3')",
+    "pruneviz.widgets.compare('digits-cnn', criteria=[('magnitude', g) for g in ('element', '2:4', 'kernel', "
+    "'channel')], layer='conv3')",
+]
+
+
+def notebook_of(cells: list[str], path: Path) -> str:
+    """A notebook of these code cells at ``path`` (in the server's root); returns its name."""
+    nb = {"cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": source}
+                    for source in cells],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    path.write_text(json.dumps(nb))
+    return path.name
+
+
+def test_widest_widgets_fit_under_ipympl(chromium, lab):
+    """The notebooks show inline pictures, which scale down to a narrow output; a student who turns on
+    ``%matplotlib widget`` gets ipympl canvases, drawn at their size: those must fit 1280 px as well."""
+    name = notebook_of(_WIDEST_UNDER_IPYMPL, lab.root / "widest_ipympl.ipynb")
+    result = measure_at_1280_px(chromium, lab, name, expected=len(_WIDEST_UNDER_IPYMPL) - 1)
+    assert result["widgets"] == len(_WIDEST_UNDER_IPYMPL) - 1, result
+    assert not result["report"], ("under ipympl at 1280 px, file browser open: parts of widgets are cut off "
+                                  f"(screenshot {result.get('screenshot')}):\n" + "\n".join(result["report"]))
+
+
 # Widgets that do not fit, each as a student would see it: a fixed-width picture in a box that hides overflow
 # (issue 19's compare figure), a text box wider than the output area, a button sticking out of its row, a label
 # cut short. The first cell has no widget: it is not measured.
@@ -308,12 +338,8 @@ _MISFITS = [
 
 def test_fit_measure_sees_cut_widgets(chromium, lab):
     """The measure of the test above reports each kind of misfit, cell by cell: it fails what it must fail."""
-    cells = [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": source}
-             for source in _MISFITS]
-    nb = {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                      "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}
-    (lab.root / "misfits.ipynb").write_text(json.dumps(nb))
-    result = measure_at_1280_px(chromium, lab, "misfits.ipynb", expected=len(_MISFITS) - 1, figures=False)
+    name = notebook_of(_MISFITS, lab.root / "misfits.ipynb")
+    result = measure_at_1280_px(chromium, lab, name, expected=len(_MISFITS) - 1, figures=False)
     assert result["widgets"] == len(_MISFITS) - 1, result
     cut = {int(re.match(r"cell \[(\d+)\]:", line).group(1)) for line in result["report"]}
     assert cut == set(range(2, len(_MISFITS) + 1)), "\n".join(result["report"])
