@@ -85,7 +85,7 @@ class Explorer(widgets.VBox):
         self.figure = LiveFigure((MAX_WIDTH_INCHES, 3.5), mode=figure)
         ax_hist, ax_mask, ax_curve = self.figure.subplots(1, 3, gridspec_kw={"width_ratios": [1.1, 1.0, 1.1]})
         # a fixed layout (no tight/constrained layout): nothing moves or is measured again on a slider move
-        self.figure.figure.subplots_adjust(left=0.065, right=0.99, bottom=0.17, top=0.85, wspace=0.3)
+        self.figure.figure.subplots_adjust(left=0.065, right=0.975, bottom=0.17, top=0.85, wspace=0.3)
         self.histogram = WeightHistogram(ax_hist)
         self.mask = MaskImage(ax_mask, max_out=32, max_in=32)
         self.curves = AccuracyCurves(ax_curve, pruned=granularity)

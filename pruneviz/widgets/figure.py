@@ -29,9 +29,10 @@ from ..plot.theme import theme
 from .accessible import Picture
 
 MODES = ("auto", "ipympl", "inline", "agg")  # agg: drawn, never shown (benchmarks, tests)
-# The widest figure a widget draws, at the default 80 dpi: 880 px. JupyterLab in a 1280 px window, file browser
-# open, leaves about 900 px for a cell's output; an ipympl canvas cannot shrink, so it must fit as drawn.
-MAX_WIDTH_INCHES = 11.0
+# The widest figure a widget draws, at the default 80 dpi: 840 px. JupyterLab 4 in a 1280 px window, file browser
+# open, leaves 848 px for a cell's output (measured: tests/e2e/test_browser.py), and ipympl puts its canvas in a
+# container 4 px wider; an ipympl canvas cannot shrink, so it must fit as drawn.
+MAX_WIDTH_INCHES = 10.5
 
 
 def ipympl_active() -> bool:
@@ -64,6 +65,7 @@ class LiveFigure:
                 self.figure.stale_callback = None
                 canvas = self.figure.canvas
                 canvas.header_visible = False
+                canvas.footer_visible = False  # the cursor's coordinates, in a line wider than the canvas
                 canvas.toolbar_visible = False
                 canvas.resizable = False
             else:

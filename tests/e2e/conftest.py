@@ -75,6 +75,7 @@ def notebook_page(request, chromium, lab, tmp_path) -> Iterator[NotebookPage]:
         page.screenshot(path=str(shot), full_page=True)
         print(f"page at failure: {shot}; JupyterLab log: {lab.log}")
     context.close()
+    lab.shutdown_kernels()
 
 
 @pytest.fixture(scope="session")

@@ -163,7 +163,12 @@ class Lab:
         log = home / "jupyterlab.log"
         cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.port_retries=0",
                "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password=",
-               "--allow-root", f"--ServerApp.root_dir={root}", "--LabApp.news_url=None"]
+               "--allow-root", f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
+               # window.jupyterapp, which NotebookPage.run_all reads the notebook's model from (JupyterLab sets it
+               # only with this option or in dev mode; without it the wait for Run All can never end)
+               "--LabApp.expose_app_in_browser=True",
+               # shutdown_kernels' DELETE from the test process, which holds no XSRF cookie (loopback, token off)
+               "--ServerApp.disable_check_xsrf=True"]
         with log.open("wb") as out:
             process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root,
                                        start_new_session=True)
@@ -184,6 +189,16 @@ class Lab:
                 time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"JupyterLab did not answer within {timeout:.0f} s:\n{self.log.read_text()}")
+
+    def shutdown_kernels(self) -> int:
+        """Shut down every kernel the server runs (a closed page leaves its notebook's kernel running, models
+        loaded, until the server stops); returns how many."""
+        with urllib.request.urlopen(f"{self.url}/api/kernels", timeout=10) as response:
+            kernels = json.load(response)
+        for kernel in kernels:
+            request = urllib.request.Request(f"{self.url}/api/kernels/{kernel['id']}", method="DELETE")
+            urllib.request.urlopen(request, timeout=30).close()
+        return len(kernels)
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM (the server shuts its kernels down with it), SIGKILL if it hangs."""
@@ -214,17 +229,30 @@ def changed_fraction(a: bytes, b: bytes) -> float:
 
 # --- a notebook in the page -------------------------------------------------------------------------------
 
-# True once every non-empty code cell shows "[n]:", or as soon as one shows an error (Run All stops there).
-_ALL_RAN_JS = """() => {
-  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
-  if (!panel) return false;
-  if (panel.querySelector('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')) return true;
-  const cells = [...panel.querySelectorAll('.jp-Notebook .jp-CodeCell')];
-  return cells.length > 0 && cells.every(cell => {
-    const source = (cell.querySelector('.cm-content')?.textContent || '').trim();
-    const prompt = (cell.querySelector('.jp-InputPrompt')?.textContent || '').trim();
-    return !source || /^\\[\\d+\\]:$/.test(prompt);
-  });
+# Run All finished, read from JupyterLab's own model (window.jupyterapp, see Lab.start) rather than from the
+# prompts in the page (a windowed notebook does not render cells off screen): every non-empty code cell has an
+# execution count and the kernel is idle, or one cell has an error output (Run All stops there). A cell's outputs
+# are an OutputAreaModel, not an array (length and get(i)); only an error output is turned into JSON, pictures never.
+_RUN_STATE_JS = r"""() => {
+  const app = window.jupyterapp;
+  if (!app) return {exposed: false};
+  const widget = app.shell.currentWidget;
+  if (!widget || !widget.content || !widget.content.model || !widget.sessionContext) return {exposed: true};
+  const code = [...widget.content.model.cells].filter(c => c.type === 'code' && c.sharedModel.getSource().trim());
+  const errors = [];
+  for (const c of code) {
+    for (let i = 0; i < c.outputs.length; i++) {
+      const o = c.outputs.get(i);
+      if (o.type !== 'error') continue;
+      const e = o.toJSON();
+      errors.push(`cell [${c.executionCount}]: ${e.ename}: ${e.evalue}`);
+    }
+  }
+  const kernel = widget.sessionContext.session && widget.sessionContext.session.kernel;
+  const idle = !!kernel && kernel.status === 'idle';
+  const ran = code.filter(c => c.executionCount !== null).length;
+  return {exposed: true, idle, ran, cells: code.length, errors,
+          done: code.length > 0 && idle && (errors.length > 0 || ran === code.length)};
 }"""
 
 
@@ -235,14 +263,15 @@ class NotebookPage:
         self.page = page
         self.lab = lab
 
-    def open(self, name: str, timeout: float = 60.0) -> None:
-        """Open ``name`` (relative to the server's root) and wait until its kernel is idle."""
+    def open(self, name: str, timeout: float = 60.0, fold_file_browser: bool = True) -> None:
+        """Open ``name`` (relative to the server's root) and wait until its kernel is idle. The file browser,
+        open by default, is folded away unless ``fold_file_browser`` is False: the notebook gets the page's
+        width."""
         # ?reset: a fresh workspace, so notebooks opened by earlier tests do not come back as tabs
         self.page.goto(f"{self.lab.url}/lab/tree/{name}?reset", timeout=timeout * 1e3)
         self.panel.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=timeout * 1e3)
-        # fold the file browser away: the notebook gets the page's width, wide figures are not cut off
         current = self.page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
-        if current.count():
+        if fold_file_browser and current.count():
             current.first.click()
         # The status bar names the kernel once one is attached; the toolbar says "idle" before that, and Run All
         # pressed then does nothing.
@@ -250,13 +279,23 @@ class NotebookPage:
             timeout=timeout * 1e3)
 
     def run_all(self, timeout: float = 240.0) -> None:
-        """Run > Run All Cells, then wait until every code cell ran (or one failed: raises with its text)."""
+        """Run > Run All Cells, then wait until every code cell ran (or one failed: raises with its error)."""
+        if not self.run_state().get("exposed"):
+            raise RuntimeError("window.jupyterapp is missing: JupyterLab was started without "
+                               "--LabApp.expose_app_in_browser=True, and Run All cannot be followed")
         self.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
         self.page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
-        self.page.wait_for_function(_ALL_RAN_JS, timeout=timeout * 1e3, polling=200)
-        errors = self.errors()
+        try:
+            self.page.wait_for_function(f"() => ({_RUN_STATE_JS})().done", timeout=timeout * 1e3, polling=500)
+        except Exception as err:  # Playwright's TimeoutError: say how far Run All got
+            raise AssertionError(f"Run All did not finish within {timeout:.0f} s: {self.run_state()}") from err
+        errors = self.run_state()["errors"]
         if errors:
             raise AssertionError("a cell failed in the browser:\n" + "\n".join(errors))
+
+    def run_state(self) -> dict:
+        """How far Run All got: cells ran of cells, kernel idle, the errors shown, done."""
+        return self.page.evaluate(_RUN_STATE_JS)
 
     @property
     def panel(self):
