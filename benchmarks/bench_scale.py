@@ -7,7 +7,8 @@ all of them alike):
 - re-prune: a +0.01 move of that Pruner, and the share of the weights it wrote (``pruner.last_write_count``,
   n/a when the Pruner does not count); against torch.nn.utils.prune.global_unstructured + remove (from the
   dense weights, as torch has no cache);
-- first frame: a slider move of the explorer (same choice, the largest layer shown) to its first figure drawn;
+- first frame: a slider move of the explorer (same choice, the largest layer shown) to its first figure drawn,
+  for a jump to a random value (a click on the slider's track) and for a +0.01 move after it (a drag);
 - move-to-readout: the same move until the readout holds the exact accuracy on all the images;
 - memory per weight: ``pruner.memory_bytes()`` over the weights it covers (n/a when the Pruner cannot say).
 On the GPU too when there is one. Run: python benchmarks/bench_scale.py [--quick]
@@ -43,7 +44,7 @@ MOVES_PER_ROUND = 3  # re-prunes timed per round (cheap); the explorer moves onc
 STEP = 0.01
 GRID = (0.0, 0.5)  # the explorer's accuracy curve: two points, so opening it costs two evaluations here
 COLUMNS = ("model", "device", "weights", "build ms", "re-prune ms", "re-prune writes", "torch.prune ms",
-           "re-prune speed-up", "first frame ms", "move-to-readout ms", "bytes/weight")
+           "re-prune speed-up", "first frame ms", "drag first frame ms", "move-to-readout ms", "bytes/weight")
 
 
 def resnet50(num_classes: int = 10) -> nn.Module:
@@ -80,6 +81,7 @@ class Measured:
     writes: list[float] = field(default_factory=list)  # share of the weights a re-prune wrote
     torch_prune: list[float] = field(default_factory=list)
     first_frame: list[float] = field(default_factory=list)
+    drag_frame: list[float] = field(default_factory=list)  # a +0.01 move after the jump (a drag of the slider)
     readout: list[float] = field(default_factory=list)
 
 
@@ -198,6 +200,8 @@ class Bench:
         first, readout = _timed_move(self.explorer, value, self.device)
         m.first_frame.append(first)
         m.readout.append(readout)
+        drag, _ = _timed_move(self.explorer, round(value + STEP, 2), self.device)  # its rest's evaluation untimed
+        m.drag_frame.append(drag)
 
     def close(self) -> None:
         self.explorer.session.restore()
@@ -213,6 +217,7 @@ def table_rows(benches: list[Bench]) -> list[dict]:
                      "re-prune ms": med(m.reprune), "re-prune writes": med(m.writes) if m.writes else None,
                      "torch.prune ms": med(m.torch_prune),
                      "re-prune speed-up": med(m.torch_prune) / med(m.reprune), "first frame ms": med(m.first_frame),
+                     "drag first frame ms": med(m.drag_frame),
                      "move-to-readout ms": med(m.readout), "bytes/weight": m.bytes_per_weight})
     return rows
 
@@ -273,6 +278,7 @@ _REPORT = (("weights", "weights", "weights"), ("build ms", "Pruner build (global
            ("torch.prune ms", "torch.nn.utils.prune global_unstructured + remove (median)", "ms"),
            ("re-prune speed-up", "speed-up re-prune (torch / cached)", "x"),
            ("first frame ms", "explorer move to first frame (median)", "ms"),
+           ("drag first frame ms", "explorer +0.01 move to first frame (median)", "ms"),
            ("move-to-readout ms", "explorer move to readout with accuracy (median)", "ms"),
            ("bytes/weight", "Pruner memory per weight", "bytes"))
 

@@ -66,7 +66,12 @@ def _ranks(order: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def _mask(order: torch.Tensor, k: int, n: int) -> torch.Tensor:
-    """One bool per group, False for the first k of ``order``."""
+    """One bool per group, False for the first k of ``order``: a scatter of the shorter side (the scattered
+    indices are random in memory, so their count is the cost); groups missing from ``order`` stay kept."""
+    if n == order.numel() and k > n // 2:
+        mask = torch.zeros(n, dtype=torch.bool, device=order.device)
+        mask[order[k:]] = True
+        return mask
     mask = torch.ones(n, dtype=torch.bool, device=order.device)
     mask[order[:k]] = False
     return mask

@@ -29,7 +29,8 @@ def test_quick_run_prints_one_row_per_model_under_the_columns(tiny, capsys):
     rows = [dict(zip(bench_scale.COLUMNS, _cells(line))) for line in lines[2:]]
     assert [(r["model"], r["device"]) for r in rows] == [(case.name, "cpu") for case in TINY]
     for row in rows:
-        for column in ("build ms", "re-prune ms", "torch.prune ms", "first frame ms", "move-to-readout ms"):
+        for column in ("build ms", "re-prune ms", "torch.prune ms", "first frame ms", "drag first frame ms",
+                       "move-to-readout ms"):
             assert float(row[column].replace(",", "")) > 0
         assert row["re-prune speed-up"].endswith("x") and float(row["re-prune speed-up"][:-1]) > 0
         assert row["bytes/weight"] == "n/a" or float(row["bytes/weight"]) > 0

@@ -455,3 +455,20 @@ def test_cached_evaluator_runs_a_reused_module_each_time(digits):
 
     odd = Reordered(torch.nn.Flatten(), torch.nn.Linear(64, 10), torch.nn.Identity())
     assert CachedEvaluator(odd, digits.test).stages is None
+
+
+def test_compare_names_the_guarded_layers_in_its_readout_instead_of_warning(cnn, digits):
+    """The compare widget's readout says which layers the global guard kept a channel in (as the explorer's does),
+    move after move, and no warning is printed on top."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        view = compare(copy.deepcopy(cnn), digits.test, ["magnitude", "l2"], granularity="channel",
+                       scope="global", sparsity=0.5, figure="agg", grid=GRID)
+        view.sparsity.value = 0.7
+    guarded = {label: session.guarded_layers() for label, session in view.sessions.items()}
+    assert any(guarded.values()), "a global 70 % channel threshold empties a layer of digits-cnn"
+    for label, layers in guarded.items():
+        said = f"{label}: {', '.join(layers)} kept the most important of its output channels"
+        assert (said in view.readout.value) == bool(layers)
+    view.sparsity.value = 0.0
+    assert "kept the most important" not in view.readout.value

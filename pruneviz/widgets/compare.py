@@ -50,13 +50,15 @@ class Comparison(widgets.VBox):
             raise ValueError(f"compare needs two or more criteria, got {list(configs)}")
         pairs = [(c, granularity) if isinstance(c, str) else tuple(c) for c in configs]
         self.errors = ErrorPanel()
-        self.background = Background(self._plan, scheduler, on_error=lambda error: show_background_failure(error, self.status, self.errors))
+        self.background = Background(self._plan, scheduler,
+                                     on_error=lambda error: show_background_failure(error, self.status, self.errors))
         self.shown_readouts: dict[str, Readout] = {}
         self.sessions: dict[str, PruningSession] = {}
         for criterion, gran in pairs:
             label = f"{criterion}, {_family(gran)}" + (" + LS" if reconstruct else "")
             session = PruningSession(dense_copy(model), data, calibration=calibration, grid=tuple(grid),
                                      reconstruct=reconstruct)
+            session.readout_says_guard = True  # the readout names the guarded layers (see _guard_notes)
             session.use(criterion, gran, scope)  # an invalid pair raises here, before any widget exists
             self.sessions[label] = session
         first = next(iter(self.sessions.values()))
@@ -153,7 +155,7 @@ class Comparison(widgets.VBox):
             rows.append(f"<tr><td>{html.escape(label)}</td><td>{html.escape(accuracy)}</td>"
                         f"<td>{state.sparsity:.3f}</td><td>{state.nonzero_parameters:,}</td></tr>")
         self.readout.value = ("<table><tr><th>criterion</th><th>accuracy</th><th>sparsity</th>"
-                              "<th>nonzero parameters</th></tr>" + "".join(rows) + "</table>")
+                              "<th>nonzero parameters</th></tr>" + "".join(rows) + "</table>" + self._guard_notes())
         if only is not None and not self._full:
             self.figure.draw(only=only)
         else:
@@ -163,6 +165,18 @@ class Comparison(widgets.VBox):
                                  f"{label}: {s.accuracy_text()}, sparsity {s.sparsity:.3f}"
                                  for label, s in self.shown_readouts.items()))
         self._full = False
+
+    def _guard_notes(self) -> str:
+        """The layers the global guard kept a group in, per criterion: said here, so no warning is printed."""
+        notes = []
+        for label, session in self.sessions.items():
+            guarded = session.guarded_layers()
+            if guarded:
+                unit = pruned_unit(session.key[1])
+                notes.append(f"<p>{html.escape(label)}: {html.escape(', '.join(guarded))} kept the most "
+                             f"important of its {unit}, all of which the one global threshold would have taken (a layer with nothing left makes the "
+                             f"network compute a constant; Pruner.guarded, max_layer_sparsity)</p>")
+        return "".join(notes)
 
     # -- the work when the slider rests ---------------------------------------------------------------
     def _plan(self):

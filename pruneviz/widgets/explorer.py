@@ -49,7 +49,8 @@ class Explorer(widgets.VBox):
                  scope: str = "local", sparsity: float = 0.0, layer: str | None = None, figure: str = "auto",
                  data_name: str = "the evaluation data", scheduler: Scheduler | None = None):
         self.session = session
-        self.background = Background(self._plan, scheduler, on_error=lambda error: show_background_failure(error, self.status, self.errors))
+        self.background = Background(self._plan, scheduler,
+                                     on_error=lambda error: show_background_failure(error, self.status, self.errors))
         self.shown_readout: Readout | None = None
         self._histogram_shows = None  # (pruner, state) whose mask the histogram's kept counts hold
         self.data_name = data_name
