@@ -490,8 +490,10 @@ class Pruner:
         if isinstance(counts, int):
             flipped, total = abs(counts - held.counts), self._selector.groups
         else:
-            flipped = sum(abs(k - held.counts.get(name, 0)) for name, k in counts.items())
-            total = sum(order.numel() for order in self._selector.orders.values())
+            moved = [abs(k - held.counts.get(name, 0)) for name, k in counts.items()]
+            if not all(moved):  # a layer left as it is keeps its tensors unwritten (cached activations stay valid)
+                return True
+            flipped, total = sum(moved), sum(order.numel() for order in self._selector.orders.values())
         return flipped * 8 <= max(1, total)
 
     def _holds_selection(self) -> bool:

@@ -220,3 +220,18 @@ def test_another_pruners_write_in_between_takes_the_full_path_and_stays_exact():
     first.restore()
     assert first.changed is None and first.sparsity() == 0.0
     assert all(torch.equal(first.layers[n].weight, dense.get_submodule(n).weight) for n in first.layers)
+
+
+def test_a_large_move_of_some_layers_leaves_the_other_layers_unwritten():
+    """A jump of some layers' ratios (a dict move) writes only those layers, whatever its size: a layer not
+    written keeps its version, so the widgets' cached activations before it stay valid."""
+    model = model_with_ties_and_zeros()
+    pruner = Pruner(model, "magnitude", "element", "local")
+    names = list(pruner.layers)
+    pruner.prune({names[-2]: 0.2})
+    versions = {name: pruner.layers[name].weight._version for name in names}
+    pruner.prune({names[-2]: 0.9, names[-1]: 0.9})  # most of both layers flips
+    for name in names[:-2]:
+        assert pruner.layers[name].weight._version == versions[name], name
+    reference = fresh(model_with_ties_and_zeros(), "element", "local", {names[-2]: 0.9, names[-1]: 0.9})
+    assert_same(pruner, reference)
