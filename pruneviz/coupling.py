@@ -106,6 +106,11 @@ class _Flow:
         return self.dim() == 1 or (self.rank == 2 and self.cdim == -1)
 
 
+# the records of a coupled set, by kind, and the CoupledGroup field each fills
+_LISTED = {"producer": "producers", "depthwise": "depthwise", "blocker": "blockers"}
+_KEYED = {"grouped": "grouped", "heads": "heads", "widened": "widened", "scale": "scales",
+          "attention_input": "attention_inputs", "norm": "norms"}
+
 class _Analysis:
     """One pass over the fx graph: each node's flow, union-find over the keys that meet."""
 
@@ -586,24 +591,12 @@ class _Analysis:
         by_root: dict[str, CoupledGroup] = {}
         for root, kind, payload in self.ties.by_set():
             group = by_root.setdefault(root, CoupledGroup("", self.size[root]))
-            if kind == "producer":
-                if payload not in group.producers:
-                    group.producers.append(payload)
-            elif kind == "depthwise":
-                if payload not in group.depthwise:
-                    group.depthwise.append(payload)
-            elif kind == "grouped":
-                group.grouped.setdefault(*payload)
-            elif kind == "heads":
-                group.heads.setdefault(*payload)
-            elif kind == "widened":
-                group.widened.setdefault(*payload)
-            elif kind == "scale":
-                group.scales.setdefault(*payload)
-            elif kind == "attention_input":
-                group.attention_inputs.setdefault(*payload)
-            elif kind == "norm":
-                group.norms.setdefault(*payload)
+            if kind in _LISTED:  # names, each once
+                listed = getattr(group, _LISTED[kind])
+                if payload not in listed:
+                    listed.append(payload)
+            elif kind in _KEYED:  # (name, what is known of it): the first record of a name holds
+                getattr(group, _KEYED[kind]).setdefault(*payload)
             elif kind == "consumer":
                 name, first, columns = payload
                 group.consumers.setdefault(name, (first, columns))
