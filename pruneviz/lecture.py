@@ -10,7 +10,8 @@ By default a pool of kernels is preheated: Voila runs the notebook in ``pool_siz
 server starts, and this command says "ready" (and opens the browser) only once every one has finished, so the
 first ``pool_size`` visitors (the projector, a reload, a student opening the link) see their widgets within
 seconds. Each kernel taken from the pool is replaced ``refill_delay`` seconds later, which costs a whole run of
-the notebook in the background; a visitor who comes while the pool is empty waits for that run. A visitor's
+the notebook in the background; a visitor who comes while the pool is empty waits for that run. A kernel that
+dies in the pool is taken out and replaced at once (:mod:`pruneviz.kernel_pool`). A visitor's
 kernel is shut down when the page is closed or reloaded; one whose page vanished without saying so (a crashed
 browser, a laptop gone to sleep) is culled after ``cull_idle`` seconds without activity. ``--progressive``
 instead runs the notebook for each visitor and shows the cells as they finish.
@@ -26,6 +27,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from .kernel_pool import PoolKeeper
 
 HIDE_TAG = "lecture-hide"
 
@@ -106,6 +109,9 @@ def _lecture_app(open_browser: bool):
 
     class LectureVoila(Voila):
         def launch_browser(self):  # Voila calls it just before its event loop starts (open_browser is forced on)
+            if self.voila_configuration.preheat_kernel and hasattr(self.kernel_manager, "_pools"):
+                self.pool_keeper = PoolKeeper(self.kernel_manager, self.log)
+                IOLoop.current().add_callback(self.pool_keeper.run)
             IOLoop.current().add_callback(self._announce_when_rendered)
 
         def _rendered(self) -> bool:

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
+import signal
+import subprocess
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -21,7 +24,14 @@ import pytest
 
 from pruneviz.lecture import HIDE_TAG
 
-from .lab import SLIDER, SLIDER_VALUE, LectureServer, changed_fraction, key_to_change_times, median_ms
+from .lab import (
+    SLIDER,
+    SLIDER_VALUE,
+    LectureServer,
+    changed_fraction,
+    key_to_change_times,
+    median_ms,
+)
 from .test_browser import READOUT, parse_readout
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,6 +97,22 @@ def open_page(chromium, url: str, requests: list[str]):
     return context, page
 
 
+def widgets_shown(page, lecture: LectureServer, timeout_s: float = 60.0) -> float:
+    """Seconds until the page shows the explorer's slider. On a timeout the failure says what the page showed
+    and the server's last log lines (a page with the notebook's text but no widgets: its kernel lost them)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    started = time.monotonic()
+    try:
+        page.locator(".pruneviz-explorer").first.locator(SLIDER).wait_for(state="visible", timeout=1000 * timeout_s)
+    except PlaywrightTimeout as error:
+        shown = page.locator("body").inner_text()[:400]
+        log = lecture.log.read_text(errors="replace")[-3000:]
+        raise AssertionError(f"no widgets on the page after {timeout_s:.0f} s ({type(error).__name__}); the page "
+                             f"showed:\n{shown}\n--- server log ({lecture.log}), last lines:\n{log}") from None
+    return time.monotonic() - started
+
+
 def foreign(requests: list[str], url: str) -> list[str]:
     """The requests that went to another host than the lecture server."""
     server = urlparse(url).netloc
@@ -102,7 +128,7 @@ def test_lecture_mode_shows_the_explorer_at_once_in_its_described_state(lecture,
     try:
         explorer = page.locator(".pruneviz-explorer").first
         handle = explorer.locator(SLIDER)
-        handle.wait_for(state="visible")
+        widgets_shown(page, lecture)
         first_widget = time.monotonic() - opened
         print(f"page open -> first widget (the explorer's slider): {first_widget:.1f} s")
 
@@ -110,8 +136,7 @@ def test_lecture_mode_shows_the_explorer_at_once_in_its_described_state(lecture,
         assert time.monotonic() - opened < SECOND_VISITOR_WITHIN
         second_opened = time.monotonic()
         second, second_page = open_page(chromium, lecture.url, requests)
-        second_page.locator(".pruneviz-explorer").first.locator(SLIDER).wait_for(
-            state="visible", timeout=1000 * max(SECOND_VISITOR_BOUND, 120))
+        widgets_shown(second_page, lecture, timeout_s=max(SECOND_VISITOR_BOUND, 120))
         second_wait = time.monotonic() - second_opened
         print(f"second visitor, {second_opened - opened:.1f} s after the first: page open -> first widget "
               f"{second_wait:.1f} s (bound {SECOND_VISITOR_BOUND:.0f} s)")
@@ -169,3 +194,31 @@ def test_lecture_mode_shows_the_explorer_at_once_in_its_described_state(lecture,
         if second is not None:
             second.close()
         context.close()
+
+
+def test_a_kernel_that_dies_in_the_pool_is_replaced_before_a_visitor_gets_it(subreaper, chromium, tmp_path):
+    """A preheated kernel killed while it waits (out of memory, a crash): Jupyter restarts it empty, and Voila
+    alone would hand that kernel to the next visitor, whose page then shows the text and never a widget. The
+    keeper takes it out and runs the notebook in another: both visitors get their widgets."""
+    pytest.importorskip("voila", reason="lecture mode needs voila (pip install -e '.[test]')")
+    server = LectureServer.start(NOTEBOOK, tmp_path)
+    try:
+        kernels = subprocess.run(["pgrep", "-P", str(server.process.pid), "-f", "ipykernel_launcher"],
+                                 capture_output=True, text=True, check=False).stdout.split()
+        assert len(kernels) == 2, f"expected the pool's two kernels, found processes {kernels}"
+        os.kill(int(kernels[-1]), signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while "was unusable" not in server.log.read_text(errors="replace"):
+            assert time.monotonic() < deadline, f"the dead kernel was not taken out of the pool (log: {server.log})"
+            time.sleep(0.25)
+        requests: list[str] = []
+        for visitor in range(2):
+            context, page = open_page(chromium, server.url, requests)
+            try:
+                waited = widgets_shown(page, server, timeout_s=120)
+                assert parse_readout(page.locator(".pruneviz-readout").first.inner_text())
+                print(f"visitor {visitor + 1} after a pooled kernel was killed: widgets in {waited:.1f} s")
+            finally:
+                context.close()
+    finally:
+        server.stop()
