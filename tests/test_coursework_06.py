@@ -157,3 +157,22 @@ def test_the_checks_answer_is_minimum_norm_and_least_squares():
     features = pruneviz.criteria.regression._features(layer, x, layer(x).detach(), 64, 10**9, 0)
     kit = least_squares(features, keep)[1]
     assert relative_error(layer, x, reference_weight(layer, x, keep)) == pytest.approx(kit, rel=1e-6, abs=1e-9)
+
+
+def test_the_gap_between_the_solution_and_the_kit_on_conv3_is_the_sample():
+    """Notebook 06, exercise 2's text: on `small` (64 positions per image) the kit's exact path picks the same 16
+    channels as the reference solution (error 0.169); on every position it swaps 4 of them (error 0.150)."""
+    from pruneviz.criteria.regression import layer_features, top_k
+
+    torch.manual_seed(0)
+    _, val, _ = pruneviz.data.digits()
+    model = pruneviz.zoo.load("digits-cnn")
+    features = layer_features(model, "conv3", val)
+    small = layer_features(model, "conv3", val, positions=64)
+    solution = notebook_function("06_regression.ipynb", "lasso_select")(
+        small.contributions().reshape(-1, 64), small.y.reshape(-1), 16)
+    kit_small, kit_full = top_k(lasso_order(small), 16), top_k(lasso_order(features), 16)
+    assert torch.equal(solution, kit_small)
+    assert int((kit_full & ~kit_small).sum()) == 4
+    assert f"{least_squares(features, solution)[1]:.3f}" == "0.169"
+    assert f"{least_squares(features, kit_full)[1]:.3f}" == "0.150"
