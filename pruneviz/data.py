@@ -247,7 +247,7 @@ def batches(data: Data, batch_size: int = 1024, device: torch.device | None = No
         return
     else:
         raise TypeError(f"data must be a DataLoader, a Dataset or an (inputs, targets) pair of tensors, "
-                        f"got {type(data).__name__}")
+                        f"got {_given(data)}")
     x, y = tensors[0], _as_indices(tensors[1])
     for start in range(0, len(x), batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
@@ -275,6 +275,17 @@ def as_tensors(data: Data, limit: int | None = None) -> tuple[torch.Tensor, torc
         raise ValueError(f"data is empty (0 samples): {_describe(data)}")
     x, y = torch.cat(xs), torch.cat(ys)
     return (x[:limit], y[:limit]) if limit is not None else (x, y)
+
+
+def _given(data: object) -> str:
+    """What a caller passed as data, in words: a tuple or list with its elements' types (a pair of numpy arrays
+    is a pair, of the wrong kind), and how to convert arrays."""
+    if isinstance(data, (tuple, list)):
+        kinds = ", ".join(type(item).__name__ for item in data[:4]) + (", ..." if len(data) > 4 else "")
+        hint = (" (convert with torch.as_tensor(x), torch.as_tensor(y))"
+                if any(type(item).__module__ == "numpy" for item in data) else "")
+        return f"a {type(data).__name__} of {len(data)}: ({kinds}){hint}"
+    return type(data).__name__
 
 
 def _describe(data: Data) -> str:

@@ -25,6 +25,8 @@ SAMPLES = 64  # values read back per stamp
 
 
 def _sample_index(n: int) -> torch.Tensor:
+    if n == 0:  # a layer with no weights (nn.Linear(0, 4)): nothing to read back
+        return torch.zeros(0, dtype=torch.int64)
     count = min(n, SAMPLES)
     # evenly spread, with an odd stride so rows and kernels of a layer are not hit at the same offset each time
     return (torch.arange(count, dtype=torch.int64) * max(1, (n // count) | 1) + n // 7) % max(1, n)

@@ -22,7 +22,7 @@ def predict(model: nn.Module, data: Data, batch_size: int = 1024) -> tuple[torch
     try:
         logits, targets = [], []
         for x, y in batches(data, batch_size, device):
-            logits.append(model(cast(x)))
+            logits.append(logits_of(model, cast(x)))
             targets.append(y)
     finally:
         for module, mode in modes:
@@ -30,6 +30,28 @@ def predict(model: nn.Module, data: Data, batch_size: int = 1024) -> tuple[torch
     if not logits:
         raise ValueError(f"data is empty (0 samples): nothing to evaluate on ({type(data).__name__})")
     return torch.cat(logits), torch.cat(targets)
+
+
+def run_model(model: nn.Module, x: torch.Tensor) -> object:
+    """``model(x)``, with inputs the model cannot take said in the caller's terms: torch's own message names the
+    layer's shapes, not the data that reached it."""
+    try:
+        return model(x)
+    except RuntimeError as error:
+        if type(error) is not RuntimeError:  # the kit's own refusals (ModelChangedError, ...) say it already
+            raise
+        raise RuntimeError(f"the model could not run on a batch of inputs shaped {tuple(x.shape)} "
+                           f"({str(x.dtype).replace('torch.', '')}): {error}") from error
+
+
+def logits_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """:func:`run_model`, and an output that is not one tensor of logits (an LSTM's tuple, a detection model's
+    dict) said so."""
+    out = run_model(model, x)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"the model returned a {type(out).__name__}, not a tensor of [N, classes] logits; wrap it "
+                        "in a module whose forward returns the logits (e.g. an LSTM's last output through a Linear)")
+    return out
 
 
 def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:

@@ -38,7 +38,7 @@ def _sort_key(values: torch.Tensor) -> torch.Tensor:
     if not flat.is_floating_point() or flat.element_size() not in _INT_OF_SIZE:
         return flat
     ints = _INT_OF_SIZE[flat.element_size()]
-    if flat.is_contiguous() and int(flat.view(ints).min()) >= 0:  # no sign bit (e.g. |w|): the bits are the key
+    if flat.is_contiguous() and (flat.numel() == 0 or int(flat.view(ints).min()) >= 0):  # no sign bit (e.g. |w|): the bits are the key
         return flat.view(ints)
     bits = (flat + 0.0).view(ints)  # + 0.0 turns -0.0 into +0.0
     magnitude = torch.iinfo(bits.dtype).max

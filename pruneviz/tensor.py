@@ -21,7 +21,8 @@ def prune_tensor(tensor: torch.Tensor, sparsity: float, criterion: str = "magnit
     tensor([[ 0.,  0.],
             [ 1., -5.]])
     """
-    return torch.where(tensor_mask(tensor, sparsity, criterion, granularity), tensor, 0.0)
+    keep = tensor_mask(tensor, sparsity, criterion, granularity)
+    return torch.where(keep, tensor, torch.zeros((), dtype=tensor.dtype, device=tensor.device))  # keeps the dtype
 
 
 def tensor_mask(tensor: torch.Tensor, sparsity: float, criterion: str = "magnitude",

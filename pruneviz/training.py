@@ -17,6 +17,7 @@ from .snapshot import rolled_back
 from .data import Data, as_tensors, check_class_targets, check_data, first_batch
 from .device import input_cast, model_device
 from .errors import check_count, check_model, unknown_choice
+from .evaluation import logits_of, run_model
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9),
@@ -76,7 +77,7 @@ def check_training(model: nn.Module, data: Data, *, epochs: int, lr: float, batc
     try:
         model.eval()
         with torch.no_grad():
-            out = model(input_cast(model)(x[:1].to(model_device(model))))
+            out = logits_of(model, input_cast(model)(x[:1].to(model_device(model))))
     finally:
         for module, mode in modes:
             module.training = mode
@@ -216,7 +217,7 @@ def _train(model, data, epochs, optimizer, lr, batch_size, seed, pruner, progres
         for x, y in shuffled(data, batch_size, gen, device, augment):
             if steps is not None and done == steps:
                 break
-            logits = model(cast(x))
+            logits = run_model(model, cast(x))  # a loss_fn may take any output (a tuple, a dict)
             loss = loss_fn(model, logits, y) if loss_fn else nn.functional.cross_entropy(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
